@@ -1,0 +1,112 @@
+"""Chinese patent application and publication numbers.
+
+Application numbers since 2003 have 12 digits + a check character (YYYY T NNNNNNN . C);
+before that 8 digits + check (YY T NNNNN . C). T is the type digit: 1 invention,
+2 utility model, 3 design, 8 PCT invention entering China, 9 PCT utility model.
+The check character is CNIPA's mod-11 rule: weights 2..9 cycling over the digits,
+sum mod 11, 10 written as X. Normal form: `202110123456.7`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class PatentType(StrEnum):
+    INVENTION = "invention"
+    UTILITY_MODEL = "utility_model"
+    DESIGN = "design"
+    PCT_INVENTION = "pct_invention"
+    PCT_UTILITY_MODEL = "pct_utility_model"
+
+
+TYPE_BY_DIGIT = {
+    "1": PatentType.INVENTION,
+    "2": PatentType.UTILITY_MODEL,
+    "3": PatentType.DESIGN,
+    "8": PatentType.PCT_INVENTION,
+    "9": PatentType.PCT_UTILITY_MODEL,
+}
+
+_APPNO = re.compile(r"^(?:CN|ZL)?(\d{8}|\d{12})\.?([0-9X])$")
+_PUBNO = re.compile(r"^(?:CN)?(\d{6,9})([ABCUSY]\d?)$")
+
+
+class InvalidNumber(ValueError):
+    pass
+
+
+def check_char(digits: str) -> str:
+    total = sum(int(d) * (2 + i % 8) for i, d in enumerate(digits))
+    r = total % 11
+    return "X" if r == 10 else str(r)
+
+
+@dataclass(frozen=True)
+class ApplicationNumber:
+    digits: str
+    check: str
+
+    @property
+    def normal(self) -> str:
+        return f"{self.digits}.{self.check}"
+
+    @property
+    def patent_type(self) -> PatentType:
+        digit = self.digits[4] if len(self.digits) == 12 else self.digits[2]
+        return TYPE_BY_DIGIT[digit]
+
+    @property
+    def filing_year(self) -> int:
+        if len(self.digits) == 12:
+            return int(self.digits[:4])
+        yy = int(self.digits[:2])
+        return 1900 + yy if yy >= 85 else 2000 + yy
+
+
+def _clean(raw: str) -> str:
+    s = unicodedata.normalize("NFKC", raw).upper()
+    return re.sub(r"[\s\-]", "", s)
+
+
+def parse_application_number(raw: str) -> ApplicationNumber:
+    """Parse and verify; raise InvalidNumber with a reason a person can act on."""
+    s = _clean(raw)
+    m = _APPNO.match(s)
+    if not m:
+        raise InvalidNumber(
+            "not a CN application number: expected 12 digits + check (e.g. 202110123456.7)"
+            " or 8 digits + check (e.g. 02123456.X)"
+        )
+    digits, given = m.groups()
+    type_digit = digits[4] if len(digits) == 12 else digits[2]
+    if type_digit not in TYPE_BY_DIGIT:
+        raise InvalidNumber(f"unknown patent type digit '{type_digit}' (expected 1, 2, 3, 8 or 9)")
+    if len(digits) == 12 and not 1985 <= int(digits[:4]) <= 2099:
+        raise InvalidNumber(f"implausible filing year {digits[:4]}")
+    expected = check_char(digits)
+    if given != expected:
+        raise InvalidNumber(f"check digit is {given} but the number requires {expected}")
+    return ApplicationNumber(digits, given)
+
+
+def normalize_application_number(raw: str) -> str:
+    return parse_application_number(raw).normal
+
+
+def normalize_publication_number(raw: str) -> str:
+    """`CN 108982325 A` / `108982325A` -> `CN108982325A`."""
+    s = _clean(raw)
+    m = _PUBNO.match(s)
+    if not m:
+        raise InvalidNumber("not a CN publication number (e.g. CN108982325A, CN218751475U)")
+    return f"CN{m.group(1)}{m.group(2)}"
+
+
+def make_application_number(year: int, type_digit: str, serial: int) -> str:
+    """Build a valid 12+1 number (used to give demo records an identity)."""
+    digits = f"{year:04d}{type_digit}{serial:07d}"
+    return f"{digits}.{check_char(digits)}"

@@ -1,0 +1,83 @@
+"""Catalog service: organisations, patents, pool listings, bundles and the change feed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from services.catalog.api import bulk, bundles, listings, organisations, patents, stats
+from services.catalog.api.deps import SessionDep
+from services.catalog.domain.conversions import apply_deal_entries
+from services.catalog.domain.keys import DbAuthenticator
+from services.catalog.models import FeedCursor, FeedEntry
+from services.catalog.settings import CatalogSettings
+from shared.app import create_service_app
+from shared.db import Database, upgrade_async
+from shared.feed import FeedConsumer, feed_router
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger("tjp.catalog")
+
+
+def create_app(settings: CatalogSettings | None = None) -> FastAPI:
+    settings = settings or CatalogSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.migrate_on_startup:
+            await upgrade_async(MIGRATIONS, settings.database_url)
+        db = Database(settings.database_url)
+        app.state.db = db
+        app.state.settings = settings
+        app.state.authenticator = DbAuthenticator(db.sessionmaker)
+        app.state.jobs = {}
+        consumer = None
+        client = None
+        if settings.indicators_url:
+            client = httpx.AsyncClient(base_url=settings.indicators_url, timeout=10.0)
+            consumer = FeedConsumer(
+                source="indicators",
+                client=client,
+                sessionmaker=db.sessionmaker,
+                cursor_model=FeedCursor,
+                handler=apply_deal_entries,
+            )
+            consumer.start()
+        app.state.consumer = consumer
+        app.state.readiness = lambda: (
+            {"indicators_feed": consumer.last_error or f"ok at {consumer.position}"}
+            if consumer
+            else {}
+        )
+        try:
+            yield
+        finally:
+            if consumer:
+                await consumer.stop()
+            if client:
+                await client.aclose()
+            for task in list(app.state.jobs.values()):
+                task.cancel()
+            await db.dispose()
+
+    app = create_service_app(
+        title="Tianjin patent pool — catalog",
+        description=(
+            "Organisations, patents and the sleeping-patent pool. Universities upload "
+            "patents (single or bulk); every change is published on `/v1/feed`."
+        ),
+        lifespan=lifespan,
+    )
+    app.include_router(organisations.router)
+    app.include_router(patents.router)
+    app.include_router(listings.router)
+    app.include_router(bundles.router)
+    app.include_router(bulk.router)
+    app.include_router(stats.router)
+    app.include_router(feed_router(FeedEntry, SessionDep))
+    return app

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class CatalogSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="CATALOG_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///var/catalog.db"
+    # Where the indicators feed lives; empty disables the consumer (deals -> converted).
+    indicators_url: str = ""
+    max_upload_bytes: int = 100 * 1024 * 1024
+    max_upload_records: int = 50_000
+    # Uploads above this many records run as a background job the client polls.
+    sync_upload_limit: int = 2_000

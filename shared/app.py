@@ -1,0 +1,88 @@
+"""The common shape of every service's FastAPI app."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.routing import APIRoute
+from sqlalchemy import text
+
+from shared.db import Database
+from shared.errors import install_error_handlers
+
+log = logging.getLogger("tjp.access")
+
+
+def _operation_id(route: APIRoute) -> str:
+    tag = route.tags[0] if route.tags else "default"
+    return f"{tag}-{route.name}"
+
+
+def create_service_app(
+    *,
+    title: str,
+    description: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    version: str = "0.1.0",
+) -> FastAPI:
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next: Any) -> Response:
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.state.request_id = rid
+        start = time.perf_counter()
+        response: Response = await call_next(request)
+        response.headers["x-request-id"] = rid
+        log.debug(
+            "%s %s %s %.1fms rid=%s",
+            request.method,
+            request.url.path,
+            response.status_code,
+            (time.perf_counter() - start) * 1000,
+            rid,
+        )
+        return response
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="Readiness: database reachable and migrated")
+    async def readyz(response: Response) -> dict[str, Any]:
+        db: Database = app.state.db
+        checks: dict[str, Any] = {}
+        try:
+            async with db.engine.connect() as conn:
+                rev = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+            checks["database"] = "ok"
+            checks["migration"] = rev
+        except Exception as exc:  # readiness must report, never raise
+            checks["database"] = f"error: {type(exc).__name__}"
+            response.status_code = 503
+        extra = getattr(app.state, "readiness", None)
+        if extra:
+            checks.update(extra())
+            if any(str(v).startswith("error") for v in checks.values()):
+                response.status_code = 503
+        checks["status"] = "ok" if response.status_code == 200 else "unavailable"
+        return checks
+
+    return app
+
+
+async def noop_lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    yield

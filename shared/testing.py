@@ -1,0 +1,102 @@
+"""Test and local-run helpers: fresh databases and real uvicorn servers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def postgres_url() -> str:
+    return os.environ.get("TEST_DATABASE_URL", DEFAULT_PG)
+
+
+def postgres_reachable(url: str | None = None) -> bool:
+    u = make_url(url or postgres_url())
+    try:
+        with socket.create_connection((u.host or "127.0.0.1", u.port or 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+async def _pg_admin(url: str, sql: str) -> None:
+    import asyncpg
+
+    u = make_url(url)
+    conn = await asyncpg.connect(
+        host=u.host,
+        port=u.port or 5432,
+        user=u.username,
+        password=u.password,
+        database=u.database,
+    )
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextmanager
+def fresh_database(engine: str, tmp_dir: Path, name: str = "t") -> Iterator[str]:
+    """A new empty database on SQLite (temp file) or PostgreSQL (CREATE DATABASE)."""
+    if engine == "sqlite":
+        path = tmp_dir / f"{name}-{uuid.uuid4().hex[:8]}.db"
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    base = postgres_url()
+    dbname = f"tjp_{name}_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_pg_admin(base, f'CREATE DATABASE "{dbname}"'))
+    try:
+        yield make_url(base).set(database=dbname).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_pg_admin(base, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+
+
+class LiveServer:
+    """Runs an ASGI app under uvicorn in a background thread on a free loopback port."""
+
+    def __init__(self, app: FastAPI, port: int = 0) -> None:
+        self.port = port or free_port()
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("server thread died during startup")
+            if time.monotonic() > deadline:
+                raise TimeoutError("server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
