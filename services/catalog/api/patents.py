@@ -1,3 +1,223 @@
-from fastapi import APIRouter
+"""Patents: single upsert, read, search and legal-status changes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from sqlalchemy import select
+
+from services.catalog import schemas
+from services.catalog.api.deps import SessionDep
+from services.catalog.domain.appno import InvalidNumber, normalize_application_number
+from services.catalog.domain.ingest import (
+    RecordError,
+    ineligibility,
+    owners_of,
+    prepare,
+    publish_patents,
+    reevaluate_listings,
+    upsert_batch,
+)
+from services.catalog.domain.search import (
+    Filters,
+    apply_sort,
+    build_query,
+    encode_cursor,
+    sort_value,
+)
+from services.catalog.models import Listing, Organisation, Patent
+from shared.auth import Principal, PrincipalDep, Role, require_role
+from shared.errors import Forbidden, NotFound, Unprocessable
+from shared.feed import utcnow
 
 router = APIRouter(prefix="/v1", tags=["patents"])
+
+
+def normalize_number(raw: str, field: str = "application_number") -> str:
+    try:
+        return normalize_application_number(raw)
+    except InvalidNumber as exc:
+        raise Unprocessable.field(field, str(exc)) from None
+
+
+async def load_patent(session: SessionDep, number: str) -> Patent:
+    norm = normalize_number(number)
+    patent = await session.scalar(select(Patent).where(Patent.application_number == norm))
+    if patent is None:
+        raise NotFound(f"patent {norm} is not in the catalog")
+    return patent
+
+
+async def require_owner(session: SessionDep, patent: Patent, principal: Principal) -> None:
+    """Suppliers may only act on their own organisation's patents."""
+    if principal.role is Role.ADMIN:
+        return
+    owners = (await owners_of(session, [patent.id]))[patent.id]
+    if principal.org_id not in owners:
+        raise Forbidden(f"patent {patent.application_number} is not owned by your organisation")
+
+
+async def supplier_org(session: SessionDep, principal: Principal) -> Organisation:
+    require_role(principal, Role.SUPPLIER)
+    org = await session.get(Organisation, principal.org_id)
+    assert org is not None
+    return org
+
+
+async def to_schema(
+    session: SessionDep, patent: Patent, *, with_claims: bool = True
+) -> schemas.Patent:
+    owners = (await owners_of(session, [patent.id]))[patent.id]
+    listing = await session.scalar(select(Listing).where(Listing.patent_id == patent.id))
+    out = schemas.Patent.model_validate(patent)
+    out.owner_org_ids = sorted(owners)
+    if not with_claims:
+        out.claims = None
+    if listing:
+        out.listing = schemas.Listing.model_validate(listing)
+    return out
+
+
+@router.post(
+    "/patents",
+    response_model=schemas.Patent,
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"description": "updated or unchanged"}},
+)
+async def upsert_patent(
+    body: schemas.PatentIn, session: SessionDep, principal: PrincipalDep, response: Response
+) -> schemas.Patent:
+    """Add or update one of your organisation's patents (idempotent by application number)."""
+    org = await supplier_org(session, principal)
+    try:
+        prepared = prepare(body)
+    except RecordError as exc:
+        raise Unprocessable.field(exc.field, exc.reason) from None
+    [outcome] = await upsert_batch(session, org, [(0, prepared)])
+    if outcome.status == "rejected":
+        err = outcome.errors[0]
+        if err["field"] == "application_number":
+            raise Forbidden(err["reason"])
+        raise Unprocessable(f"{err['field']}: {err['reason']}", errors=outcome.errors)
+    response.status_code = 201 if outcome.status == "accepted" else 200
+    response.headers["X-Upload-Outcome"] = outcome.status
+    patent = await session.get(Patent, outcome.patent_id)
+    assert patent is not None
+    await session.refresh(patent)
+    return await to_schema(session, patent)
+
+
+@router.get("/patents/{number}", response_model=schemas.Patent)
+async def get_patent(number: str, session: SessionDep) -> schemas.Patent:
+    """A patent by application number (`CN202110123456.7`, `202110123456.7` or `2021101234567`)."""
+    return await to_schema(session, await load_patent(session, number))
+
+
+@router.get("/patents/{number}/eligibility", response_model=schemas.Eligibility)
+async def eligibility(number: str, session: SessionDep) -> schemas.Eligibility:
+    """Can this patent be pooled, and if not, why not."""
+    patent = await load_patent(session, number)
+    reasons = await ineligibility(session, patent)
+    return schemas.Eligibility(
+        application_number=patent.application_number, eligible=not reasons, reasons=reasons
+    )
+
+
+@router.patch("/patents/{number}/legal-status", response_model=schemas.Patent)
+async def change_legal_status(
+    number: str, body: schemas.LegalStatusUpdate, session: SessionDep, principal: PrincipalDep
+) -> schemas.Patent:
+    """Record a legal-status change (owner, or the city bureau from CNIPA data); listings follow."""
+    patent = await load_patent(session, number)
+    if principal.role not in (Role.CITY_BUREAU, Role.ADMIN):
+        require_role(principal, Role.SUPPLIER)
+        await require_owner(session, patent, principal)
+    new_status = body.legal_status.value
+    grant_date = body.grant_date or patent.grant_date
+    if new_status == "granted" and not grant_date:
+        raise Unprocessable.field("grant_date", "a granted patent needs its grant date")
+    if patent.legal_status == new_status and grant_date == patent.grant_date:
+        return await to_schema(session, patent)
+    current = schemas.PatentIn.model_validate(
+        {
+            **{k: getattr(patent, k) for k in schemas.PatentIn.model_fields},
+            "legal_status": new_status,
+            "grant_date": grant_date,
+        }
+    )
+    values = prepare(current).values
+    patent.legal_status = new_status
+    patent.grant_date = grant_date
+    patent.content_hash = values["content_hash"]
+    patent.version += 1
+    patent.updated_at = utcnow()
+    await session.flush()
+    await publish_patents(session, [patent.id])
+    await reevaluate_listings(session, [patent.id])
+    return await to_schema(session, patent)
+
+
+def filters(
+    q: Annotated[str | None, Query(max_length=200, description="keywords (all must occur)")] = None,
+    ipc: Annotated[
+        str | None, Query(max_length=20, description="IPC prefix, e.g. H01M or H01M10")
+    ] = None,
+    industry: Annotated[
+        str | None, Query(max_length=10, description="SEI industry '1' or branch '1.2'")
+    ] = None,
+    owner: Annotated[int | None, Query(description="owner organisation id")] = None,
+    owner_kind: Annotated[str | None, Query()] = None,
+    district: Annotated[str | None, Query()] = None,
+    mode: Annotated[schemas.Mode | None, Query()] = None,
+    zero_price: Annotated[bool | None, Query()] = None,
+    patent_type: Annotated[str | None, Query()] = None,
+    legal_status: Annotated[str | None, Query()] = None,
+    pool_status: Annotated[
+        str | None, Query(description="listing status, 'pooled' or 'unlisted'")
+    ] = None,
+) -> Filters:
+    return Filters(
+        q=q,
+        ipc=ipc,
+        industry=industry,
+        owner=owner,
+        owner_kind=owner_kind,
+        district=district,
+        mode=mode.value if mode else None,
+        zero_price=zero_price,
+        patent_type=patent_type,
+        legal_status=legal_status,
+        pool_status=pool_status,
+    )
+
+
+@router.get("/patents", response_model=schemas.PatentPage)
+async def search_patents(
+    session: SessionDep,
+    f: Annotated[Filters, Depends(filters)],
+    sort: str = Query(
+        "-id",
+        description="-id, id, application_date, -application_date, grant_date, -grant_date, expiry_date",
+    ),
+    cursor: str | None = Query(None, max_length=500),
+    limit: int = Query(20, ge=1, le=200),
+) -> schemas.PatentPage:
+    """Browse and keyword-search the catalog (public). Cursor pagination."""
+    stmt = apply_sort(build_query(f), sort, cursor).limit(limit + 1)
+    rows = (await session.execute(stmt)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = []
+    owners = await owners_of(session, [p.id for p, _ in rows]) if rows else {}
+    for patent, listing in rows:
+        item = schemas.Patent.model_validate(patent)
+        item.claims = None
+        item.owner_org_ids = sorted(owners.get(patent.id, ()))
+        item.listing = schemas.Listing.model_validate(listing) if listing else None
+        items.append(item)
+    next_cursor = None
+    if more:
+        last = rows[-1][0]
+        next_cursor = encode_cursor(sort, sort_value(last, sort), last.id)
+    return schemas.PatentPage(items=items, next_cursor=next_cursor)

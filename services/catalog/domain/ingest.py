@@ -1,0 +1,431 @@
+"""Turning uploaded patent records into rows: one path for single and bulk uploads.
+
+`prepare()` is pure (validation already done by `PatentIn`); `upsert_batch()` applies
+a batch in the caller's transaction and reports per record what happened:
+
+- accepted  — a new patent, owned by the uploader
+- updated   — data changed, or the uploader joined as a co-owner
+- unchanged — identical to what is stored (no write, no feed entry)
+- rejected  — with the field and the reason
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.catalog.domain.appno import InvalidNumber, parse_application_number
+from services.catalog.domain.feed_payloads import listing_payload, patent_payload
+from services.catalog.domain.industry import tag_industries
+from services.catalog.domain.lifecycle import expiry_date, pool_ineligibility
+from services.catalog.domain.textnorm import search_text
+from services.catalog.models import (
+    ConvertedPatent,
+    FeedEntry,
+    Listing,
+    ListingEvent,
+    Organisation,
+    Patent,
+    PatentOwner,
+)
+from services.catalog.schemas import POOLED, PatentIn
+from shared import feed
+from shared.feed import utcnow
+
+HASHED_FIELDS = (
+    "application_number", "publication_number", "patent_type", "title", "abstract", "claims",
+    "ipc_codes", "patentees", "inventors", "application_date", "grant_date", "legal_status",
+)  # fmt: skip
+
+
+@dataclass
+class Prepared:
+    values: dict[str, Any]
+
+    @property
+    def application_number(self) -> str:
+        return str(self.values["application_number"])
+
+
+@dataclass
+class Outcome:
+    row: int
+    application_number: str | None
+    status: str
+    errors: list[dict[str, str]] = field(default_factory=list)
+    patent_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "row": self.row,
+            "application_number": self.application_number,
+            "status": self.status,
+        }
+        if self.patent_id is not None:
+            d["patent_id"] = self.patent_id
+        if self.errors:
+            d["errors"] = self.errors
+        return d
+
+
+class RecordError(ValueError):
+    def __init__(self, field_name: str, reason: str) -> None:
+        super().__init__(f"{field_name}: {reason}")
+        self.field = field_name
+        self.reason = reason
+
+
+def prepare(rec: PatentIn) -> Prepared:
+    try:
+        appno = parse_application_number(rec.application_number)
+    except InvalidNumber as exc:
+        raise RecordError("application_number", str(exc)) from None
+    ptype = appno.patent_type.value
+    if rec.application_date and rec.application_date.year != appno.filing_year:
+        raise RecordError(
+            "application_date",
+            f"filed in {rec.application_date.year} but the application number says {appno.filing_year}",
+        )
+    values: dict[str, Any] = {
+        "application_number": appno.normal,
+        "publication_number": rec.publication_number,
+        "patent_type": ptype,
+        "title": rec.title,
+        "abstract": rec.abstract,
+        "claims": rec.claims,
+        "ipc_codes": rec.ipc_codes,
+        "patentees": rec.patentees,
+        "inventors": rec.inventors,
+        "application_date": rec.application_date,
+        "grant_date": rec.grant_date,
+        "legal_status": rec.legal_status.value,
+    }
+    values["content_hash"] = _hash(values)
+    values["main_ipc"] = rec.ipc_codes[0] if rec.ipc_codes else None
+    values["ipc_text"] = (" " + " ".join(rec.ipc_codes) + " ") if rec.ipc_codes else ""
+    industries = tag_industries(rec.ipc_codes, f"{rec.title} {rec.abstract} {rec.claims or ''}")
+    values["industries"] = industries
+    values["industry_text"] = (" " + " ".join(industries) + " ") if industries else ""
+    values["expiry_date"] = expiry_date(ptype, rec.application_date)
+    values["search_text"] = search_text(rec.title, rec.abstract)
+    return Prepared(values)
+
+
+def _hash(values: dict[str, Any]) -> str:
+    canon = json.dumps(
+        [values[k] for k in HASHED_FIELDS], ensure_ascii=False, default=str, separators=(",", ":")
+    )
+    return hashlib.md5(canon.encode()).hexdigest()
+
+
+_COLUMNS = {c.key for c in Patent.__table__.columns}
+
+
+def _columns(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k in _COLUMNS}
+
+
+def names_of(org: Organisation) -> set[str]:
+    return {org.name, *org.aliases}
+
+
+async def upsert_batch(
+    session: AsyncSession,
+    org: Organisation,
+    items: list[tuple[int, Prepared]],
+) -> list[Outcome]:
+    """Apply (row number, record) pairs for `org` in the caller's transaction."""
+    outcomes: dict[int, Outcome] = {}
+    # The last occurrence of a number within one upload wins; earlier ones are reported.
+    last_row: dict[str, int] = {}
+    for row, p in items:
+        if p.application_number in last_row:
+            outcomes[last_row[p.application_number]] = Outcome(
+                last_row[p.application_number],
+                p.application_number,
+                "rejected",
+                [
+                    {
+                        "field": "application_number",
+                        "reason": f"repeated later in the same upload (row {row}); the later row is used",
+                    }
+                ],
+            )
+        last_row[p.application_number] = row
+    batch = [(row, p) for row, p in items if last_row[p.application_number] == row]
+    numbers = [p.application_number for _, p in batch]
+    existing: dict[str, tuple[int, str, str, list[str], int]] = {}
+    owners: dict[int, set[int]] = {}
+    for chunk in _chunks(numbers, 5000):
+        res = await session.execute(
+            select(
+                Patent.id,
+                Patent.application_number,
+                Patent.content_hash,
+                Patent.legal_status,
+                Patent.patentees,
+                Patent.version,
+            ).where(Patent.application_number.in_(chunk))
+        )
+        for pid, num, h, ls, pats, ver in res.all():
+            existing[num] = (pid, h, ls, pats, ver)
+        ids = [existing[n][0] for n in chunk if n in existing]
+        if ids:
+            res = await session.execute(
+                select(PatentOwner.patent_id, PatentOwner.org_id).where(
+                    PatentOwner.patent_id.in_(ids)
+                )
+            )
+            for pid, oid in res.all():
+                owners.setdefault(pid, set()).add(oid)
+
+    my_names = names_of(org)
+    inserts: list[tuple[int, Prepared]] = []
+    updates: list[tuple[int, Prepared, int, bool]] = []  # row, rec, id, data_changed
+    joins: list[tuple[int, int, str]] = []  # co-owner joins without data change
+    status_changed: list[int] = []
+    for row, p in batch:
+        num = p.application_number
+        if num not in existing:
+            if not my_names & set(p.values["patentees"]):
+                outcomes[row] = Outcome(
+                    row,
+                    num,
+                    "rejected",
+                    [
+                        {
+                            "field": "patentees",
+                            "reason": f"your organisation ({org.name}) is not among the patentees",
+                        }
+                    ],
+                )
+                continue
+            inserts.append((row, p))
+            continue
+        pid, old_hash, old_status, stored_patentees, _ = existing[num]
+        is_owner = org.id in owners.get(pid, set())
+        if not is_owner and not my_names & set(stored_patentees):
+            outcomes[row] = Outcome(
+                row,
+                num,
+                "rejected",
+                [
+                    {
+                        "field": "application_number",
+                        "reason": "this patent belongs to another organisation; only its patentees may upload it",
+                    }
+                ],
+                patent_id=None,
+            )
+            continue
+        changed = old_hash != p.values["content_hash"]
+        if changed and not my_names & set(p.values["patentees"]):
+            outcomes[row] = Outcome(
+                row,
+                num,
+                "rejected",
+                [
+                    {
+                        "field": "patentees",
+                        "reason": f"your organisation ({org.name}) must stay among the patentees",
+                    }
+                ],
+            )
+            continue
+        if changed:
+            updates.append((row, p, pid, True))
+            if old_status != p.values["legal_status"]:
+                status_changed.append(pid)
+        elif not is_owner:
+            joins.append((row, pid, num))
+        else:
+            outcomes[row] = Outcome(row, num, "unchanged", patent_id=pid)
+
+    now = utcnow()
+    changed_records: list[tuple[int, int, Prepared]] = []
+    join_ids: list[int] = []
+    if inserts:
+        rows = [
+            {**p.values, "created_at": now, "updated_at": now, "version": 1} for _, p in inserts
+        ]
+        new_ids: dict[str, int] = {}
+        for chunk in _chunks(rows, 2000):
+            res = await session.execute(
+                insert(Patent).returning(Patent.id, Patent.application_number), chunk
+            )
+            new_ids.update({num: pid for pid, num in res.all()})
+        await session.execute(
+            insert(PatentOwner),
+            [
+                {"patent_id": new_ids[p.application_number], "org_id": org.id, "created_at": now}
+                for _, p in inserts
+            ],
+        )
+        for row, p in inserts:
+            pid = new_ids[p.application_number]
+            owners[pid] = {org.id}
+            outcomes[row] = Outcome(row, p.application_number, "accepted", patent_id=pid)
+            changed_records.append((pid, 1, p))
+    if updates:
+        await session.execute(
+            update(Patent),
+            [
+                {
+                    **p.values,
+                    "id": pid,
+                    "updated_at": now,
+                    "version": existing[p.application_number][4] + 1,
+                }
+                for _, p, pid, _ in updates
+            ],
+        )
+        for row, p, pid, _ in updates:
+            outcomes[row] = Outcome(row, p.application_number, "updated", patent_id=pid)
+            changed_records.append((pid, existing[p.application_number][4] + 1, p))
+    new_owner_rows = [
+        {"patent_id": pid, "org_id": org.id, "created_at": now}
+        for _, _, pid, _ in updates
+        if org.id not in owners.get(pid, set())
+    ] + [{"patent_id": pid, "org_id": org.id, "created_at": now} for _, pid, _ in joins]
+    if new_owner_rows:
+        await session.execute(insert(PatentOwner), new_owner_rows)
+        for r in new_owner_rows:
+            owners.setdefault(r["patent_id"], set()).add(org.id)
+    for row, pid, num in joins:
+        outcomes[row] = Outcome(row, num, "updated", patent_id=pid)
+        join_ids.append(pid)
+
+    if changed_records:
+        # Built from the values just written: no read-back of 100k rows for a big upload.
+        await feed.append(
+            session,
+            FeedEntry,
+            [
+                (
+                    "patent",
+                    str(pid),
+                    "upsert",
+                    patent_payload(
+                        Patent(id=pid, version=ver, **_columns(p.values)), sorted(owners[pid])
+                    ),
+                )
+                for pid, ver, p in changed_records
+            ],
+        )
+    if join_ids:
+        await publish_patents(session, join_ids, owners)
+    if status_changed:
+        await reevaluate_listings(session, status_changed)
+    return [outcomes[r] for r in sorted(outcomes)]
+
+
+async def publish_patents(
+    session: AsyncSession, patent_ids: list[int], owners: dict[int, set[int]] | None = None
+) -> None:
+    entries = []
+    for chunk in _chunks(patent_ids, 5000):
+        patents = (await session.scalars(select(Patent).where(Patent.id.in_(chunk)))).all()
+        if owners is None or any(p.id not in owners for p in patents):
+            owners = {**(owners or {}), **await owners_of(session, chunk)}
+        for p in patents:
+            entries.append(("patent", str(p.id), "upsert", patent_payload(p, sorted(owners[p.id]))))
+    await feed.append(session, FeedEntry, entries)
+
+
+async def owners_of(session: AsyncSession, patent_ids: list[int]) -> dict[int, set[int]]:
+    out: dict[int, set[int]] = {pid: set() for pid in patent_ids}
+    res = await session.execute(
+        select(PatentOwner.patent_id, PatentOwner.org_id).where(
+            PatentOwner.patent_id.in_(patent_ids)
+        )
+    )
+    for pid, oid in res.all():
+        out.setdefault(pid, set()).add(oid)
+    return out
+
+
+async def ineligibility(
+    session: AsyncSession, patent: Patent, today: date | None = None
+) -> list[str]:
+    kinds = (
+        await session.scalars(
+            select(Organisation.kind)
+            .join(PatentOwner, PatentOwner.org_id == Organisation.id)
+            .where(PatentOwner.patent_id == patent.id)
+        )
+    ).all()
+    deals = (
+        await session.scalars(
+            select(ConvertedPatent.deal_id).where(ConvertedPatent.patent_id == patent.id)
+        )
+    ).all()
+    return pool_ineligibility(
+        legal_status=patent.legal_status,
+        expiry=patent.expiry_date,
+        owner_kinds=list(kinds),
+        converted_by=list(deals),
+        today=today,
+    )
+
+
+async def set_listing_status(
+    session: AsyncSession, listing: Listing, status: str, reason: str
+) -> None:
+    """Move a listing and record the event and the feed entry."""
+    if listing.status == status:
+        return
+    session.add(
+        ListingEvent(
+            listing_id=listing.id, from_status=listing.status, to_status=status, reason=reason
+        )
+    )
+    listing.status = status
+    listing.status_reason = reason
+    listing.updated_at = utcnow()
+    listing.version += 1
+    await session.flush()
+    await publish_listing(session, listing)
+
+
+async def publish_listing(session: AsyncSession, listing: Listing) -> None:
+    patent = await session.get(Patent, listing.patent_id)
+    assert patent is not None
+    owners = await owners_of(session, [patent.id])
+    await feed.append(
+        session,
+        FeedEntry,
+        [
+            (
+                "listing",
+                str(listing.id),
+                "upsert",
+                listing_payload(listing, patent.application_number, sorted(owners[patent.id])),
+            )
+        ],
+    )
+
+
+async def reevaluate_listings(session: AsyncSession, patent_ids: list[int]) -> None:
+    """After a legal-status change: pooled listings lapse; lapsed ones come back if valid."""
+    for chunk in _chunks(patent_ids, 5000):
+        listings = (
+            await session.scalars(select(Listing).where(Listing.patent_id.in_(chunk)))
+        ).all()
+        for listing in listings:
+            patent = await session.get(Patent, listing.patent_id)
+            assert patent is not None
+            reasons = await ineligibility(session, patent)
+            if listing.status in POOLED and reasons:
+                await set_listing_status(session, listing, "lapsed", "; ".join(reasons))
+            elif listing.status == "lapsed" and not reasons:
+                await set_listing_status(session, listing, "listed", "patent valid again")
+
+
+def _chunks(seq: list[Any], n: int) -> list[list[Any]]:
+    return [seq[i : i + n] for i in range(0, len(seq), n)]

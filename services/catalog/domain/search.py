@@ -1,0 +1,125 @@
+"""Browse and keyword search over the pool.
+
+Keyword search is substring search on `search_text` (title + abstract, NFKC, lower
+case), so a two-character keyword such as 电池 finds every patent containing it —
+no segmentation to miss it. Relevance ranking is the matching service's job.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Select, and_, exists, func, or_, select
+
+from services.catalog.domain.textnorm import normalize_query
+from services.catalog.models import Listing, Organisation, Patent, PatentOwner
+from services.catalog.schemas import POOLED
+from shared.errors import Unprocessable
+
+SORTS = {
+    "-id": (Patent.id, True),
+    "id": (Patent.id, False),
+    "application_date": (Patent.application_date, False),
+    "-application_date": (Patent.application_date, True),
+    "grant_date": (Patent.grant_date, False),
+    "-grant_date": (Patent.grant_date, True),
+    "expiry_date": (Patent.expiry_date, False),
+}
+NULL_DATE = date(1900, 1, 1)
+
+
+@dataclass
+class Filters:
+    q: str | None = None
+    ipc: str | None = None
+    industry: str | None = None
+    owner: int | None = None
+    owner_kind: str | None = None
+    district: str | None = None
+    mode: str | None = None
+    zero_price: bool | None = None
+    patent_type: str | None = None
+    legal_status: str | None = None
+    pool_status: str | None = None  # a listing status, or "pooled" / "unlisted"
+
+
+def build_query(f: Filters) -> Select[Any]:
+    stmt = select(Patent, Listing).outerjoin(Listing, Listing.patent_id == Patent.id)
+    conds = []
+    if f.q:
+        for term in normalize_query(f.q).split():
+            conds.append(Patent.search_text.contains(term, autoescape=True))
+    if f.ipc:
+        prefix = f.ipc.upper().replace(" ", "")
+        conds.append(Patent.ipc_text.contains(" " + prefix, autoescape=True))
+    if f.industry:
+        # "1.2" is a branch; "1" means every branch of industry 1.
+        token = f" {f.industry} " if "." in f.industry else f" {f.industry}."
+        conds.append(Patent.industry_text.contains(token, autoescape=True))
+    if f.patent_type:
+        conds.append(Patent.patent_type == f.patent_type)
+    if f.legal_status:
+        conds.append(Patent.legal_status == f.legal_status)
+    owner_conds = []
+    if f.owner is not None:
+        owner_conds.append(PatentOwner.org_id == f.owner)
+    if f.owner_kind or f.district:
+        org_conds = [Organisation.id == PatentOwner.org_id]
+        if f.owner_kind:
+            org_conds.append(Organisation.kind == f.owner_kind)
+        if f.district:
+            org_conds.append(Organisation.district == f.district)
+        owner_conds.append(exists().where(*org_conds))
+    if owner_conds:
+        conds.append(exists().where(PatentOwner.patent_id == Patent.id, *owner_conds))
+    if f.pool_status == "pooled":
+        conds.append(Listing.status.in_(POOLED))
+    elif f.pool_status == "unlisted":
+        conds.append(Listing.id.is_(None))
+    elif f.pool_status:
+        conds.append(Listing.status == f.pool_status)
+    if f.mode:
+        conds.append(Listing.mode_text.contains(f" {f.mode} ", autoescape=True))
+    if f.zero_price is not None:
+        conds.append(Listing.zero_price.is_(f.zero_price))
+    return stmt.where(and_(*conds)) if conds else stmt
+
+
+def encode_cursor(sort: str, value: Any, pid: int) -> str:
+    raw = json.dumps([sort, value.isoformat() if isinstance(value, date) else value, pid])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def apply_sort(stmt: Select[Any], sort: str, cursor: str | None) -> Select[Any]:
+    if sort not in SORTS:
+        raise Unprocessable.field("sort", f"unknown sort '{sort}'; use one of {sorted(SORTS)}")
+    col, desc = SORTS[sort]
+    key = col if col is Patent.id else func.coalesce(col, NULL_DATE)
+    if cursor:
+        try:
+            padded = cursor + "=" * (-len(cursor) % 4)
+            c_sort, c_value, c_id = json.loads(base64.urlsafe_b64decode(padded))
+            if c_sort != sort:
+                raise ValueError("cursor belongs to another sort order")
+            if col is not Patent.id:
+                c_value = date.fromisoformat(c_value) if c_value else NULL_DATE
+        except Exception as exc:
+            raise Unprocessable.field("cursor", f"invalid cursor ({exc})") from None
+        if col is Patent.id:
+            stmt = stmt.where(Patent.id < c_id if desc else Patent.id > c_id)
+        elif desc:
+            stmt = stmt.where(or_(key < c_value, and_(key == c_value, Patent.id < c_id)))
+        else:
+            stmt = stmt.where(or_(key > c_value, and_(key == c_value, Patent.id > c_id)))
+    if col is Patent.id:
+        return stmt.order_by(Patent.id.desc() if desc else Patent.id)
+    return stmt.order_by(key.desc() if desc else key, Patent.id.desc() if desc else Patent.id)
+
+
+def sort_value(patent: Patent, sort: str) -> Any:
+    col, _ = SORTS[sort]
+    return getattr(patent, col.key) or (None if col is Patent.id else NULL_DATE)
