@@ -9,19 +9,35 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import update
 
 from services.catalog.api import bulk, bundles, listings, organisations, patents, stats
 from services.catalog.api.deps import SessionDep
 from services.catalog.domain.conversions import apply_deal_entries
 from services.catalog.domain.keys import DbAuthenticator
-from services.catalog.models import FeedCursor, FeedEntry
+from services.catalog.models import FeedCursor, FeedEntry, UploadJob
 from services.catalog.settings import CatalogSettings
 from shared.app import create_service_app
 from shared.db import Database, upgrade_async
-from shared.feed import FeedConsumer, feed_router
+from shared.feed import FeedConsumer, feed_router, utcnow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger("tjp.catalog")
+
+
+async def mark_interrupted_jobs(db: Database) -> None:
+    """Jobs live in this process; after a restart, say so instead of showing them running."""
+    async with db.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(UploadJob)
+            .where(UploadJob.status.in_(("queued", "running")))
+            .values(
+                status="failed",
+                finished_at=utcnow(),
+                error="interrupted by a service restart; upload the file again "
+                "(records already applied will come back as unchanged)",
+            )
+        )
 
 
 def create_app(settings: CatalogSettings | None = None) -> FastAPI:
@@ -36,6 +52,7 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.authenticator = DbAuthenticator(db.sessionmaker)
         app.state.jobs = {}
+        await mark_interrupted_jobs(db)
         consumer = None
         client = None
         if settings.indicators_url:

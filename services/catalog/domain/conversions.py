@@ -1,11 +1,73 @@
-"""Placeholder: apply indicators deal entries (filled in below)."""
+"""Following the indicators feed: a registered or effective deal converts the pooled
+patents it names; when every deal naming a patent is cancelled it returns to the pool."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.catalog.domain.ingest import ineligibility, set_listing_status
+from services.catalog.models import ConvertedPatent, Listing, Patent
+from services.catalog.schemas import POOLED
+
+ACTIVE_DEAL = ("registered", "effective")
 
 
 async def apply_deal_entries(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
-    return None
+    for entry in entries:
+        if entry["entity"] != "deal":
+            continue
+        await apply_deal(session, entry["payload"])
+
+
+async def apply_deal(session: AsyncSession, deal: dict[str, Any]) -> None:
+    deal_id = str(deal["id"])
+    numbers = list(deal.get("application_numbers") or [])
+    patents = (
+        (await session.scalars(select(Patent).where(Patent.application_number.in_(numbers)))).all()
+        if numbers
+        else []
+    )
+    # A deal may have been edited to drop a patent: forget it for the patents it no longer names.
+    named = {p.id for p in patents}
+    previously = set(
+        (
+            await session.scalars(
+                select(ConvertedPatent.patent_id).where(ConvertedPatent.deal_id == deal_id)
+            )
+        ).all()
+    )
+    dropped = previously - named if deal.get("status") in ACTIVE_DEAL else previously
+    if dropped:
+        await session.execute(
+            delete(ConvertedPatent).where(
+                ConvertedPatent.deal_id == deal_id, ConvertedPatent.patent_id.in_(dropped)
+            )
+        )
+    if deal.get("status") in ACTIVE_DEAL:
+        for p in patents:
+            if p.id not in previously:
+                session.add(ConvertedPatent(patent_id=p.id, deal_id=deal_id))
+        await session.flush()
+    touched = named | previously
+    for pid in touched:
+        listing = await session.scalar(select(Listing).where(Listing.patent_id == pid))
+        if listing is None:
+            continue
+        active = await session.scalar(
+            select(ConvertedPatent.deal_id).where(ConvertedPatent.patent_id == pid).limit(1)
+        )
+        if active and listing.status in POOLED:
+            await set_listing_status(session, listing, "converted", f"deal {active}")
+        elif not active and listing.status == "converted":
+            patent = await session.get(Patent, pid)
+            assert patent is not None
+            reasons = await ineligibility(session, patent)
+            if reasons:
+                await set_listing_status(session, listing, "lapsed", "; ".join(reasons))
+            else:
+                await set_listing_status(
+                    session, listing, "listed", f"deal {deal_id} cancelled; back in the pool"
+                )
