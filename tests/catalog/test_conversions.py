@@ -1,0 +1,57 @@
+"""Deals from the indicators feed convert pooled patents, and cancelled deals return them."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.catalog.domain.conversions import apply_deal_entries
+from shared.db import Database
+from tests.conftest import CatalogHandle
+from tests.factories import offer, patent
+
+
+def apply(catalog: CatalogHandle, *deals: dict) -> None:
+    async def run() -> None:
+        db = Database(catalog.database_url)
+        try:
+            async with db.sessionmaker() as s, s.begin():
+                await apply_deal_entries(s, [{"entity": "deal", "payload": d} for d in deals])
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+def test_deal_converts_and_cancellation_restores(catalog: CatalogHandle) -> None:
+    _, key = catalog.org("天津转化大学")
+    p1, p2 = patent("天津转化大学"), patent("天津转化大学")
+    with catalog.client(key) as c:
+        for p in (p1, p2):
+            c.post("/v1/patents", json=p)
+            c.post("/v1/listings", json={"application_number": p["application_number"], **offer()})
+    nums = [p1["application_number"], p2["application_number"]]
+    deal = {"id": "D-100", "kind": "licence", "status": "effective", "application_numbers": nums}
+    second = {
+        "id": "D-101",
+        "kind": "licence",
+        "status": "effective",
+        "application_numbers": nums[:1],
+    }
+    apply(catalog, deal, second)
+    with catalog.client() as c:
+        got = [c.get(f"/v1/patents/{n}").json()["listing"] for n in nums]
+        assert [g["status"] for g in got] == ["converted", "converted"]
+        elig = c.get(f"/v1/patents/{nums[0]}/eligibility").json()
+        assert "already converted (deal D-100, D-101)" in elig["reasons"]
+    apply(catalog, {**deal, "status": "cancelled"})
+    with catalog.client() as c:
+        # p1 is still converted by D-101; p2 has no live deal and goes back to the pool.
+        assert c.get(f"/v1/patents/{nums[0]}").json()["listing"]["status"] == "converted"
+        assert c.get(f"/v1/patents/{nums[1]}").json()["listing"]["status"] == "listed"
+    apply(catalog, {**second, "status": "cancelled"})
+    apply(catalog, {**second, "status": "cancelled"})  # replaying an entry changes nothing
+    with catalog.client() as c:
+        assert c.get(f"/v1/patents/{nums[0]}").json()["listing"]["status"] == "listed"
+        lid = c.get(f"/v1/patents/{nums[0]}").json()["listing"]["id"]
+        history = [h["to"] for h in c.get(f"/v1/listings/{lid}/history").json()]
+    assert history == ["listed", "converted", "listed"]
