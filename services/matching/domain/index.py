@@ -1,0 +1,622 @@
+"""An incremental TF-IDF index scored through postings.
+
+Layout. Every indexed document occupies a *slot*. Term frequencies (field-weighted,
+sublinear) live in immutable CSC segments, one column per term, so a column is the
+term's postings list: scoring a query touches only the postings of its own terms, never
+the whole document-term matrix. The first segment comes from the last fit; uploads
+arrive as small segments appended behind it. Per-slot arrays hold the inverse document
+norm (0 = deleted) and the filter attributes.
+
+Updates. An upsert analyses the text outside the lock, appends a small segment and kills
+the document's previous slot; a delete only zeroes the slot's norm. New terms get an IDF
+as if they occurred once, so a fresh upload is matchable at once. IDF weights are
+otherwise frozen at the last fit; when the documents changed since then exceed
+`refit_ratio` of the fitted size, a background thread merges all segments, recomputes IDF
+(scikit-learn's TfidfTransformer on the merged counts, no re-tokenising) and the norms,
+replays the operations that arrived meanwhile, and swaps the new state in atomically.
+
+Readers take `self._state` once and never lock; writers serialise on `self._lock`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+import time
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfTransformer
+
+from services.matching.domain.text import IPC_PREFIX
+
+log = logging.getLogger("tjp.matching.index")
+
+SNAPSHOT_VERSION = 1
+MODES = (
+    "assignment",
+    "exclusive_licence",
+    "sole_licence",
+    "non_exclusive_licence",
+    "open_licence",
+    "equity",
+)
+PATENT_TYPES = ("unknown", "invention", "utility_model", "design")
+
+
+@dataclass
+class Attrs:
+    """Filterable facts about one document (bit masks where a document has several)."""
+
+    pooled: bool = False
+    zero_price: bool = False
+    patent_type: int = 0
+    modes: int = 0
+    industries: int = 0
+    districts: int = 0
+
+
+@dataclass
+class Filters:
+    pooled_only: bool = False
+    zero_price: bool | None = None
+    patent_types: int = 0  # bit mask over PATENT_TYPES, 0 = any
+    modes: int = 0  # any of these modes, 0 = any
+    industries: int = 0  # any of these branches, 0 = any
+    districts: int = 0  # owner in any of these districts, 0 = any
+    exclude: frozenset[int] = frozenset()
+
+
+@dataclass
+class Hit:
+    key: int
+    score: float
+    terms: list[tuple[str, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Segment:
+    X: sp.csc_matrix  # rows = local rows, columns = term ids known when built
+    offset: int  # slot of row 0
+
+    @property
+    def n(self) -> int:
+        return int(self.X.shape[0])
+
+
+class _Arrays:
+    """Per-slot arrays with spare capacity (grown by doubling, copied on growth)."""
+
+    NAMES = ("keys", "inv_norm", "pooled", "zero", "ptype", "modes", "ind", "dist")
+    DTYPES = (np.int64, np.float32, np.bool_, np.bool_, np.int8, np.uint8, np.uint64, np.uint32)
+
+    def __init__(self, capacity: int) -> None:
+        for name, dt in zip(self.NAMES, self.DTYPES, strict=True):
+            setattr(self, name, np.zeros(max(capacity, 16), dtype=dt))
+
+    @property
+    def capacity(self) -> int:
+        return len(self.keys)  # type: ignore[attr-defined,no-any-return]
+
+    def grown(self, need: int) -> _Arrays:
+        if need <= self.capacity:
+            return self
+        new = _Arrays(max(need, self.capacity * 2))
+        for name in self.NAMES:
+            old = getattr(self, name)
+            getattr(new, name)[: len(old)] = old
+        return new
+
+    def set(self, slot: int, key: int, inv_norm: float, a: Attrs) -> None:
+        self.keys[slot] = key  # type: ignore[attr-defined]
+        self.inv_norm[slot] = inv_norm  # type: ignore[attr-defined]
+        self.set_attrs(slot, a)
+
+    def set_attrs(self, slot: int, a: Attrs) -> None:
+        self.pooled[slot] = a.pooled  # type: ignore[attr-defined]
+        self.zero[slot] = a.zero_price  # type: ignore[attr-defined]
+        self.ptype[slot] = a.patent_type  # type: ignore[attr-defined]
+        self.modes[slot] = a.modes  # type: ignore[attr-defined]
+        self.ind[slot] = a.industries  # type: ignore[attr-defined]
+        self.dist[slot] = a.districts  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class _State:
+    segments: tuple[Segment, ...]
+    arrays: _Arrays
+    n_slots: int
+    idf: np.ndarray  # float32, one per term id known to this state
+
+
+def _tf(bag: dict[str, float]) -> dict[str, float]:
+    return {t: 1.0 + math.log(w) if w > 1.0 else w for t, w in bag.items() if w > 0}
+
+
+class MatchIndex:
+    def __init__(self, *, refit_ratio: float = 0.2, refit_min: int = 500) -> None:
+        self._lock = threading.RLock()
+        self.vocab: dict[str, int] = {}
+        self.terms: list[str] = []
+        self.loc: dict[int, int] = {}  # key -> slot
+        self._state = _State((), _Arrays(16), 0, np.zeros(0, np.float32))
+        self.fitted_docs = 0
+        self.changed_since_fit = 0
+        self.refit_ratio = refit_ratio
+        self.refit_min = refit_min
+        self.position = 0  # feed position this index reflects (set by the consumer)
+        self.refits = 0
+        self.last_refit_s: float | None = None
+        self._refit_log: list[tuple[Any, ...]] | None = None
+        self._refit_thread: threading.Thread | None = None
+
+    # ---------------------------------------------------------------- reading
+
+    def __len__(self) -> int:
+        return len(self.loc)
+
+    def __contains__(self, key: int) -> bool:
+        return key in self.loc
+
+    def stats(self) -> dict[str, Any]:
+        st = self._state
+        return {
+            "documents": len(self.loc),
+            "slots": st.n_slots,
+            "segments": len(st.segments),
+            "terms": len(self.terms),
+            "postings": int(sum(s.X.nnz for s in st.segments)),
+            "fitted_documents": self.fitted_docs,
+            "changed_since_fit": self.changed_since_fit,
+            "refits": self.refits,
+            "last_refit_seconds": self.last_refit_s,
+            "position": self.position,
+        }
+
+    def _query_vector(
+        self, qbag: dict[str, float], idf: np.ndarray
+    ) -> tuple[list[int], np.ndarray, float]:
+        ids: list[int] = []
+        ws: list[float] = []
+        for t, w in _tf(qbag).items():
+            tid = self.vocab.get(t)
+            if tid is None or tid >= len(idf):
+                continue
+            ids.append(tid)
+            ws.append(w * float(idf[tid]))
+        # Norm over every query term (unknown ones at the highest IDF): a query that is mostly
+        # words the pool has never seen should not look like a perfect match.
+        unknown = len(qbag) - len(ids)
+        top_idf = float(idf.max()) if len(idf) else 1.0
+        qn = math.sqrt(sum(w * w for w in ws) + unknown * top_idf * top_idf) or 1.0
+        return ids, np.asarray(ws, dtype=np.float32), qn
+
+    def search(
+        self,
+        qbag: dict[str, float],
+        k: int = 10,
+        filters: Filters | None = None,
+        explain: int = 8,
+    ) -> list[Hit]:
+        st = self._state
+        if st.n_slots == 0 or not qbag:
+            return []
+        ids, ws, qn = self._query_vector(qbag, st.idf)
+        if not ids:
+            return []
+        acc = np.zeros(st.n_slots, dtype=np.float32)
+        for seg in st.segments:
+            X = seg.X
+            ncols = X.shape[1]
+            for tid, w in zip(ids, ws, strict=True):
+                if tid >= ncols:
+                    continue
+                a, b = X.indptr[tid], X.indptr[tid + 1]
+                if a == b:
+                    continue
+                rows = X.indices[a:b]
+                if seg.offset:
+                    rows = rows + seg.offset
+                acc[rows] += w * X.data[a:b]
+        cand = np.flatnonzero(acc)
+        if not len(cand):
+            return []
+        arr = st.arrays
+        scores = acc[cand] * arr.inv_norm[cand]
+        keep = scores > 0
+        if filters is not None:
+            keep &= self._mask(arr, cand, filters)
+        cand, scores = cand[keep], scores[keep]
+        if not len(cand):
+            return []
+        if len(cand) > k:
+            part = np.argpartition(-scores, k - 1)[:k]
+            cand, scores = cand[part], scores[part]
+        order = np.argsort(-scores, kind="stable")
+        hits = []
+        for i in order:
+            slot = int(cand[i])
+            hit = Hit(int(arr.keys[slot]), float(scores[i]) / qn)
+            if explain:
+                hit.terms = self._contributions(st, slot, ids, ws, qn)[:explain]
+            hits.append(hit)
+        return hits
+
+    def _mask(self, arr: _Arrays, cand: np.ndarray, f: Filters) -> np.ndarray:
+        ok = np.ones(len(cand), dtype=bool)
+        if f.pooled_only:
+            ok &= arr.pooled[cand]
+        if f.zero_price is not None:
+            ok &= arr.zero[cand] == f.zero_price
+        if f.patent_types:
+            ok &= ((np.left_shift(1, arr.ptype[cand].astype(np.int64))) & f.patent_types) != 0
+        if f.modes:
+            ok &= (arr.modes[cand] & np.uint8(f.modes)) != 0
+        if f.industries:
+            ok &= (arr.ind[cand] & np.uint64(f.industries)) != 0
+        if f.districts:
+            ok &= (arr.dist[cand] & np.uint32(f.districts)) != 0
+        if f.exclude:
+            ok &= ~np.isin(arr.keys[cand], np.fromiter(f.exclude, dtype=np.int64))
+        return ok
+
+    def _contributions(
+        self, st: _State, slot: int, ids: list[int], ws: np.ndarray, qn: float
+    ) -> list[tuple[str, float]]:
+        seg = next(s for s in reversed(st.segments) if s.offset <= slot)
+        row = slot - seg.offset
+        X = seg.X
+        inv = float(st.arrays.inv_norm[slot])
+        out: dict[str, float] = {}
+        for tid, w in zip(ids, ws, strict=True):
+            if tid >= X.shape[1]:
+                continue
+            a, b = X.indptr[tid], X.indptr[tid + 1]
+            rows = X.indices[a:b]
+            j = int(np.searchsorted(rows, row))
+            if j < len(rows) and rows[j] == row:
+                term = self.terms[tid]
+                out[term] = out.get(term, 0.0) + float(w * X.data[a + j]) * inv / qn
+        return sorted(out.items(), key=lambda kv: -kv[1])
+
+    # ---------------------------------------------------------------- writing
+
+    def _term_ids(self, bag: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        tf = _tf(bag)
+        ids = np.empty(len(tf), dtype=np.int32)
+        vals = np.empty(len(tf), dtype=np.float32)
+        for i, (t, w) in enumerate(tf.items()):
+            tid = self.vocab.get(t)
+            if tid is None:
+                tid = len(self.terms)
+                self.vocab[t] = tid
+                self.terms.append(t)
+            ids[i] = tid
+            vals[i] = w
+        return ids, vals
+
+    def _idf_for(self, st: _State) -> np.ndarray:
+        """IDF extended to the current vocabulary (unseen terms: df = 1)."""
+        if len(st.idf) >= len(self.terms):
+            return st.idf
+        n = max(self.fitted_docs, len(self.loc), 1)
+        fresh = np.full(len(self.terms) - len(st.idf), math.log((1 + n) / 2) + 1, np.float32)
+        return np.concatenate([st.idf, fresh])
+
+    def upsert_many(self, docs: Sequence[tuple[int, dict[str, float], Attrs]]) -> None:
+        """Add or replace documents (bags from `text.analyse_*`)."""
+        if not docs:
+            return
+        with self._lock:
+            self._apply_upserts(docs)
+            if self._refit_log is not None:
+                self._refit_log.append(("upsert", docs))
+            self._after_change(len(docs))
+
+    def _apply_upserts(self, docs: Sequence[tuple[int, dict[str, float], Attrs]]) -> None:
+        st = self._state
+        # A key given twice in one batch: the last one wins.
+        last = {key: i for i, (key, _, _) in enumerate(docs)}
+        docs = [d for i, d in enumerate(docs) if last[d[0]] == i]
+        rows = [self._term_ids(bag) for _, bag, _ in docs]
+        idf = self._idf_for(st)
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        indptr[1:] = np.cumsum([len(r[0]) for r in rows])
+        indices = np.concatenate([r[0] for r in rows]) if rows else np.zeros(0, np.int32)
+        data = np.concatenate([r[1] for r in rows]) if rows else np.zeros(0, np.float32)
+        X = sp.csr_matrix((data, indices, indptr), shape=(len(rows), len(self.terms))).tocsc()
+        X.sort_indices()
+        base = st.n_slots
+        arrays = st.arrays.grown(base + len(rows))
+        for i, ((key, _, attrs), (ids, vals)) in enumerate(zip(docs, rows, strict=True)):
+            old = self.loc.get(key)
+            if old is not None:
+                arrays.inv_norm[old] = 0.0
+            norm = float(np.sqrt(np.sum((vals * idf[ids]) ** 2)))
+            arrays.set(base + i, key, 1.0 / norm if norm > 0 else 0.0, attrs)
+            self.loc[key] = base + i
+        segments = (*st.segments, Segment(X, base))
+        self._state = _State(segments, arrays, base + len(rows), idf)
+        if len(segments) > 12:
+            self._merge_tail()
+
+    def _merge_tail(self) -> None:
+        """Merge the small segments behind the fitted one (no IDF change)."""
+        st = self._state
+        head, tail = st.segments[0], st.segments[1:]
+        ncols = len(self.terms)
+        parts = [_pad(s.X, ncols).tocsr() for s in tail]
+        X = sp.vstack(parts, format="csr").tocsc()
+        X.sort_indices()
+        self._state = _State((head, Segment(X, tail[0].offset)), st.arrays, st.n_slots, st.idf)
+
+    def remove(self, keys: Iterable[int]) -> int:
+        keys = list(keys)
+        n = 0
+        with self._lock:
+            st = self._state
+            for key in keys:
+                slot = self.loc.pop(key, None)
+                if slot is not None:
+                    st.arrays.inv_norm[slot] = 0.0
+                    n += 1
+            if self._refit_log is not None:
+                self._refit_log.append(("remove", keys))
+            self._after_change(n)
+        return n
+
+    def set_attrs(self, updates: Iterable[tuple[int, Attrs]]) -> None:
+        updates = list(updates)
+        with self._lock:
+            arrays = self._state.arrays
+            for key, attrs in updates:
+                slot = self.loc.get(key)
+                if slot is not None:
+                    arrays.set_attrs(slot, attrs)
+            if self._refit_log is not None:
+                self._refit_log.append(("attrs", updates))
+
+    def attrs_of(self, key: int) -> Attrs | None:
+        slot = self.loc.get(key)
+        if slot is None:
+            return None
+        a = self._state.arrays
+        return Attrs(
+            bool(a.pooled[slot]),
+            bool(a.zero[slot]),
+            int(a.ptype[slot]),
+            int(a.modes[slot]),
+            int(a.ind[slot]),
+            int(a.dist[slot]),
+        )
+
+    def _after_change(self, n: int) -> None:
+        self.changed_since_fit += n
+        limit = max(self.refit_min, self.refit_ratio * self.fitted_docs)
+        if self.changed_since_fit > limit and self._refit_thread is None:
+            self._refit_thread = threading.Thread(
+                target=self._refit_background, name="matching-refit", daemon=True
+            )
+            self._refit_thread.start()
+
+    # ---------------------------------------------------------------- fitting
+
+    def refit(self) -> None:
+        """Merge every segment, recompute IDF and norms, swap atomically."""
+        with self._lock:
+            st = self._state
+            self._refit_log = []
+            ncols = len(self.terms)
+            slots = np.fromiter(sorted(self.loc.values()), dtype=np.int64, count=len(self.loc))
+        t0 = time.perf_counter()
+        try:
+            new_state, new_loc = self._fitted_state(st, slots, ncols)
+        except BaseException:
+            with self._lock:
+                self._refit_log = None
+            raise
+        with self._lock:
+            pending, self._refit_log = self._refit_log, None
+            self._state, self.loc = new_state, new_loc
+            self.fitted_docs = len(new_loc)
+            self.changed_since_fit = 0
+            for op in pending:
+                if op[0] == "upsert":
+                    self._apply_upserts(op[1])
+                    self.changed_since_fit += len(op[1])
+                elif op[0] == "remove":
+                    for key in op[1]:
+                        slot = self.loc.pop(key, None)
+                        if slot is not None:
+                            self._state.arrays.inv_norm[slot] = 0.0
+                            self.changed_since_fit += 1
+                else:
+                    for key, attrs in op[1]:
+                        slot = self.loc.get(key)
+                        if slot is not None:
+                            self._state.arrays.set_attrs(slot, attrs)
+            self.refits += 1
+            self.last_refit_s = round(time.perf_counter() - t0, 3)
+        log.info("index refit: %s documents in %.2fs", len(self.loc), self.last_refit_s)
+
+    def _refit_background(self) -> None:
+        try:
+            self.refit()
+        except Exception:  # pragma: no cover - logged, the old state stays in service
+            log.exception("index refit failed")
+        finally:
+            self._refit_thread = None
+
+    def wait_refit(self, timeout: float = 60.0) -> None:
+        t = self._refit_thread
+        if t is not None:
+            t.join(timeout)
+
+    def _fitted_state(
+        self, st: _State, slots: np.ndarray, ncols: int
+    ) -> tuple[_State, dict[int, int]]:
+        parts = []
+        for seg in st.segments:
+            lo, hi = np.searchsorted(slots, [seg.offset, seg.offset + seg.n])
+            if hi > lo:
+                parts.append(_pad(seg.X, ncols).tocsr()[slots[lo:hi] - seg.offset])
+        X = sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, ncols), dtype=np.float32)
+        arrays = _Arrays(len(slots) + 1024)
+        for name in _Arrays.NAMES:
+            getattr(arrays, name)[: len(slots)] = getattr(st.arrays, name)[slots]
+        new = self._fit_matrix(X, arrays)
+        keys = arrays.keys[: len(slots)].tolist()
+        return new, dict(zip(keys, range(len(keys)), strict=True))
+
+    def _fit_matrix(self, X: sp.csr_matrix, arrays: _Arrays) -> _State:
+        n = X.shape[0]
+        if n:
+            tr = TfidfTransformer(norm=None, use_idf=True, smooth_idf=True, sublinear_tf=False)
+            tr.fit(X)
+            idf = tr.idf_.astype(np.float32)
+        else:
+            idf = np.ones(X.shape[1], dtype=np.float32)
+        sq = X.copy()
+        sq.data = sq.data * sq.data
+        norms = np.sqrt(np.asarray(sq @ (idf.astype(np.float64) ** 2))).astype(np.float32)
+        with np.errstate(divide="ignore"):
+            arrays.inv_norm[:n] = np.where(norms > 0, 1.0 / norms, 0.0)
+        Xc = X.tocsc()
+        Xc.sort_indices()
+        return _State((Segment(Xc, 0),), arrays, n, idf)
+
+    def build(self, docs: Iterable[tuple[int, dict[str, float], Attrs]]) -> None:
+        """Replace the whole index with these documents (one fit, no segments)."""
+        vocab: dict[str, int] = {}
+        terms: list[str] = []
+        indptr = array("q", [0])
+        indices = array("i")
+        data = array("f")
+        keys = array("q")
+        attrs_list: list[Attrs] = []
+        for key, bag, attrs in docs:
+            for t, w in _tf(bag).items():
+                tid = vocab.get(t)
+                if tid is None:
+                    tid = vocab[t] = len(terms)
+                    terms.append(t)
+                indices.append(tid)
+                data.append(w)
+            indptr.append(len(indices))
+            keys.append(key)
+            attrs_list.append(attrs)
+        n = len(keys)
+        X = _csr(data, indices, indptr, n, len(terms))
+        _sort_csr_rows(X)
+        arrays = _Arrays(n + 1024)
+        arrays.keys[:n] = np.frombuffer(keys, dtype=np.int64)
+        for i, a in enumerate(attrs_list):
+            arrays.set_attrs(i, a)
+        state = self._fit_matrix(X, arrays)
+        with self._lock:
+            self.vocab, self.terms = vocab, terms
+            self.loc = dict(zip(keys.tolist(), range(n), strict=True))
+            self._state = state
+            self.fitted_docs = n
+            self.changed_since_fit = 0
+
+    # ---------------------------------------------------------------- persistence
+
+    def save(self, directory: str | Path, name: str = "index") -> Path:
+        """Write `<name>.npz` atomically (temp file + rename); returns its path."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            st = self._state
+            n = st.n_slots
+            arrays = {a: getattr(st.arrays, a)[:n].copy() for a in _Arrays.NAMES}
+            terms = list(self.terms)
+            meta = {
+                "version": SNAPSHOT_VERSION,
+                "position": self.position,
+                "fitted_docs": self.fitted_docs,
+                "changed_since_fit": self.changed_since_fit,
+                "offsets": [s.offset for s in st.segments],
+                "saved_at": time.time(),
+            }
+        payload: dict[str, Any] = {f"a_{k}": v for k, v in arrays.items()}
+        payload["idf"] = st.idf
+        payload["terms"] = np.asarray(terms, dtype=str) if terms else np.zeros(0, dtype="<U1")
+        for i, seg in enumerate(st.segments):
+            payload[f"s{i}_indptr"] = seg.X.indptr
+            payload[f"s{i}_indices"] = seg.X.indices
+            payload[f"s{i}_data"] = seg.X.data
+            payload[f"s{i}_shape"] = np.asarray(seg.X.shape, dtype=np.int64)
+        payload["meta"] = np.asarray(json.dumps(meta))
+        final = d / f"{name}.npz"
+        tmp = d / f".{name}.{os.getpid()}.{threading.get_ident()}.tmp.npz"
+        np.savez(tmp, **payload)
+        os.replace(tmp, final)
+        return final
+
+    @classmethod
+    def load(cls, path: str | Path, **kwargs: Any) -> MatchIndex:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta.get("version") != SNAPSHOT_VERSION:
+                raise ValueError(f"snapshot version {meta.get('version')} is not supported")
+            idx = cls(**kwargs)
+            idx.terms = [str(t) for t in z["terms"]]
+            idx.vocab = {t: i for i, t in enumerate(idx.terms)}
+            n = len(z["a_keys"])
+            arrays = _Arrays(n + 1024)
+            for a in _Arrays.NAMES:
+                getattr(arrays, a)[:n] = z[f"a_{a}"]
+            segments = []
+            for i, off in enumerate(meta["offsets"]):
+                shape = tuple(int(x) for x in z[f"s{i}_shape"])
+                X = sp.csc_matrix(
+                    (z[f"s{i}_data"], z[f"s{i}_indices"], z[f"s{i}_indptr"]), shape=shape
+                )
+                segments.append(Segment(X, int(off)))
+            idx._state = _State(tuple(segments), arrays, n, z["idf"].astype(np.float32))
+            alive = np.flatnonzero(arrays.inv_norm[:n] > 0)
+            idx.loc = dict(zip(arrays.keys[alive].tolist(), alive.tolist(), strict=True))
+            idx.position = int(meta["position"])
+            idx.fitted_docs = int(meta["fitted_docs"])
+            idx.changed_since_fit = int(meta["changed_since_fit"])
+        return idx
+
+
+def _pad(X: sp.csc_matrix, ncols: int) -> sp.csc_matrix:
+    """The same matrix with `ncols` columns (terms added after it was built are empty)."""
+    if X.shape[1] == ncols:
+        return X
+    indptr = np.concatenate([X.indptr, np.full(ncols - X.shape[1], X.indptr[-1])])
+    return sp.csc_matrix((X.data, X.indices, indptr), shape=(X.shape[0], ncols))
+
+
+def _csr(data: array, indices: array, indptr: array, n: int, ncols: int) -> sp.csr_matrix:
+    return sp.csr_matrix(
+        (
+            np.frombuffer(data, dtype=np.float32),
+            np.frombuffer(indices, dtype=np.int32),
+            np.frombuffer(indptr, dtype=np.int64),
+        ),
+        shape=(n, ncols),
+    )
+
+
+def _sort_csr_rows(X: sp.csr_matrix) -> None:
+    X.has_sorted_indices = False
+    X.sort_indices()
+
+
+def display_term(term: str) -> str:
+    """How a term is shown in an explanation."""
+    if term.startswith(IPC_PREFIX):
+        return term[len(IPC_PREFIX) :].upper()
+    return term.lstrip("~")

@@ -1,0 +1,119 @@
+"""The index and text analysis, without HTTP."""
+
+from __future__ import annotations
+
+import threading
+
+from services.matching.domain.index import Attrs, Filters, MatchIndex
+from services.matching.domain.text import analyse_patent, analyse_query, strip_boilerplate
+
+DOCS = {
+    1: (
+        "一种LED恒流驱动电路",
+        "本发明公开了一种LED恒流升压驱动电路，输出电流稳定，散热好。",
+        ["H05B45/37"],
+    ),
+    2: (
+        "一种锂离子电池正极材料",
+        "本发明涉及磷酸铁锂正极材料的制备方法，提高倍率性能。",
+        ["H01M4/58"],
+    ),
+    3: (
+        "一种针织围巾",
+        "本实用新型公开了一种抗起球的针织围巾，表面经过处理不易起球。",
+        ["D04B1/22"],
+    ),
+    4: ("开关电源", "一种开关电源，包括升压电路与控制芯片，用于LED照明驱动。", ["H02M3/155"]),
+    5: ("可生物降解地膜", "一种全生物降解农用地膜及其制备方法，降解率高。", ["C08L67/02"]),
+}
+
+
+def bag(i: int) -> dict[str, float]:
+    t, a, ipc = DOCS[i]
+    return analyse_patent(t, a, ipc_codes=ipc)
+
+
+def make(**kw: object) -> MatchIndex:
+    idx = MatchIndex(**kw)  # type: ignore[arg-type]
+    idx.build((i, bag(i), Attrs(pooled=i != 4)) for i in DOCS)
+    return idx
+
+
+def test_boilerplate_and_stop_words_are_dropped() -> None:
+    assert "现寻求一种技术" not in strip_boilerplate("现寻求一种技术，可以防止起球")
+    q = analyse_query("现寻求一种技术，可以防止围巾起球。预期效果：美观", title="防起球")
+    assert "起球" in q and "围巾" in q
+    assert not {"寻求", "一种", "技术", "预期", "效果"} & set(q)
+
+
+def test_ranking_explains_with_query_terms() -> None:
+    idx = make()
+    hits = idx.search(analyse_query("我们的LED驱动过热，需要恒流升压电路"), k=3)
+    assert hits[0].key == 1
+    assert {t for t, _ in hits[0].terms} >= {"恒流", "led"}
+    assert all(w > 0 for _, w in hits[0].terms)
+    assert 0 < hits[0].score <= 1
+
+
+def test_filters_and_ipc_features() -> None:
+    idx = make()
+    q = analyse_query("LED 升压电路")
+    assert 4 in {h.key for h in idx.search(q, 5)}
+    assert 4 not in {h.key for h in idx.search(q, 5, Filters(pooled_only=True))}
+    hits = idx.search(analyse_query("", ipc_codes=["H01M"]), 5)
+    assert [h.key for h in hits] == [2]
+
+
+def test_incremental_upsert_remove_and_refit_equal_a_full_build() -> None:
+    full = make()
+    inc = MatchIndex(refit_min=10_000)
+    inc.build((i, bag(i), Attrs(pooled=i != 4)) for i in (1, 2))
+    inc.upsert_many([(i, bag(i), Attrs(pooled=i != 4)) for i in (3, 4)])
+    inc.upsert_many([(5, bag(5), Attrs(pooled=True))])
+    q = analyse_query("生物降解 地膜")
+    assert inc.search(q, 1)[0].key == 5  # matchable before any refit
+    inc.refit()
+    q = analyse_query("LED 恒流 升压 电路 正极")
+    a = [(h.key, round(h.score, 5)) for h in full.search(q, 5)]
+    b = [(h.key, round(h.score, 5)) for h in inc.search(q, 5)]
+    assert a == b
+    inc.remove([1])
+    assert 1 not in {h.key for h in inc.search(q, 5)}
+    inc.upsert_many([(2, analyse_patent("恒流驱动电路", "LED恒流"), Attrs())])
+    assert inc.search(analyse_query("恒流"), 1)[0].key == 2
+    assert len(inc) == 4
+
+
+def test_snapshot_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    idx = make()
+    idx.upsert_many([(9, analyse_patent("新型地膜", "地膜降解"), Attrs(pooled=True))])
+    idx.position = 42
+    path = idx.save(tmp_path)
+    back = MatchIndex.load(path)
+    q = analyse_query("地膜 降解 LED")
+    assert [h.key for h in back.search(q, 5)] == [h.key for h in idx.search(q, 5)]
+    assert back.position == 42 and len(back) == len(idx)
+    assert back.attrs_of(9) == Attrs(pooled=True)
+
+
+def test_background_refit_keeps_concurrent_writes() -> None:
+    idx = MatchIndex(refit_ratio=0.0, refit_min=0)
+    idx.build((i, bag(i), Attrs()) for i in (1, 2, 3))
+    stop = threading.Event()
+
+    def writer() -> None:
+        n = 100
+        while not stop.is_set() and n < 400:
+            idx.upsert_many([(n, analyse_patent(f"测试文档{n}", "恒流电源"), Attrs())])
+            n += 1
+
+    t = threading.Thread(target=writer)
+    t.start()
+    t.join()
+    stop.set()
+    idx.wait_refit()
+    idx.refit()
+    assert idx.refits >= 1
+    assert len(idx) == 3 + 300
+    found = {h.key for h in idx.search(analyse_query("恒流电源"), 500)}
+    assert found >= set(range(100, 400))
