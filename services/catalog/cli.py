@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("key_id")
     d = sub.add_parser("load-demo")
     d.add_argument("--limit", type=int, default=None)
+    d.add_argument("--keys-file", default=None, help="write the demo API keys here")
     args = ap.parse_args(argv)
     url = args.database_url or CatalogSettings().database_url
     upgrade(MIGRATIONS, url)
@@ -119,7 +121,9 @@ def main(argv: list[str] | None = None) -> None:
         elif args.cmd == "load-demo":
             from services.catalog.demo.load import load_demo
 
-            print(json.dumps(asyncio.run(load_demo(url, limit=args.limit)), ensure_ascii=False))
+            keys_file = Path(args.keys_file) if args.keys_file else None
+            result = asyncio.run(load_demo(url, limit=args.limit, keys_file=keys_file))
+            print(json.dumps(result, ensure_ascii=False))
     except ValueError as exc:  # pydantic validation of CLI input
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

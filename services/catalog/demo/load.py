@@ -1,0 +1,175 @@
+"""Load the demo pool: organisations, accounts, patents and listings (idempotent)."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from services.catalog import schemas
+from services.catalog.api.listings import apply_terms
+from services.catalog.api.organisations import create_organisation
+from services.catalog.domain.ingest import (
+    Prepared,
+    ineligibility,
+    prepare,
+    publish_listing,
+    upsert_batch,
+)
+from services.catalog.domain.keys import issue_key
+from services.catalog.models import Listing, ListingEvent, Organisation, Patent
+from shared.auth import Role
+from shared.db import Database
+
+ACCOUNTS: list[dict[str, Any]] = [
+    {"name": "平台管理员", "kind": "other", "district": "heping", "role": "admin"},
+    {
+        "name": "天津市知识产权局（示例）",
+        "kind": "other",
+        "district": "hexi",
+        "role": "city_bureau",
+    },
+    {
+        "name": "滨海新区知识产权局（示例）",
+        "kind": "other",
+        "district": "binhai",
+        "role": "district_bureau",
+    },
+    {
+        "name": "东丽区知识产权局（示例）",
+        "kind": "other",
+        "district": "dongli",
+        "role": "district_bureau",
+    },
+    {
+        "name": "天津示例新能源科技有限公司",
+        "kind": "sme",
+        "district": "binhai",
+        "role": "sme",
+        "sme_basis": "工信部联企业〔2011〕300号：小型企业（示例）",
+    },
+    {
+        "name": "天津示例智能装备有限公司",
+        "kind": "sme",
+        "district": "xiqing",
+        "role": "sme",
+        "sme_basis": "科技型中小企业入库（示例）",
+    },
+    {
+        "name": "天津示例生物医药有限公司",
+        "kind": "sme",
+        "district": "dongli",
+        "role": "sme",
+        "sme_basis": "工信部联企业〔2011〕300号：微型企业（示例）",
+    },
+]
+SUPPLIER_KEYS = ["天津大学", "南开大学", "天津科技大学"]
+UPLOAD_DEMO_OWNER = "天津大学"
+
+
+def _read(name: str) -> str:
+    return resources.files("services.catalog.demo").joinpath(name).read_text(encoding="utf-8")
+
+
+def _terms(rng: random.Random) -> schemas.OfferTerms:
+    roll = rng.random()
+    if roll < 0.15:
+        return schemas.OfferTerms(modes=["assignment"], zero_price=True)
+    if roll < 0.3:
+        return schemas.OfferTerms(
+            modes=["non_exclusive_licence", "open_licence"],
+            price_cny=rng.choice([5000, 10000, 20000]),
+            use_first_pay_later=True,
+            deferred_licence_fee=True,
+        )
+    modes = rng.sample(
+        ["assignment", "exclusive_licence", "sole_licence", "non_exclusive_licence", "equity"],
+        k=rng.randint(1, 3),
+    )
+    price = rng.choice([None, 30000, 50000, 100000, 200000, 500000])
+    return schemas.OfferTerms(modes=modes, price_cny=price, negotiable=True)
+
+
+async def load_demo(
+    url: str, *, limit: int | None = None, keys_file: Path | None = None
+) -> dict[str, Any]:
+    db = Database(url)
+    summary: dict[str, Any] = {}
+    keys: dict[str, str] = {}
+    try:
+        async with db.sessionmaker() as session, session.begin():
+            by_name: dict[str, Organisation] = {
+                o.name: o for o in (await session.scalars(select(Organisation))).all()
+            }
+            fresh = not by_name
+            for acc in ACCOUNTS:
+                if acc["name"] not in by_name:
+                    body = {k: v for k, v in acc.items() if k != "role"}
+                    by_name[acc["name"]] = await create_organisation(
+                        session, schemas.OrganisationCreate.model_validate(body)
+                    )
+            for org in json.loads(_read("demo_organisations.json")):
+                if org["name"] not in by_name:
+                    by_name[org["name"]] = await create_organisation(
+                        session, schemas.OrganisationCreate.model_validate(org)
+                    )
+            if fresh:
+                for acc in ACCOUNTS:
+                    keys[acc["name"]] = await issue_key(
+                        session, by_name[acc["name"]], Role(acc["role"]), "demo"
+                    )
+                for name in SUPPLIER_KEYS:
+                    if name in by_name:
+                        keys[name] = await issue_key(session, by_name[name], Role.SUPPLIER, "demo")
+            # 天津大学's records are left out: they are the demo CSV a university uploads itself.
+            records = [
+                r
+                for r in map(json.loads, _read("demo_patents.jsonl").splitlines())
+                if r["patentees"] != [UPLOAD_DEMO_OWNER]
+            ]
+            records = records[:limit] if limit else records
+            grouped: dict[str, list[tuple[int, Prepared]]] = defaultdict(list)
+            for i, rec in enumerate(records):
+                body = {k: v for k, v in rec.items() if k not in ("source", "generated")}
+                grouped[rec["patentees"][0]].append(
+                    (i, prepare(schemas.PatentIn.model_validate(body)))
+                )
+            counts: dict[str, int] = defaultdict(int)
+            for name, items in grouped.items():
+                for outcome in await upsert_batch(session, by_name[name], items):
+                    counts[outcome.status] += 1
+            summary["patents"] = dict(counts)
+            listed = 0
+            patents = (await session.scalars(select(Patent).order_by(Patent.id))).all()
+            have = set((await session.scalars(select(Listing.patent_id))).all())
+            for p in patents:
+                # Seeded per patent, so a second run makes the same choices (idempotent).
+                rng = random.Random(p.application_number)
+                if p.id in have or rng.random() > 0.85:
+                    continue
+                if await ineligibility(session, p):
+                    continue
+                owner = next(o for o in by_name.values() if o.name in p.patentees)
+                listing = Listing(patent_id=p.id, status="listed", listed_by_org_id=owner.id)
+                apply_terms(listing, _terms(rng))
+                session.add(listing)
+                await session.flush()
+                session.add(ListingEvent(listing_id=listing.id, to_status="listed", reason="demo"))
+                await publish_listing(session, listing)
+                listed += 1
+            summary["listings_created"] = listed
+            summary["organisations"] = len(by_name)
+    finally:
+        await db.dispose()
+    if keys and keys_file:
+        keys_file.parent.mkdir(parents=True, exist_ok=True)
+        keys_file.write_text(json.dumps(keys, ensure_ascii=False, indent=1), encoding="utf-8")
+        summary["keys_file"] = str(keys_file)
+    elif keys:
+        summary["keys"] = keys
+    return summary
