@@ -56,19 +56,17 @@ async def pool_stats(session: SessionDep) -> dict[str, Any]:
             )
         ).all()
     )
-    by_district = dict(
-        (
+    by_district = {
+        (d or "outside"): c
+        for d, c in (
             await session.execute(
-                select(
-                    func.coalesce(Organisation.district, "outside"),
-                    func.count(func.distinct(PatentOwner.patent_id)),
-                )
+                select(Organisation.district, func.count(func.distinct(PatentOwner.patent_id)))
                 .join(PatentOwner, PatentOwner.org_id == Organisation.id)
                 .join(pooled, pooled.c.patent_id == PatentOwner.patent_id)
-                .group_by(func.coalesce(Organisation.district, "outside"))
+                .group_by(Organisation.district)
             )
         ).all()
-    )
+    }
     industries: dict[str, int] = {}
     for (tags,) in (
         await session.execute(

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import asyncio
+import csv
+from pathlib import Path
+
+from services.catalog.demo.load import load_demo
+from services.catalog.upload_client import upload, write_report
+from tests.conftest import CatalogHandle
+from tests.factories import patent
+
+DEMO_CSV = (
+    Path(__file__).resolve().parents[2] / "services/catalog/demo/tianjin-university-upload.csv"
+)
+
+
+def test_demo_loads_once_and_is_idempotent(catalog: CatalogHandle, tmp_path: Path) -> None:
+    first = asyncio.run(load_demo(catalog.database_url, keys_file=tmp_path / "keys.json"))
+    assert first["patents"]["accepted"] > 500 and first["listings_created"] > 300
+    second = asyncio.run(load_demo(catalog.database_url))
+    assert second["patents"] == {"unchanged": first["patents"]["accepted"]}
+    assert second["listings_created"] == 0
+    with catalog.client() as c:
+        stats = c.get("/v1/stats/pool").json()
+    assert stats["pooled"] == first["listings_created"]
+    assert stats["by_owner_kind"]["university"] > 0
+    assert sum(d["pooled"] for d in stats["by_district"]) >= stats["pooled"]
+
+
+def test_university_uploads_the_demo_csv_with_the_client(
+    catalog: CatalogHandle, tmp_path: Path
+) -> None:
+    _, key = catalog.org("天津大学", district="nankai")
+    result = upload(DEMO_CSV, catalog.url, key)
+    assert result["summary"]["accepted"] == 6 and result["summary"]["rejected"] == 2
+    out = tmp_path / "report.csv"
+    write_report(result["rows"], out)
+    with open(out, encoding="utf-8-sig") as f:
+        rows = list(csv.reader(f))
+    reasons = [r[4] for r in rows[1:] if r[2] == "rejected"]
+    assert any("check digit" in r for r in reasons) and any("IPC" in r for r in reasons)
+    again = upload(DEMO_CSV, catalog.url, key)
+    assert again["summary"]["unchanged"] == 6
+
+
+def test_client_follows_a_job(catalog: CatalogHandle, tmp_path: Path) -> None:
+    _, key = catalog.org("天津客户端大学")
+    f = tmp_path / "many.ndjson"
+    import json
+
+    f.write_text("\n".join(json.dumps(patent("天津客户端大学")) for _ in range(2100)))
+    result = upload(f, catalog.url, key, poll=0.1)
+    assert result["summary"]["accepted"] == 2100 and len(result["rows"]) == 2100
