@@ -1,0 +1,110 @@
+"""The conversion ledger: deals, their payments, status changes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, status
+from sqlalchemy import select
+
+from services.indicators import schemas
+from services.indicators.api.deps import LookupDep, SessionDep
+from services.indicators.domain import ledger
+from services.indicators.models import Deal, DealPatent, DealSupplier
+from shared.auth import PrincipalDep
+
+router = APIRouter(prefix="/v1", tags=["ledger"])
+
+
+@router.post("/deals", response_model=schemas.DealOut, status_code=status.HTTP_201_CREATED)
+async def create_deal(
+    body: schemas.DealCreate, session: SessionDep, principal: PrincipalDep, lookup: LookupDep
+) -> schemas.DealOut:
+    """Record a deal. city_bureau/admin: any; district_bureau: a party in its district;
+    supplier: its own deals. Parties are frozen as they were at the effective date."""
+    deal = await ledger.create_deal(session, body, principal, lookup)
+    return await ledger.deal_out(session, deal)
+
+
+@router.get("/deals", response_model=schemas.DealPage)
+async def list_deals(
+    session: SessionDep,
+    year: int | None = Query(None, description="year of the effective date"),
+    district: str | None = Query(None, description="recipient's district (frozen)"),
+    status_: str | None = Query(None, alias="status"),
+    kind: str | None = None,
+    supplier_org_id: int | None = None,
+    recipient_org_id: int | None = None,
+    application_number: str | None = None,
+    qualifies: bool | None = Query(None, description="parties meet the 1000-target rule"),
+    after: int = Query(0, ge=0, description="cursor: the last id seen"),
+    limit: int = Query(100, ge=1, le=1000),
+) -> schemas.DealPage:
+    stmt = select(Deal).where(Deal.id > after).order_by(Deal.id)
+    if year:
+        stmt = stmt.where(Deal.year == year)
+    if district:
+        stmt = stmt.where(Deal.recipient_district == district)
+    if status_:
+        stmt = stmt.where(Deal.status == status_)
+    if kind:
+        stmt = stmt.where(Deal.kind == kind)
+    if recipient_org_id:
+        stmt = stmt.where(Deal.recipient_org_id == recipient_org_id)
+    if qualifies is not None:
+        stmt = stmt.where(Deal.qualifies.is_(qualifies))
+    if supplier_org_id:
+        stmt = stmt.where(
+            Deal.id.in_(select(DealSupplier.deal_id).where(DealSupplier.org_id == supplier_org_id))
+        )
+    if application_number:
+        from services.indicators.domain.common import normalise_appno
+
+        appno = normalise_appno(application_number) or application_number
+        stmt = stmt.where(
+            Deal.id.in_(select(DealPatent.deal_id).where(DealPatent.application_number == appno))
+        )
+    rows = list((await session.scalars(stmt.limit(limit + 1))).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return schemas.DealPage(
+        items=[await ledger.deal_out(session, d) for d in rows],
+        next_cursor=str(rows[-1].id) if more else None,
+    )
+
+
+@router.get("/deals/{deal_id}", response_model=schemas.DealOut)
+async def get_deal(deal_id: int, session: SessionDep) -> schemas.DealOut:
+    return await ledger.deal_out(session, await ledger.load_deal(session, deal_id))
+
+
+@router.post("/deals/{deal_id}/payments", response_model=schemas.DealOut)
+async def add_payments(
+    deal_id: int, body: schemas.PaymentsAdd, session: SessionDep, principal: PrincipalDep
+) -> schemas.DealOut:
+    """Record payments actually received (实际到账); their total never exceeds the contract."""
+    deal = await ledger.load_deal(session, deal_id, lock=True)
+    await ledger.check_deal_writer(session, deal, principal)
+    deal = await ledger.add_payments(session, deal, body.payments)
+    return await ledger.deal_out(session, deal)
+
+
+@router.post("/deals/{deal_id}/effective", response_model=schemas.DealOut)
+async def make_effective(
+    deal_id: int, body: schemas.DealActivate, session: SessionDep, principal: PrincipalDep
+) -> schemas.DealOut:
+    """A registered deal takes effect; its parties are re-frozen at the effective date."""
+    deal = await ledger.load_deal(session, deal_id, lock=True)
+    await ledger.check_deal_writer(session, deal, principal)
+    deal = await ledger.activate(session, deal, body.effective_date)
+    return await ledger.deal_out(session, deal)
+
+
+@router.post("/deals/{deal_id}/cancel", response_model=schemas.DealOut)
+async def cancel_deal(
+    deal_id: int, body: schemas.DealCancel, session: SessionDep, principal: PrincipalDep
+) -> schemas.DealOut:
+    """Cancel (注销) with a reason: the deal stops counting everywhere, live figures drop,
+    frozen snapshots keep their values, and the catalog puts the patents back in the pool."""
+    deal = await ledger.load_deal(session, deal_id, lock=True)
+    await ledger.check_deal_writer(session, deal, principal)
+    deal = await ledger.cancel(session, deal, body.reason)
+    return await ledger.deal_out(session, deal)

@@ -1,0 +1,37 @@
+"""Dependency aliases of the indicators API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.indicators.domain.replica import CatalogLookup
+from services.indicators.settings import IndicatorsSettings
+from shared.db import Database
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    db: Database = request.app.state.db
+    async for session in db.session():
+        yield session
+
+
+def get_settings(request: Request) -> IndicatorsSettings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    return request.app.state.db.sessionmaker  # type: ignore[no-any-return]
+
+
+def get_lookup(request: Request) -> CatalogLookup:
+    return request.app.state.lookup  # type: ignore[no-any-return]
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SettingsDep = Annotated[IndicatorsSettings, Depends(get_settings)]
+SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
+LookupDep = Annotated[CatalogLookup, Depends(get_lookup)]

@@ -1,0 +1,84 @@
+"""Small shared helpers: Tianjin dates, application numbers, number formatting."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+# China has one time zone and no daylight saving: dates in contracts are Beijing dates.
+CST = timezone(timedelta(hours=8), "CST")
+
+PLATFORM_ROLES_THAT_WRITE_DEALS = ("city_bureau", "district_bureau", "admin", "supplier")
+
+
+def today() -> date:
+    """Today's date in Tianjin."""
+    return datetime.now(CST).date()
+
+
+def day_end_utc(d: date) -> datetime:
+    """The first instant after date `d` ends in Tianjin, in UTC (an exclusive bound)."""
+    return datetime.combine(d + timedelta(days=1), time(0), tzinfo=CST).astimezone(UTC)
+
+
+def year_end(year: int) -> date:
+    return date(year, 12, 31)
+
+
+def aware(dt: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every stored datetime is UTC."""
+    if dt is None:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def parse_dt(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return aware(value)
+    s = str(value).replace("Z", "+00:00")
+    try:
+        dt = datetime.fromisoformat(s)
+    except ValueError:
+        try:
+            return datetime.combine(date.fromisoformat(s[:10]), time(0), tzinfo=CST)
+        except ValueError:
+            return None
+    return aware(dt)
+
+
+_APPNO = re.compile(r"^(?:CN|ZL)?(\d{8}|\d{12})\.?([0-9X])$")
+
+
+def check_char(digits: str) -> str:
+    total = sum(int(d) * (2 + i % 8) for i, d in enumerate(digits))
+    r = total % 11
+    return "X" if r == 10 else str(r)
+
+
+def normalise_appno(raw: str) -> str | None:
+    """`CN202110123456.7`, `ZL 2021101234567`, full-width digits → `202110123456.7`.
+
+    Returns None when the text is not an application number or its check character
+    is wrong (CNIPA mod-11 rule).
+    """
+    s = unicodedata.normalize("NFKC", raw or "").upper()
+    s = re.sub(r"[\s\-·]", "", s)
+    m = _APPNO.match(s)
+    if not m:
+        return None
+    digits, check = m.groups()
+    if check_char(digits) != check:
+        return None
+    return f"{digits}.{check}"
+
+
+def num(v: Decimal | float | int | None, places: int = 2) -> float | None:
+    if v is None:
+        return None
+    f = round(float(v), places)
+    return int(f) if f == int(f) and abs(f) < 1e15 else f

@@ -1,0 +1,479 @@
+"""The conversion ledger: recording deals, freezing their parties, keeping lines right."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.indicators import schemas
+from services.indicators.domain.common import day_end_utc
+from services.indicators.domain.replica import CatalogLookup
+from services.indicators.domain.rules import Party, academic_to_sme, deal_qualifies, lead_supplier
+from services.indicators.models import (
+    Deal,
+    DealPatent,
+    DealSupplier,
+    FeedEntry,
+    Org,
+    OrgVersion,
+    Patent,
+    Payment,
+)
+from shared import feed
+from shared.auth import Principal, Role
+from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
+from shared.feed import utcnow
+
+
+async def party_at(session: AsyncSession, org_id: int, on: date) -> Party:
+    """The organisation as it was at the end of day `on` (Tianjin time).
+
+    Versions come from the catalog feed with the time the catalog changed them. When the
+    organisation entered the catalog after `on`, its first known state is used.
+    """
+    bound = day_end_utc(on)
+    version = await session.scalar(
+        select(OrgVersion)
+        .where(OrgVersion.org_id == org_id, OrgVersion.valid_from < bound)
+        .order_by(OrgVersion.valid_from.desc(), OrgVersion.id.desc())
+        .limit(1)
+    )
+    if version is None:
+        version = await session.scalar(
+            select(OrgVersion)
+            .where(OrgVersion.org_id == org_id)
+            .order_by(OrgVersion.valid_from, OrgVersion.id)
+            .limit(1)
+        )
+    if version is None:
+        raise NotFound(f"organisation {org_id} is unknown")
+    return Party(
+        org_id=org_id,
+        name=version.name,
+        kind=version.kind,
+        district=version.district,
+        in_tianjin=version.in_tianjin,
+        is_sme=version.is_sme,
+    )
+
+
+def evidence_key(ev: schemas.Evidence, recipient_org_id: int) -> str:
+    number = "".join(ev.number.split()).upper()
+    key = f"{ev.type.value}:{number}"
+    if ev.type is schemas.EvidenceType.OPEN_LICENCE_NOTICE:
+        key += f":{recipient_org_id}"
+    return key
+
+
+def can_write_deal(principal: Principal, parties: Sequence[Org]) -> None:
+    """city_bureau/admin: any deal; district_bureau: a party in its district;
+    supplier: deals where its organisation is a supplier; SMEs: none."""
+    role = principal.role
+    if role in (Role.ADMIN, Role.CITY_BUREAU):
+        return
+    if role is Role.DISTRICT_BUREAU:
+        if principal.district and any(o.district == principal.district for o in parties):
+            return
+        raise Forbidden("a district bureau records deals with a party in its own district")
+    raise Forbidden(f"role {role.value} cannot record deals in the ledger")
+
+
+async def _freeze(
+    session: AsyncSession, deal: Deal, supplier_ids: list[int], on: date
+) -> tuple[list[Party], Party]:
+    suppliers = [await party_at(session, oid, on) for oid in supplier_ids]
+    recipient = await party_at(session, deal.recipient_org_id, on)
+    deal.recipient_name = recipient.name
+    deal.recipient_kind = recipient.kind
+    deal.recipient_district = recipient.district
+    deal.recipient_in_tianjin = recipient.in_tianjin
+    deal.recipient_is_sme = recipient.is_sme
+    deal.qualifies = deal_qualifies(suppliers, recipient)
+    deal.academic_to_sme = academic_to_sme(suppliers, recipient)
+    deal.lead_supplier_org_id = lead_supplier(suppliers).org_id
+    return suppliers, recipient
+
+
+async def _write_suppliers(session: AsyncSession, deal: Deal, suppliers: list[Party]) -> None:
+    rows = (
+        await session.scalars(select(DealSupplier).where(DealSupplier.deal_id == deal.id))
+    ).all()
+    by_org = {r.org_id: r for r in rows}
+    for pos, s in enumerate(suppliers):
+        row = by_org.get(s.org_id) or DealSupplier(deal_id=deal.id, org_id=s.org_id)
+        row.position = pos
+        row.name, row.kind, row.district = s.name, s.kind, s.district
+        row.in_tianjin, row.is_sme = s.in_tianjin, s.is_sme
+        session.add(row)
+
+
+async def refresh_lines(session: AsyncSession, deal: Deal) -> None:
+    """Bring the deal's lines in line with its state (status, dates, frozen parties).
+
+    A line is `active` when the deal is effective. It `counts` (toward 1000) when active,
+    the parties qualify, and it is not a repeat: the same patent already counted in the
+    deal it was converted from (licence → equity to the same SME), unless that earlier
+    deal was cancelled.
+    """
+    repeat_of: set[int] = set()
+    if deal.converted_from_deal_id is not None:
+        prev = await session.get(Deal, deal.converted_from_deal_id)
+        if prev is not None and prev.status != "cancelled":
+            repeat_of = set(
+                (
+                    await session.scalars(
+                        select(DealPatent.patent_id).where(DealPatent.deal_id == prev.id)
+                    )
+                ).all()
+            )
+    active = deal.status == "effective"
+    lines = (await session.scalars(select(DealPatent).where(DealPatent.deal_id == deal.id))).all()
+    for line in lines:
+        line.kind = deal.kind
+        line.year = deal.year
+        line.effective_date = deal.effective_date
+        line.recipient_org_id = deal.recipient_org_id
+        line.recipient_district = deal.recipient_district
+        line.lead_supplier_org_id = deal.lead_supplier_org_id
+        line.active = active
+        line.repeat_of_deal_id = (
+            deal.converted_from_deal_id if line.patent_id in repeat_of else None
+        )
+        line.counts = active and deal.qualifies and line.repeat_of_deal_id is None
+
+
+def deal_payload(deal: Deal, appnos: list[str], supplier_ids: list[int]) -> dict[str, Any]:
+    """The `deal` entry of this service's feed (docs/contracts.md)."""
+    return {
+        "id": deal.id,
+        "kind": deal.kind,
+        "licence_type": deal.licence_type,
+        "status": deal.status,
+        "application_numbers": appnos,
+        "supplier_org_ids": supplier_ids,
+        "recipient_org_id": deal.recipient_org_id,
+        "contract_date": deal.contract_date.isoformat(),
+        "effective_date": deal.effective_date.isoformat() if deal.effective_date else None,
+        "cancelled_reason": deal.cancelled_reason,
+    }
+
+
+async def deal_parts(session: AsyncSession, deal_id: int) -> tuple[list[str], list[int]]:
+    appnos = (
+        await session.scalars(
+            select(DealPatent.application_number)
+            .where(DealPatent.deal_id == deal_id)
+            .order_by(DealPatent.id)
+        )
+    ).all()
+    suppliers = (
+        await session.scalars(
+            select(DealSupplier.org_id)
+            .where(DealSupplier.deal_id == deal_id)
+            .order_by(DealSupplier.position)
+        )
+    ).all()
+    return list(appnos), list(suppliers)
+
+
+async def publish(session: AsyncSession, deal: Deal) -> None:
+    appnos, suppliers = await deal_parts(session, deal.id)
+    await feed.append(
+        session,
+        FeedEntry,
+        [("deal", str(deal.id), "upsert", deal_payload(deal, appnos, suppliers))],
+    )
+
+
+async def create_deal(
+    session: AsyncSession, body: schemas.DealCreate, principal: Principal, lookup: CatalogLookup
+) -> Deal:
+    errors: list[dict[str, str]] = []
+    orgs: list[Org] = []
+    for i, oid in enumerate(body.supplier_org_ids):
+        org = await lookup.org(session, oid)
+        if org is None:
+            errors.append(
+                {"field": f"supplier_org_ids[{i}]", "reason": f"organisation {oid} is unknown"}
+            )
+        else:
+            orgs.append(org)
+    recipient = await lookup.org(session, body.recipient_org_id)
+    if recipient is None:
+        errors.append(
+            {
+                "field": "recipient_org_id",
+                "reason": f"organisation {body.recipient_org_id} is unknown",
+            }
+        )
+    patents: list[Patent] = []
+    for i, appno in enumerate(body.application_numbers):
+        patent = await lookup.patent(session, appno)
+        if patent is None:
+            errors.append(
+                {"field": f"application_numbers[{i}]", "reason": f"patent {appno} is unknown"}
+            )
+        else:
+            patents.append(patent)
+    if errors:
+        detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5])
+        raise Unprocessable(detail, errors=errors)
+    assert recipient is not None
+    can_write_deal(principal, [*orgs, recipient])
+    if principal.role is Role.SUPPLIER and principal.org_id not in body.supplier_org_ids:
+        raise Forbidden("a supplier records only deals in which it is a supplier")
+
+    key = evidence_key(body.evidence, body.recipient_org_id)
+    clash = await session.scalar(select(Deal.id).where(Deal.evidence_key == key))
+    if clash is not None:
+        raise Conflict(
+            f"evidence number {body.evidence.number} is already recorded on deal {clash}",
+            errors=[{"field": "evidence.number", "reason": f"already on deal {clash}"}],
+        )
+    if body.converted_from_deal_id is not None:
+        prev = await session.get(Deal, body.converted_from_deal_id)
+        if prev is None:
+            raise Unprocessable.field(
+                "converted_from_deal_id", f"deal {body.converted_from_deal_id} does not exist"
+            )
+        if prev.recipient_org_id != body.recipient_org_id:
+            raise Unprocessable.field(
+                "converted_from_deal_id", "the earlier deal has a different recipient"
+            )
+        if (
+            prev.effective_date
+            and body.effective_date
+            and body.effective_date < prev.effective_date
+        ):
+            raise Unprocessable.field(
+                "effective_date", "is before the effective date of the deal it converts"
+            )
+
+    on = body.effective_date or body.contract_date
+    ev = body.evidence
+    deal = Deal(
+        kind=body.kind.value,
+        licence_type=body.licence_type.value if body.licence_type else None,
+        status=body.status.value,
+        contract_date=body.contract_date,
+        effective_date=body.effective_date,
+        year=body.effective_date.year if body.effective_date else None,
+        evidence_type=ev.type.value,
+        evidence_number=ev.number.strip(),
+        evidence_date=ev.date,
+        evidence_key=key,
+        contract_amount=body.contract_amount,
+        amount_received=sum((p.amount for p in body.payments), Decimal(0)),
+        zero_price=body.zero_price,
+        use_first_pay_later=body.use_first_pay_later,
+        recipient_org_id=body.recipient_org_id,
+        converted_from_deal_id=body.converted_from_deal_id,
+        lead_id=body.lead_id,
+        note=body.note,
+        created_by_org_id=principal.org_id,
+        created_by_role=principal.role.value,
+    )
+    suppliers, _ = await _freeze(session, deal, body.supplier_org_ids, on)
+    session.add(deal)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"evidence number {ev.number} is already recorded") from exc
+    await _write_suppliers(session, deal, suppliers)
+    for patent in patents:
+        session.add(
+            DealPatent(
+                deal_id=deal.id,
+                patent_id=patent.id,
+                application_number=patent.application_number,
+                industry=patent.main_industry or "",
+                kind=deal.kind,
+                recipient_org_id=deal.recipient_org_id,
+                lead_supplier_org_id=deal.lead_supplier_org_id,
+            )
+        )
+    for p in body.payments:
+        session.add(_payment(deal, p))
+    await session.flush()
+    await refresh_lines(session, deal)
+    await publish(session, deal)
+    return deal
+
+
+def _payment(deal: Deal, p: schemas.PaymentIn) -> Payment:
+    return Payment(
+        deal_id=deal.id,
+        amount=p.amount,
+        received_on=p.received_on,
+        year=p.received_on.year,
+        note=p.note,
+    )
+
+
+async def load_deal(session: AsyncSession, deal_id: int, *, lock: bool = False) -> Deal:
+    stmt = select(Deal).where(Deal.id == deal_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    deal = await session.scalar(stmt)
+    if deal is None:
+        raise NotFound(f"deal {deal_id} does not exist")
+    return deal
+
+
+async def check_deal_writer(session: AsyncSession, deal: Deal, principal: Principal) -> None:
+    _, supplier_ids = await deal_parts(session, deal.id)
+    orgs = [
+        o for o in [await session.get(Org, i) for i in [*supplier_ids, deal.recipient_org_id]] if o
+    ]
+    if principal.role is Role.SUPPLIER:
+        if principal.org_id in supplier_ids and deal.created_by_org_id == principal.org_id:
+            return
+        raise Forbidden("a supplier changes only deals it recorded itself")
+    can_write_deal(principal, orgs)
+
+
+async def activate(session: AsyncSession, deal: Deal, on: date) -> Deal:
+    if deal.status != "registered":
+        raise Conflict(f"deal {deal.id} is {deal.status}; only a registered deal becomes effective")
+    if on < deal.contract_date:
+        raise Unprocessable.field("effective_date", "is before the contract date")
+    _, supplier_ids = await deal_parts(session, deal.id)
+    deal.status = "effective"
+    deal.effective_date = on
+    deal.year = on.year
+    suppliers, _ = await _freeze(session, deal, supplier_ids, on)  # judged at this date
+    await _write_suppliers(session, deal, suppliers)
+    deal.updated_at = utcnow()
+    deal.version += 1
+    await session.flush()
+    await refresh_lines(session, deal)
+    await publish(session, deal)
+    return deal
+
+
+async def cancel(session: AsyncSession, deal: Deal, reason: str) -> Deal:
+    if deal.status == "cancelled":
+        raise Conflict(f"deal {deal.id} is already cancelled")
+    deal.status = "cancelled"
+    deal.cancelled_reason = reason
+    deal.cancelled_at = utcnow()
+    deal.updated_at = deal.cancelled_at
+    deal.version += 1
+    await session.flush()
+    await refresh_lines(session, deal)
+    # deals converted from this one now count on their own
+    followers = (
+        await session.scalars(select(Deal).where(Deal.converted_from_deal_id == deal.id))
+    ).all()
+    for f in followers:
+        await refresh_lines(session, f)
+    await publish(session, deal)
+    return deal
+
+
+async def add_payments(
+    session: AsyncSession, deal: Deal, payments: list[schemas.PaymentIn]
+) -> Deal:
+    if deal.status == "cancelled":
+        raise Conflict(f"deal {deal.id} is cancelled")
+    existing = (await session.scalars(select(Payment).where(Payment.deal_id == deal.id))).all()
+    try:
+        schemas.check_amounts(
+            deal.contract_amount,
+            deal.zero_price,
+            [schemas.PaymentIn(amount=p.amount, received_on=p.received_on) for p in existing]
+            + payments,
+            deal.contract_date,
+        )
+    except ValueError as exc:
+        field, _, reason = str(exc).partition(": ")
+        raise Unprocessable.field(field, reason) from exc
+    for p in payments:
+        session.add(_payment(deal, p))
+    deal.amount_received = Decimal(deal.amount_received) + sum(
+        (p.amount for p in payments), Decimal(0)
+    )
+    deal.updated_at = utcnow()
+    await session.flush()
+    return deal
+
+
+async def deal_out(session: AsyncSession, deal: Deal) -> schemas.DealOut:
+    suppliers = (
+        await session.scalars(
+            select(DealSupplier)
+            .where(DealSupplier.deal_id == deal.id)
+            .order_by(DealSupplier.position)
+        )
+    ).all()
+    lines = (
+        await session.execute(
+            select(DealPatent.application_number, DealPatent.counts)
+            .where(DealPatent.deal_id == deal.id)
+            .order_by(DealPatent.id)
+        )
+    ).all()
+    payments = (
+        await session.scalars(
+            select(Payment)
+            .where(Payment.deal_id == deal.id)
+            .order_by(Payment.received_on, Payment.id)
+        )
+    ).all()
+    return schemas.DealOut(
+        id=deal.id,
+        kind=deal.kind,
+        licence_type=deal.licence_type,
+        status=deal.status,
+        application_numbers=[a for a, _ in lines],
+        suppliers=[
+            schemas.PartyOut(
+                org_id=s.org_id, name=s.name, kind=s.kind, district=s.district,
+                in_tianjin=s.in_tianjin, is_sme=s.is_sme,
+            )
+            for s in suppliers
+        ],
+        recipient=schemas.PartyOut(
+            org_id=deal.recipient_org_id, name=deal.recipient_name, kind=deal.recipient_kind,
+            district=deal.recipient_district, in_tianjin=deal.recipient_in_tianjin,
+            is_sme=deal.recipient_is_sme,
+        ),
+        contract_date=deal.contract_date,
+        effective_date=deal.effective_date,
+        evidence=schemas.Evidence(
+            type=deal.evidence_type, number=deal.evidence_number, date=deal.evidence_date
+        ),
+        contract_amount=deal.contract_amount,
+        amount_received=deal.amount_received,
+        payments=[schemas.PaymentOut.model_validate(p) for p in payments],
+        zero_price=deal.zero_price,
+        use_first_pay_later=deal.use_first_pay_later,
+        qualifies=deal.qualifies,
+        counted_lines=sum(1 for _, c in lines if c),
+        converted_from_deal_id=deal.converted_from_deal_id,
+        lead_id=deal.lead_id,
+        cancelled_reason=deal.cancelled_reason,
+        cancelled_at=deal.cancelled_at,
+        note=deal.note,
+        created_by_org_id=deal.created_by_org_id,
+        created_at=deal.created_at,
+        updated_at=deal.updated_at,
+    )  # fmt: skip
+
+
+async def count_deals(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Deal)) or 0)
+
+
+async def touch_lines_for_patent_industry(session: AsyncSession, patent: Patent) -> None:
+    await session.execute(
+        update(DealPatent)
+        .where(DealPatent.patent_id == patent.id)
+        .values(industry=patent.main_industry or "")
+    )

@@ -1,0 +1,212 @@
+"""Apply upstream feed entries to the local copies (idempotent; last write wins).
+
+Catalog feed: `organisation`, `patent`, `listing` (other entities are ignored).
+Matching feed: `need`, `lead`.
+Organisations keep a version history so a deal can freeze its parties' attributes
+as they were at the deal's effective date; listings keep their state history so the
+pool can be counted at any past date.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.indicators.domain.common import normalise_appno, parse_dt
+from services.indicators.models import Lead, Listing, Need, Org, OrgVersion, Patent, PoolEvent
+from shared.feed import utcnow
+
+log = logging.getLogger("tjp.indicators.replica")
+POOLED = ("listed", "negotiating")
+_VERSIONED = ("name", "kind", "district", "in_tianjin", "is_sme")
+
+
+async def apply_org(session: AsyncSession, p: dict[str, Any], feed_id: int | None = None) -> Org:
+    org_id = int(p["id"])
+    district = p.get("district")
+    attrs = {
+        "name": p.get("name") or "",
+        "kind": p.get("kind") or "other",
+        "district": district,
+        "province": p.get("province"),
+        "in_tianjin": bool(p["in_tianjin"]) if "in_tianjin" in p else district is not None,
+        "is_sme": bool(p.get("is_sme")),
+    }
+    at = parse_dt(p.get("updated_at")) or utcnow()
+    org = await session.get(Org, org_id)
+    if org is None:
+        org = Org(id=org_id, updated_at=at, **attrs)
+        session.add(org)
+        changed = True
+    else:
+        changed = any(getattr(org, k) != attrs[k] for k in _VERSIONED)
+        for k, v in attrs.items():
+            setattr(org, k, v)
+        org.updated_at = at
+    if changed:
+        session.add(
+            OrgVersion(
+                org_id=org_id,
+                valid_from=at,
+                source_feed_id=feed_id,
+                **{k: attrs[k] for k in _VERSIONED},
+            )
+        )
+    await session.flush()
+    return org
+
+
+async def apply_patent(session: AsyncSession, p: dict[str, Any]) -> Patent | None:
+    appno = normalise_appno(str(p.get("application_number") or "")) or p.get("application_number")
+    if not appno:
+        return None
+    industries = [str(i) for i in (p.get("industries") or [])]
+    owners = [int(o) for o in (p.get("owner_org_ids") or [])]
+    patent = await session.get(Patent, int(p["id"]))
+    if patent is None:
+        clash = await session.scalar(select(Patent).where(Patent.application_number == appno))
+        if clash is not None:  # re-created upstream under a new id: keep one row per number
+            await session.delete(clash)
+            await session.flush()
+        patent = Patent(id=int(p["id"]), application_number=appno)
+        session.add(patent)
+    patent.application_number = appno
+    patent.patent_type = p.get("patent_type")
+    patent.title = (p.get("title") or "")[:500]
+    patent.industries = industries
+    patent.main_industry = industries[0] if industries else ""
+    patent.owner_org_ids = owners
+    patent.legal_status = p.get("legal_status")
+    await session.flush()
+    return patent
+
+
+async def _owner_district(session: AsyncSession, owner_ids: list[int]) -> str | None:
+    for oid in owner_ids:
+        org = await session.get(Org, oid)
+        if org is not None and org.district:
+            return org.district
+    return None
+
+
+async def apply_listing(session: AsyncSession, p: dict[str, Any]) -> Listing:
+    owners = [int(o) for o in (p.get("owner_org_ids") or [])]
+    first = parse_dt(p.get("first_listed_at")) or utcnow()
+    updated = parse_dt(p.get("updated_at")) or first
+    status = p.get("status") or "listed"
+    district = await _owner_district(session, owners)
+    appno = normalise_appno(str(p.get("application_number") or "")) or str(
+        p.get("application_number") or ""
+    )
+    listing = await session.get(Listing, int(p["id"]))
+    new = listing is None
+    if new:
+        listing = Listing(id=int(p["id"]), status=status)
+        session.add(listing)
+    previous = None if new else listing.status
+    listing.patent_id = int(p.get("patent_id") or 0)
+    listing.application_number = appno
+    listing.owner_org_ids = owners
+    listing.owner_district = district
+    listing.first_listed_at = first
+    listing.updated_at = updated
+    listing.status = status
+    if new and status not in POOLED:
+        # first seen already out of the pool: it was pooled from first_listed_at
+        session.add(PoolEvent(listing_id=listing.id, status="listed", at=first,
+                              owner_district=district))  # fmt: skip
+    if new or previous != status:
+        session.add(
+            PoolEvent(
+                listing_id=listing.id,
+                status=status,
+                at=first if new and status in POOLED else updated,
+                owner_district=district,
+            )
+        )
+    await session.flush()
+    return listing
+
+
+async def apply_catalog_entries(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
+    for e in entries:
+        entity, payload = e["entity"], e["payload"]
+        if e.get("op") not in (None, "upsert"):
+            continue
+        if entity == "organisation":
+            await apply_org(session, payload, e.get("id"))
+        elif entity == "patent":
+            await apply_patent(session, payload)
+        elif entity == "listing":
+            await apply_listing(session, payload)
+
+
+async def apply_matching_entries(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
+    for e in entries:
+        p = e["payload"]
+        if e["entity"] == "need":
+            need = await session.get(Need, str(p["id"]))
+            if need is None:
+                need = Need(id=str(p["id"]))
+                session.add(need)
+            need.org_id = p.get("org_id")
+            need.title = (p.get("title") or "")[:500]
+            need.industry = p.get("industry")
+            need.status = p.get("status") or "open"
+            need.created_at = parse_dt(p.get("created_at")) or utcnow()
+        elif e["entity"] == "lead":
+            lead = await session.get(Lead, str(p["id"]))
+            if lead is None:
+                lead = Lead(id=str(p["id"]))
+                session.add(lead)
+            lead.need_id = str(p["need_id"]) if p.get("need_id") is not None else None
+            lead.patent_id = p.get("patent_id")
+            raw = str(p.get("application_number") or "")
+            lead.application_number = normalise_appno(raw) or raw or None
+            lead.sme_org_id = p.get("sme_org_id")
+            lead.status = p.get("status") or "open"
+            lead.created_at = parse_dt(p.get("created_at")) or utcnow()
+            lead.updated_at = parse_dt(p.get("updated_at"))
+        await session.flush()
+
+
+class CatalogLookup:
+    """Asks the catalog for an organisation or patent not yet seen on its feed."""
+
+    def __init__(self, client: httpx.AsyncClient | None) -> None:
+        self.client = client
+
+    async def org(self, session: AsyncSession, org_id: int) -> Org | None:
+        org = await session.get(Org, org_id)
+        if org is not None or self.client is None:
+            return org
+        try:
+            r = await self.client.get(f"/v1/organisations/{org_id}")
+        except httpx.HTTPError as exc:
+            log.warning("catalog lookup of organisation %s failed: %s", org_id, exc)
+            return None
+        if r.status_code != 200:
+            return None
+        return await apply_org(session, r.json())
+
+    async def patent(self, session: AsyncSession, appno: str) -> Patent | None:
+        patent = await session.scalar(select(Patent).where(Patent.application_number == appno))
+        if patent is not None or self.client is None:
+            return patent
+        try:
+            r = await self.client.get(f"/v1/patents/{appno}")
+        except httpx.HTTPError as exc:
+            log.warning("catalog lookup of patent %s failed: %s", appno, exc)
+            return None
+        if r.status_code != 200:
+            return None
+        body = r.json()
+        if "owner_org_ids" not in body and isinstance(body.get("owners"), list):
+            body["owner_org_ids"] = [o["id"] if isinstance(o, dict) else o for o in body["owners"]]
+        if "id" not in body or "application_number" not in body:
+            return None
+        return await apply_patent(session, body)

@@ -1,0 +1,107 @@
+"""Indicators service: the conversion ledger, plan progress, reported figures, snapshots."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from services.indicators.api import activity, deals, events, plans, reporting
+from services.indicators.api.deps import SessionDep
+from services.indicators.domain.plans import all_plans
+from services.indicators.domain.replica import (
+    CatalogLookup,
+    apply_catalog_entries,
+    apply_matching_entries,
+)
+from services.indicators.models import FeedCursor, FeedEntry
+from services.indicators.settings import IndicatorsSettings
+from shared.app import create_service_app
+from shared.auth import RemoteAuthenticator
+from shared.db import Database, upgrade_async
+from shared.feed import FeedConsumer, feed_router
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger("tjp.indicators")
+
+
+def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
+    settings = settings or IndicatorsSettings()
+    all_plans()  # fail at startup, not at the first request, if a plan file is broken
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.migrate_on_startup:
+            await upgrade_async(MIGRATIONS, settings.database_url)
+        db = Database(settings.database_url)
+        app.state.db = db
+        app.state.settings = settings
+        catalog = httpx.AsyncClient(base_url=settings.catalog_url, timeout=10.0)
+        app.state.authenticator = RemoteAuthenticator(catalog)
+        app.state.lookup = CatalogLookup(catalog)
+        consumers: dict[str, FeedConsumer] = {}
+        consumers["catalog"] = FeedConsumer(
+            source="catalog",
+            client=catalog,
+            sessionmaker=db.sessionmaker,
+            cursor_model=FeedCursor,
+            handler=apply_catalog_entries,
+            idle_interval=settings.feed_idle_interval,
+        )
+        matching = None
+        if settings.matching_url:
+            matching = httpx.AsyncClient(base_url=settings.matching_url, timeout=10.0)
+            consumers["matching"] = FeedConsumer(
+                source="matching",
+                client=matching,
+                sessionmaker=db.sessionmaker,
+                cursor_model=FeedCursor,
+                handler=apply_matching_entries,
+                idle_interval=settings.feed_idle_interval,
+            )
+        app.state.consumers = consumers
+        if settings.follow_feeds:
+            for c in consumers.values():
+                c.start()
+
+        def readiness() -> dict[str, Any]:
+            return {
+                f"{name}_feed": c.last_error and f"error: {c.last_error}" or f"ok at {c.position}"
+                for name, c in consumers.items()
+            }
+
+        app.state.readiness = readiness
+        try:
+            yield
+        finally:
+            for c in consumers.values():
+                await c.stop()
+            await catalog.aclose()
+            if matching:
+                await matching.aclose()
+            await db.dispose()
+
+    app = create_service_app(
+        title="Tianjin patent pool — indicators",
+        description=(
+            "The conversion ledger (assignments, licences, equity contributions to SMEs), "
+            "pledge financing and other countable events, the plans' targets and their "
+            "progress (3000 pooled, 1000 converted, Binhai's 22 indicators, Dongli's tables), "
+            "reported figures, frozen snapshots, drill-down and Excel exports. Deals are "
+            "published on `/v1/feed` for the catalog."
+        ),
+        lifespan=lifespan,
+    )
+    app.include_router(deals.router)
+    app.include_router(events.router)
+    app.include_router(plans.router)
+    app.include_router(reporting.router)
+    app.include_router(activity.router)
+    app.include_router(feed_router(FeedEntry, SessionDep))
+
+    return app

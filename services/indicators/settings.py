@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class IndicatorsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="INDICATORS_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///var/indicators.db"
+    # The catalog: API keys (introspection), organisations/patents/listings (its feed).
+    catalog_url: str = "http://127.0.0.1:8101"
+    # The matching service's feed (needs, leads); empty disables the consumer.
+    matching_url: str = ""
+    # Follow the catalog feed in the background (tests may turn it off and catch up by hand).
+    follow_feeds: bool = True
+    feed_idle_interval: float = 0.5
+    # Ledger exports larger than this many deals are refused as XLSX (Excel's row limit).
+    xlsx_max_rows: int = 1_048_000
