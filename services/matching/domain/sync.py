@@ -1,0 +1,267 @@
+"""Following the catalog feed: keep a copy of patents/listings/organisations and the index.
+
+The feed handler only writes rows (in the consumer's transaction) and stamps each
+affected patent with `index_pos` = the feed id of the change. After the page commits,
+`PatentIndexer.sync()` re-indexes the patents whose `index_pos` is beyond the index's own
+position. A restart is the same path: load the last snapshot (with its position) and
+sync the rows changed since.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.matching.domain.codes import (
+    DEAD_LEGAL_STATUSES,
+    POOLED,
+    industry_mask,
+    mode_mask,
+    patent_type_code,
+)
+from services.matching.domain.index import Attrs, MatchIndex
+from services.matching.domain.text import analyse_patent
+from services.matching.models import FeedCursor, Listing, Organisation, Patent, PatentOwner
+from shared.feed import FeedConsumer
+from shared.regions import TIANJIN_DISTRICTS
+
+log = logging.getLogger("tjp.matching.sync")
+DISTRICT_BIT = {k: i for i, k in enumerate(TIANJIN_DISTRICTS)}
+
+
+def district_mask(districts: list[str]) -> int:
+    return sum(1 << DISTRICT_BIT[d] for d in set(districts) if d in DISTRICT_BIT)
+
+
+# ---------------------------------------------------------------- feed handler
+
+
+async def apply_catalog_entries(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
+    for e in entries:
+        kind, p, pos = e["entity"], e["payload"], int(e["id"])
+        if kind == "organisation":
+            await _apply_org(session, p, pos)
+        elif kind == "patent":
+            await _apply_patent(session, p, pos)
+        elif kind == "listing":
+            await _apply_listing(session, p, pos)
+    await session.flush()
+
+
+async def _apply_org(session: AsyncSession, p: dict[str, Any], pos: int) -> None:
+    org = await session.get(Organisation, int(p["id"]))
+    if org is None:
+        org = Organisation(id=int(p["id"]))
+        session.add(org)
+        changed = False
+    else:
+        changed = org.district != p.get("district")
+    org.kind, org.name = p["kind"], p["name"]
+    org.district, org.province = p.get("district"), p.get("province")
+    org.is_sme = bool(p.get("is_sme"))
+    org.feed_pos = pos
+    if changed:  # the owner-district filter of its patents changes
+        await session.flush()
+        owned = select(PatentOwner.patent_id).where(PatentOwner.org_id == org.id)
+        await session.execute(
+            update(Patent).where(Patent.id.in_(owned)).values(index_pos=pos),
+            execution_options={"synchronize_session": False},
+        )
+
+
+async def _apply_patent(session: AsyncSession, p: dict[str, Any], pos: int) -> None:
+    pat = await session.get(Patent, int(p["id"]))
+    if pat is None:
+        pat = Patent(id=int(p["id"]))
+        session.add(pat)
+    pat.application_number = p["application_number"]
+    pat.patent_type = p.get("patent_type") or "invention"
+    pat.title = p.get("title") or ""
+    pat.abstract = p.get("abstract") or ""
+    pat.claims = p.get("claims")
+    pat.ipc_codes = list(p.get("ipc_codes") or [])
+    pat.industries = list(p.get("industries") or [])
+    pat.patentees = list(p.get("patentees") or [])
+    owners = sorted({int(o) for o in p.get("owner_org_ids") or []})
+    pat.owner_org_ids = owners
+    pat.legal_status = p.get("legal_status") or "pending"
+    pat.version = int(p.get("version") or 1)
+    pat.index_pos = pos
+    await session.flush()
+    await session.execute(delete(PatentOwner).where(PatentOwner.patent_id == pat.id))
+    if owners:
+        await session.execute(
+            insert(PatentOwner), [{"patent_id": pat.id, "org_id": o} for o in owners]
+        )
+
+
+async def _apply_listing(session: AsyncSession, p: dict[str, Any], pos: int) -> None:
+    row = await session.get(Listing, int(p["id"]))
+    if row is None:
+        row = Listing(id=int(p["id"]))
+        session.add(row)
+    row.patent_id = int(p["patent_id"])
+    row.status = p["status"]
+    row.modes = list(p.get("modes") or [])
+    row.price_cny = p.get("price_cny")
+    row.negotiable = bool(p.get("negotiable"))
+    row.zero_price = bool(p.get("zero_price"))
+    row.use_first_pay_later = bool(p.get("use_first_pay_later"))
+    row.deferred_licence_fee = bool(p.get("deferred_licence_fee"))
+    row.feed_pos = pos
+    await session.flush()
+    await session.execute(
+        update(Patent).where(Patent.id == row.patent_id).values(index_pos=pos),
+        execution_options={"synchronize_session": False},
+    )
+
+
+# ---------------------------------------------------------------- index upkeep
+
+
+def patent_attrs(pat: Patent, listing: Listing | None, owner_districts: list[str]) -> Attrs:
+    return Attrs(
+        pooled=listing is not None and listing.status in POOLED,
+        zero_price=bool(listing and listing.zero_price),
+        patent_type=patent_type_code(pat.patent_type),
+        modes=mode_mask(listing.modes) if listing else 0,
+        industries=industry_mask(pat.industries or []),
+        districts=district_mask(owner_districts),
+    )
+
+
+class PatentIndexer:
+    """Owns the patent index, its snapshot file and its catch-up from the database."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        index_dir: str | Path,
+        chunk: int = 2000,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.dir = Path(index_dir)
+        self.chunk = chunk
+        self.index = MatchIndex()
+        self.saved_position = -1
+        self.lock = asyncio.Lock()
+        self.last_sync_at: float | None = None
+        self.loaded_snapshot_position: int | None = None
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.dir / "patents.npz"
+
+    async def start(self) -> None:
+        """Load the snapshot if it is usable, then catch up with the database."""
+        async with self.sessionmaker() as session:
+            cursor = await session.get(FeedCursor, "catalog")
+            db_position = cursor.position if cursor else 0
+        if self.snapshot_path.exists():
+            try:
+                idx = await asyncio.to_thread(MatchIndex.load, self.snapshot_path)
+                if idx.position <= db_position:
+                    self.index = idx
+                    self.saved_position = idx.position
+                    self.loaded_snapshot_position = idx.position
+                    log.info("index snapshot loaded at position %s", idx.position)
+                else:
+                    log.warning("index snapshot is ahead of the database; rebuilding")
+            except Exception:
+                log.exception("index snapshot unreadable; rebuilding")
+        await self.sync(db_position)
+
+    async def sync(self, upto: int) -> int:
+        """Re-index patents changed after the index's position; return how many."""
+        async with self.lock:
+            n = 0
+            after_pos, after_id = self.index.position, -1
+            while True:
+                async with self.sessionmaker() as session:
+                    rows = list(
+                        await session.scalars(
+                            select(Patent)
+                            .where(
+                                or_(
+                                    Patent.index_pos > after_pos,
+                                    and_(Patent.index_pos == after_pos, Patent.id > after_id),
+                                ),
+                                Patent.index_pos <= upto,
+                            )
+                            .order_by(Patent.index_pos, Patent.id)
+                            .limit(self.chunk)
+                        )
+                    )
+                    if not rows:
+                        break
+                    docs = await self._documents(session, rows)
+                await asyncio.to_thread(self._apply, docs)
+                n += len(rows)
+                after_pos, after_id = rows[-1].index_pos, rows[-1].id
+                if len(rows) < self.chunk:
+                    break
+            self.index.position = max(self.index.position, upto)
+            self.last_sync_at = time.time()
+            return n
+
+    async def _documents(self, session: AsyncSession, rows: list[Patent]) -> list[tuple[Any, ...]]:
+        ids = [r.id for r in rows]
+        listings = {
+            li.patent_id: li
+            for li in await session.scalars(select(Listing).where(Listing.patent_id.in_(ids)))
+        }
+        owner_ids = {o for r in rows for o in r.owner_org_ids}
+        districts = {
+            o.id: o.district
+            for o in await session.scalars(
+                select(Organisation).where(Organisation.id.in_(owner_ids))
+            )
+        }
+        out = []
+        for r in rows:
+            alive = r.legal_status not in DEAD_LEGAL_STATUSES
+            ds = [districts[o] for o in r.owner_org_ids if districts.get(o)]
+            out.append(
+                (r.id, alive, r.title, r.abstract, r.claims, r.ipc_codes,
+                 patent_attrs(r, listings.get(r.id), ds))
+            )  # fmt: skip
+        return out
+
+    def _apply(self, docs: list[tuple[Any, ...]]) -> None:
+        ups = [
+            (key, analyse_patent(title, abstract, claims, ipc), attrs)
+            for key, alive, title, abstract, claims, ipc, attrs in docs
+            if alive
+        ]
+        self.index.upsert_many(ups)
+        dead = [d[0] for d in docs if not d[1]]
+        if dead:
+            self.index.remove(dead)
+
+    async def snapshot(self, force: bool = False) -> bool:
+        if not force and self.index.position == self.saved_position:
+            return False
+        position = self.index.position
+        await asyncio.to_thread(self.index.save, self.dir, "patents")
+        self.saved_position = position
+        return True
+
+
+class CatalogConsumer(FeedConsumer):
+    """The shared consumer, plus: after each committed page, bring the index up to date."""
+
+    def __init__(self, indexer: PatentIndexer, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.indexer = indexer
+
+    async def poll_once(self) -> int:
+        n = await super().poll_once()
+        if self.indexer.index.position < self.position:
+            await self.indexer.sync(self.position)
+        return n

@@ -1,0 +1,107 @@
+"""Matching service: needs, ranked and explained patents, reverse matching, leads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from services.matching.api import leads, match, needs, ops
+from services.matching.api.deps import SessionDep
+from services.matching.domain.needs import NeedIndexer
+from services.matching.domain.sync import CatalogConsumer, PatentIndexer, apply_catalog_entries
+from services.matching.models import FeedCursor, FeedEntry
+from services.matching.settings import MatchingSettings
+from shared.app import create_service_app
+from shared.auth import RemoteAuthenticator
+from shared.db import Database, upgrade_async
+from shared.feed import feed_router
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger("tjp.matching")
+
+
+def create_app(settings: MatchingSettings | None = None) -> FastAPI:
+    settings = settings or MatchingSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.migrate_on_startup:
+            await upgrade_async(MIGRATIONS, settings.database_url)
+        db = Database(settings.database_url)
+        client = httpx.AsyncClient(base_url=settings.catalog_url, timeout=30.0)
+        auth_client = httpx.AsyncClient(base_url=settings.catalog_url, timeout=10.0)
+        app.state.db = db
+        app.state.settings = settings
+        app.state.authenticator = RemoteAuthenticator(auth_client)
+        indexer = PatentIndexer(db.sessionmaker, settings.index_dir)
+        await indexer.start()
+        need_indexer = NeedIndexer(db.sessionmaker)
+        await need_indexer.rebuild()
+        app.state.indexer = indexer
+        app.state.needs = need_indexer
+        consumer = CatalogConsumer(
+            indexer,
+            source="catalog",
+            client=client,
+            sessionmaker=db.sessionmaker,
+            cursor_model=FeedCursor,
+            handler=apply_catalog_entries,
+            idle_interval=settings.feed_idle_interval,
+        )
+        if settings.consume_feed:
+            consumer.start()
+        app.state.consumer = consumer
+
+        async def snapshots() -> None:
+            while True:
+                await asyncio.sleep(settings.snapshot_interval)
+                try:
+                    await indexer.snapshot()
+                except Exception:  # keep serving; the next attempt may succeed
+                    log.exception("index snapshot failed")
+
+        snap_task = asyncio.create_task(snapshots(), name="matching-snapshots")
+        app.state.readiness = lambda: {
+            "catalog_feed": consumer.last_error or f"ok at {consumer.position}",
+            "index": f"{len(indexer.index)} patents at {indexer.index.position}",
+        }
+        try:
+            yield
+        finally:
+            snap_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await snap_task
+            await consumer.stop()
+            try:
+                await indexer.snapshot(force=True)
+            except Exception:
+                log.exception("final index snapshot failed")
+            await client.aclose()
+            await auth_client.aclose()
+            await db.dispose()
+
+    app = create_service_app(
+        title="Tianjin patent pool — matching",
+        description=(
+            "SMEs post technology needs; the matcher ranks pooled patents for a need or a "
+            "plain-language problem with reasons, finds the needs a patent fits, and keeps "
+            "leads (interest → accepted/declined), published on `/v1/feed`."
+        ),
+        lifespan=lifespan,
+    )
+    app.include_router(needs.router)
+    app.include_router(match.router)
+    app.include_router(leads.router)
+    app.include_router(ops.router)
+    app.include_router(feed_router(FeedEntry, SessionDep))
+    return app
+
+
+app_factory = create_app

@@ -1,0 +1,341 @@
+"""The matching service over real HTTP, against a live catalog, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.conftest import CatalogHandle
+from tests.matching.conftest import MatchingHandle, new_patent
+
+UNI = "天津匹配大学"
+UNI2 = "天津另一大学"
+SME = "天津恒光照明有限公司"
+SME2 = "天津某机械有限公司"
+
+
+@dataclass
+class World:
+    uni_key: str
+    uni2_key: str
+    sme_key: str
+    sme2_key: str
+    bureau_key: str
+    led: str  # application numbers
+    battery: str
+    scarf: str
+    unlisted: str
+    zero: str
+    listings: dict[str, int]
+
+
+def upload(catalog: CatalogHandle, key: str, body: dict[str, Any]) -> str:
+    with catalog.client(key) as c:
+        r = c.post("/v1/patents", json=body)
+        assert r.status_code in (200, 201), r.text
+        return str(r.json()["application_number"])
+
+
+def list_patent(catalog: CatalogHandle, key: str, appno: str, **terms: Any) -> int:
+    body = {"application_number": appno, "modes": ["assignment"], "price_cny": "50000"}
+    body.update(terms)
+    with catalog.client(key) as c:
+        r = c.post("/v1/listings", json=body)
+        assert r.status_code == 201, r.text
+        return int(r.json()["id"])
+
+
+@pytest.fixture(scope="module")
+def world(catalog: CatalogHandle, matching: MatchingHandle) -> World:
+    _, uni_key = catalog.org(UNI, district="nankai")
+    _, uni2_key = catalog.org(UNI2, district="binhai")
+    _, sme_key = catalog.org(SME, kind="sme", role="sme", district="dongli")
+    _, sme2_key = catalog.org(SME2, kind="sme", role="sme", district="xiqing")
+    _, bureau_key = catalog.org("天津市知识产权局测试", kind="other", role="city_bureau")
+    led = upload(
+        catalog,
+        uni_key,
+        new_patent(
+            UNI,
+            "一种LED恒流升压驱动电路",
+            "本发明公开了一种LED恒流升压驱动电路，包括升压模块和恒流控制模块，"
+            "输出电流稳定，发热低，适用于大功率LED照明灯具的驱动。",
+            ["H05B45/37", "H02M3/155"],
+        ),
+    )
+    battery = upload(
+        catalog,
+        uni_key,
+        new_patent(
+            UNI,
+            "一种锂离子电池正极材料及其制备方法",
+            "本发明涉及磷酸铁锂正极材料，通过碳包覆提高倍率性能和循环寿命。",
+            ["H01M4/58"],
+        ),
+    )
+    scarf = upload(
+        catalog,
+        uni2_key,
+        new_patent(
+            UNI2,
+            "一种抗起球针织围巾",
+            "本实用新型公开了一种抗起球的针织围巾，纱线经过处理，摩擦后不易起球。",
+            ["D04B1/22"],
+        ),
+    )
+    unlisted = upload(
+        catalog,
+        uni_key,
+        new_patent(UNI, "LED路灯恒流电源", "一种LED路灯用恒流电源，升压效率高。", ["H05B45/30"]),
+    )
+    zero = upload(
+        catalog,
+        uni2_key,
+        new_patent(UNI2, "LED恒流驱动芯片", "一种恒流驱动芯片，用于LED照明，升压。", ["H05B45/37"]),
+    )
+    listings = {
+        led: list_patent(catalog, uni_key, led, modes=["assignment", "non_exclusive_licence"]),
+        battery: list_patent(catalog, uni_key, battery),
+        scarf: list_patent(catalog, uni2_key, scarf, modes=["equity"]),
+        zero: list_patent(
+            catalog, uni2_key, zero, zero_price=True, price_cny=None, modes=["assignment"]
+        ),
+    }
+    matching.wait_synced()
+    return World(
+        uni_key, uni2_key, sme_key, sme2_key, bureau_key, led, battery, scarf, unlisted, zero,
+        listings,
+    )  # fmt: skip
+
+
+def match(m: MatchingHandle, **body: Any) -> dict[str, Any]:
+    with m.client() as c:
+        r = c.post("/v1/match", json=body)
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+
+def numbers(result: dict[str, Any]) -> list[str]:
+    return [h["application_number"] for h in result["hits"]]
+
+
+def test_ready_and_index_follows_the_feed(matching: MatchingHandle, world: World) -> None:
+    with matching.client() as c:
+        ready = c.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["migration"] == "0001"
+        status = c.get("/v1/index").json()
+    assert status["patents"]["documents"] == 5
+    assert status["segmenter"] in ("rjieba", "jieba")
+
+
+def test_ranked_and_explained(matching: MatchingHandle, world: World) -> None:
+    res = match(matching, text="我们的LED驱动过热，需要一种恒流升压电路", k=5)
+    assert numbers(res)[0] == world.led
+    top = res["hits"][0]
+    terms = [t["term"] for t in top["explanation"]["terms"]]
+    assert "恒流" in terms and "升压" in terms
+    assert "<mark>" in top["explanation"]["snippet"]
+    assert top["owners"][0]["name"] == UNI and top["owners"][0]["district"] == "nankai"
+    assert top["offer"]["modes"] == ["assignment", "non_exclusive_licence"]
+    assert world.unlisted not in numbers(res)  # pooled only by default
+    assert world.scarf not in numbers(res)  # shares no word
+    everything = match(matching, text="LED 恒流 升压", pooled_only=False, k=10)
+    assert world.unlisted in numbers(everything)
+    with_ipc = match(matching, text="驱动电路", ipc_hints=["H05B 45/37"], industries=[], k=5)
+    assert "H05B45/37" in with_ipc["hits"][0]["explanation"]["matched_ipc"]
+
+
+def test_filters(matching: MatchingHandle, world: World) -> None:
+    q = {"text": "LED 恒流 升压 驱动", "k": 10}
+    assert numbers(match(matching, **q, zero_price=True)) == [world.zero]
+    assert world.zero not in numbers(match(matching, **q, zero_price=False))
+    assert numbers(match(matching, **q, modes=["non_exclusive_licence"])) == [world.led]
+    assert numbers(match(matching, **q, owner_districts=["binhai"])) == [world.zero]
+    assert numbers(match(matching, **q, owner_districts=["南开区"])) == [world.led]
+    assert numbers(match(matching, **q, patent_types=["design"])) == []
+    assert set(numbers(match(matching, **q, patent_types=["invention"]))) == {world.led, world.zero}
+    with matching.client() as c:
+        r = c.post("/v1/match", json={**q, "industries": ["1.9"]})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"].startswith("industries")
+        r = c.post("/v1/match", json={**q, "owner_districts": ["atlantis"]})
+        assert r.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "text,expect",
+    [
+        ("", 422),
+        ("   \u3000\n", 422),
+        ("电" * 100_000, 422),
+        ("😀🔥🚀", 200),
+        ("LED driver constant current boost", 200),
+        ("LED恒流driver电路😀", 200),
+        ("!!!???。。。", 200),
+    ],
+)
+def test_bad_input_never_500(
+    matching: MatchingHandle, world: World, text: str, expect: int
+) -> None:
+    with matching.client() as c:
+        r = c.post("/v1/match", json={"text": text})
+    assert r.status_code == expect, r.text
+    if expect == 422:
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["errors"][0]["field"] == "text"
+    elif not any(ch.isalnum() for ch in text):
+        assert r.json()["hits"] == [] and r.json()["note"]
+    if text.startswith("LED"):
+        assert world.led in numbers(r.json()) or world.zero in numbers(r.json())
+
+
+def test_needs_lifecycle_and_validation(matching: MatchingHandle, world: World) -> None:
+    need = {
+        "title": "LED灯具驱动过热",
+        "description": "现寻求一种技术，我公司LED灯具驱动电路发热严重，需要恒流升压方案。",
+        "industry": "1.2",
+        "ipc_hints": ["H05B 45/37"],
+        "modes": ["assignment"],
+        "budget_min_cny": "10000",
+        "budget_max_cny": "200000",
+        "contact_name": "王经理",
+        "contact_phone": "022-12345678",
+    }
+    with matching.client(world.sme_key) as c:
+        r = c.post("/v1/needs", json={**need, "industry": "42"})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "industry"
+        r = c.post("/v1/needs", json={**need, "ipc_hints": ["Z99"]})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"].startswith("ipc_hints")
+        assert "IPC" in r.json()["errors"][0]["reason"]
+        r = c.post("/v1/needs", json={**need, "budget_min_cny": "9000000"})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "budget_max_cny"
+        r = c.post("/v1/needs", json=need)
+        assert r.status_code == 201, r.text
+        mine = r.json()
+        assert mine["ipc_hints"] == ["H05B45/37"] and mine["contact_phone"] == "022-12345678"
+    with matching.client(world.uni_key) as c:
+        assert c.post("/v1/needs", json=need).status_code == 403
+    with matching.client() as c:
+        public = c.get(f"/v1/needs/{mine['id']}").json()
+        assert public["contact_phone"] is None and public["org_name"] == SME
+        assert mine["id"] in [n["id"] for n in c.get("/v1/needs").json()["items"]]
+        ranked = c.get(f"/v1/needs/{mine['id']}/matches").json()
+        assert numbers(ranked)[0] == world.led  # modes=assignment keeps the licence-only out
+        assert ranked["hits"][0]["explanation"]["matched_industries"] or True
+    with matching.client(world.sme2_key) as c:
+        r = c.patch(f"/v1/needs/{mine['id']}", json={"status": "closed"})
+        assert r.status_code == 403
+    with matching.client(world.sme_key) as c:
+        r = c.patch(f"/v1/needs/{mine['id']}", json={"status": "closed"})
+        assert r.status_code == 200 and r.json()["status"] == "closed"
+        assert c.get("/v1/needs", params={"mine": True}).json()["items"][0]["status"] == "closed"
+    with matching.client() as c:
+        assert c.get(f"/v1/needs/{mine['id']}").status_code == 404
+        assert mine["id"] not in [n["id"] for n in c.get("/v1/needs").json()["items"]]
+
+
+def test_reverse_matching_and_leads(matching: MatchingHandle, world: World) -> None:
+    with matching.client(world.sme_key) as c:
+        need = c.post(
+            "/v1/needs",
+            json={
+                "title": "大功率LED照明恒流驱动",
+                "description": "我们的LED路灯驱动电源过热，寻求恒流升压驱动电路技术。",
+                "industry": "1",
+                "contact_email": "wang@example.cn",
+            },
+        ).json()
+    with matching.client(world.sme2_key) as c:
+        other = c.post(
+            "/v1/needs",
+            json={"title": "围巾防起球", "description": "针织围巾容易起球，需要抗起球工艺。",
+                  "industry": "3"},
+        ).json()  # fmt: skip
+    with matching.client(world.uni_key) as c:
+        r = c.get(f"/v1/patents/{world.led}/needs")
+        assert r.status_code == 200, r.text
+        hits = r.json()["hits"]
+        assert hits[0]["need"]["id"] == need["id"]
+        assert other["id"] not in [h["need"]["id"] for h in hits]
+        assert hits[0]["need"]["contact_email"] is None  # owners see needs without contacts
+        assert c.get(f"/v1/patents/{world.scarf}/needs").status_code == 403
+    with matching.client(world.bureau_key) as c:
+        hits = c.get(f"/v1/patents/{world.scarf}/needs").json()["hits"]
+        assert [h["need"]["id"] for h in hits] == [other["id"]]
+    with matching.client(world.sme_key) as c:
+        r = c.post("/v1/leads", json={"need_id": need["id"], "application_number": world.led,
+                                       "message": "想了解许可条件"})  # fmt: skip
+        assert r.status_code == 201, r.text
+        lead = r.json()
+        assert lead["status"] == "open" and lead["score"] and lead["score"] > 0
+        assert c.post(f"/v1/leads/{lead['id']}/accept").status_code == 403  # not the owner
+        again = c.post("/v1/leads", json={"need_id": need["id"], "application_number": world.led})
+        assert again.status_code == 409
+        r = c.post("/v1/leads", json={"need_id": need["id"], "application_number": world.unlisted})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "application_number"
+        r = c.post("/v1/leads", json={"need_id": other["id"], "application_number": world.led})
+        assert r.status_code == 403
+    with matching.client(world.uni2_key) as c:
+        assert c.post(f"/v1/leads/{lead['id']}/accept").status_code == 404
+        assert lead["id"] not in [x["id"] for x in c.get("/v1/leads").json()["items"]]
+    with matching.client(world.uni_key) as c:
+        seen = c.get("/v1/leads").json()["items"]
+        assert [x["id"] for x in seen] == [lead["id"]]
+        assert seen[0]["contact"] is None  # contacts only once accepted
+        assert seen[0]["sme_org_name"] == SME and seen[0]["message"] == "想了解许可条件"
+        r = c.post(f"/v1/leads/{lead['id']}/accept", json={"note": "欢迎来谈"})
+        assert r.status_code == 200 and r.json()["status"] == "accepted"
+        assert r.json()["contact"]["email"] == "wang@example.cn"
+        assert c.post(f"/v1/leads/{lead['id']}/decline").status_code == 409
+    with matching.client(world.sme_key) as c:
+        r = c.post(f"/v1/leads/{lead['id']}/withdraw")
+        assert r.status_code == 200 and r.json()["status"] == "withdrawn"
+    with matching.client() as c:
+        items = c.get("/v1/feed", params={"entity": "lead"}).json()["items"]
+        states = [i["payload"]["status"] for i in items if i["entity_id"] == str(lead["id"])]
+        assert states == ["open", "accepted", "withdrawn"]
+        assert items[0]["payload"]["owner_org_ids"] and items[0]["payload"]["sme_org_id"]
+        needs = c.get("/v1/feed", params={"entity": "need"}).json()["items"]
+        assert str(need["id"]) in {i["entity_id"] for i in needs}
+        assert set(needs[0]["payload"]) == {"id", "org_id", "title", "industry", "status",
+                                            "created_at"}  # fmt: skip
+
+
+def test_withdrawn_listing_leaves_the_pool(
+    catalog: CatalogHandle, matching: MatchingHandle, world: World
+) -> None:
+    appno = upload(
+        catalog,
+        world.uni_key,
+        new_patent(UNI, "一种光伏逆变器散热结构", "光伏逆变器的散热片与风道结构。", ["H02M7/00"]),
+    )
+    lid = list_patent(catalog, world.uni_key, appno)
+    matching.wait_synced()
+    assert numbers(match(matching, text="光伏逆变器散热"))[0] == appno
+    with catalog.client(world.uni_key) as c:
+        r = c.patch(f"/v1/listings/{lid}", json={"status": "withdrawn", "reason": "test"})
+        assert r.status_code == 200, r.text
+    matching.wait_synced()
+    assert appno not in numbers(match(matching, text="光伏逆变器散热"))
+    assert appno in numbers(match(matching, text="光伏逆变器散热", pooled_only=False))
+
+
+def test_restart_resumes_from_snapshot_and_catches_up(
+    catalog: CatalogHandle, matching: MatchingHandle, world: World
+) -> None:
+    before = matching.wait_synced()["patents"]
+    matching.stop()  # writes a snapshot at its position
+    assert (matching.index_dir / "patents.npz").exists()
+    appno = upload(
+        catalog,
+        world.uni2_key,
+        new_patent(UNI2, "一种海水淡化反渗透膜", "反渗透膜的制备，用于海水淡化。", ["B01D69/12"]),
+    )
+    list_patent(catalog, world.uni2_key, appno)
+    matching.start()
+    status = matching.wait_synced()
+    assert status["loaded_snapshot_position"] == before["position"]
+    assert status["patents"]["documents"] == before["documents"] + 1
+    assert numbers(match(matching, text="海水淡化 反渗透"))[0] == appno
+    assert numbers(match(matching, text="LED 恒流 升压 驱动电路"))[0] == world.led
