@@ -29,6 +29,7 @@ from services.indicators.settings import IndicatorsSettings
 from shared import feed
 from shared.db import Database
 from shared.testing import LiveServer, fresh_database
+from tests import factories
 from tests.conftest import CatalogHandle
 
 _ids = itertools.count(900_001)
@@ -119,6 +120,20 @@ class IndicatorsHandle:
         }  # fmt: skip
         asyncio.run(_append(self.catalog.database_url, [("listing", str(lid), "upsert", payload)]))
         return lid
+
+    def patent(self, key: str, owner: str, *, listed: bool = False, **extra: Any) -> str:
+        """Upload a patent through the catalog's API (and pool it); return its number."""
+        body = factories.patent(owner, **extra)
+        with self.catalog.client(key) as c:
+            r = c.post("/v1/patents", json=body)
+            assert r.status_code in (200, 201), r.text
+            if listed:
+                r = c.post(
+                    "/v1/listings",
+                    json={"application_number": body["application_number"], **factories.offer()},
+                )
+                assert r.status_code == 201, r.text
+        return str(body["application_number"])
 
     # --- indicators-side helpers -----------------------------------------------------
 

@@ -424,6 +424,8 @@ def indicator_progress(
                 slope = projection_year_end - prev
                 projection_deadline = projection_year_end + slope * (deadline_year - year)
 
+    if actual is not None:
+        actual = round(actual, 6)
     target = ind.target_for(year, deadline_year) if show_targets else None
     final = ind.final_target(deadline_year) if show_targets else None
     if target is not None:
