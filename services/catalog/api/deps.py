@@ -22,5 +22,6 @@ def get_settings(request: Request) -> CatalogSettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": commit before the response is sent, so a 2xx means the write is durable.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[CatalogSettings, Depends(get_settings)]

@@ -26,27 +26,30 @@ def organisation_payload(org: Organisation) -> dict[str, Any]:
     }
 
 
+PATENT_FIELDS = (
+    "application_number", "publication_number", "patent_type", "title", "abstract", "claims",
+    "ipc_codes", "main_ipc", "industries", "patentees", "inventors", "legal_status",
+)  # fmt: skip
+
+
 def patent_payload(p: Patent, owner_org_ids: list[int]) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "application_number": p.application_number,
-        "publication_number": p.publication_number,
-        "patent_type": p.patent_type,
-        "title": p.title,
-        "abstract": p.abstract,
-        "claims": p.claims,
-        "ipc_codes": p.ipc_codes,
-        "main_ipc": p.main_ipc,
-        "industries": p.industries,
-        "patentees": p.patentees,
-        "inventors": p.inventors,
-        "owner_org_ids": sorted(owner_org_ids),
-        "application_date": _iso(p.application_date),
-        "grant_date": _iso(p.grant_date),
-        "expiry_date": _iso(p.expiry_date),
-        "legal_status": p.legal_status,
-        "version": p.version,
+    values = {
+        k: getattr(p, k) for k in PATENT_FIELDS + ("application_date", "grant_date", "expiry_date")
     }
+    return patent_payload_from(values, p.id, p.version, owner_org_ids)
+
+
+def patent_payload_from(
+    values: dict[str, Any], patent_id: int, version: int, owner_org_ids: list[int]
+) -> dict[str, Any]:
+    """The same payload, built from the values just written (no ORM object needed)."""
+    payload = {"id": patent_id}
+    payload.update({k: values.get(k) for k in PATENT_FIELDS})
+    payload["owner_org_ids"] = sorted(owner_org_ids)
+    for k in ("application_date", "grant_date", "expiry_date"):
+        payload[k] = _iso(values.get(k))
+    payload["version"] = version
+    return payload
 
 
 def listing_payload(

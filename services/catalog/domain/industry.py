@@ -142,24 +142,34 @@ def known_branch(code: str) -> bool:
     return any(b.branch_no == code or b.industry_no == code for b in branches())
 
 
+@lru_cache(maxsize=65536)
+def _rules_for_code(code: str) -> tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]:
+    """(branch, keyword fragments, negative fragments) of every rule whose IPC part matches.
+
+    Cached per code: uploads repeat the same IPC codes over and over.
+    """
+    ipc = parse_ipc(code)
+    index = _rules_by_subclass()
+    out = []
+    for branch, rule in index.get(ipc.subclass, []) + index.get(ipc.subclass[:3], []):
+        if any(p.covers(ipc) for p in rule.patterns) and not any(
+            x.covers(ipc) for x in rule.exclusions
+        ):
+            out.append((branch.branch_no, rule.fragments, rule.negative))
+    return tuple(out)
+
+
 def tag_industries(ipc_codes: list[str], text: str) -> list[str]:
     """Branch numbers (e.g. '1.2') whose rules this patent satisfies, sorted."""
-    parsed = [parse_ipc(c) for c in ipc_codes]
     lowered = text.lower()
-    index = _rules_by_subclass()
     hits: set[str] = set()
-    for ipc in parsed:
-        candidates = index.get(ipc.subclass, []) + index.get(ipc.subclass[:3], [])
-        for branch, rule in candidates:
-            if branch.branch_no in hits:
+    for code in ipc_codes:
+        for branch_no, fragments, negative in _rules_for_code(code):
+            if branch_no in hits:
                 continue
-            if not any(p.covers(ipc) for p in rule.patterns):
+            if fragments and not any(f in lowered for f in fragments):
                 continue
-            if any(x.covers(ipc) for x in rule.exclusions):
+            if any(f in lowered for f in negative):
                 continue
-            if rule.fragments and not any(f in lowered for f in rule.fragments):
-                continue
-            if any(f in lowered for f in rule.negative):
-                continue
-            hits.add(branch.branch_no)
+            hits.add(branch_no)
     return sorted(hits, key=lambda s: tuple(int(x) for x in s.split(".")))

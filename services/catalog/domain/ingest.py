@@ -17,11 +17,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.catalog.domain.appno import InvalidNumber, parse_application_number
-from services.catalog.domain.feed_payloads import listing_payload, patent_payload
+from services.catalog.domain.feed_payloads import (
+    listing_payload,
+    patent_payload,
+    patent_payload_from,
+)
 from services.catalog.domain.industry import tag_industries
 from services.catalog.domain.lifecycle import expiry_date, pool_ineligibility
 from services.catalog.domain.textnorm import search_text
@@ -124,7 +128,8 @@ def _hash(values: dict[str, Any]) -> str:
     return hashlib.md5(canon.encode()).hexdigest()
 
 
-_COLUMNS = {c.key for c in Patent.__table__.columns}
+PATENT = Patent.__table__
+_COLUMNS = {c.key for c in PATENT.columns} - {"id"}
 
 
 def _columns(values: dict[str, Any]) -> dict[str, Any]:
@@ -256,8 +261,9 @@ async def upsert_batch(
         ]
         new_ids: dict[str, int] = {}
         for chunk in _chunks(rows, 2000):
+            # Core (not ORM) bulk insert: a third of the cost for big uploads.
             res = await session.execute(
-                insert(Patent).returning(Patent.id, Patent.application_number), chunk
+                insert(PATENT).returning(PATENT.c.id, PATENT.c.application_number), chunk
             )
             new_ids.update({num: pid for pid, num in res.all()})
         await session.execute(
@@ -274,11 +280,11 @@ async def upsert_batch(
             changed_records.append((pid, 1, p))
     if updates:
         await session.execute(
-            update(Patent),
+            update(PATENT).where(PATENT.c.id == bindparam("pid")),
             [
                 {
-                    **p.values,
-                    "id": pid,
+                    **_columns(p.values),
+                    "pid": pid,
                     "updated_at": now,
                     "version": existing[p.application_number][4] + 1,
                 }
@@ -311,9 +317,7 @@ async def upsert_batch(
                     "patent",
                     str(pid),
                     "upsert",
-                    patent_payload(
-                        Patent(id=pid, version=ver, **_columns(p.values)), sorted(owners[pid])
-                    ),
+                    patent_payload_from(p.values, pid, ver, sorted(owners[pid])),
                 )
                 for pid, ver, p in changed_records
             ],
