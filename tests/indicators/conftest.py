@@ -36,8 +36,8 @@ _ids = itertools.count(900_001)
 _serial = itertools.count(1)
 
 
-def new_appno(year: int = 2019, kind: str = "1") -> str:
-    digits = f"{year}{kind}{next(_serial) + 1_000_000:07d}"
+def new_appno(year: int = 2018, kind: str = "1") -> str:
+    digits = f"{year}{kind}{next(_serial) + 5_000_000:07d}"
     return f"{digits}.{check_char(digits)}"
 
 

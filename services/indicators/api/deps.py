@@ -31,7 +31,9 @@ def get_lookup(request: Request) -> CatalogLookup:
     return request.app.state.lookup  # type: ignore[no-any-return]
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[
+    AsyncSession, Depends(get_session, scope="function")
+]  # commit before responding
 SettingsDep = Annotated[IndicatorsSettings, Depends(get_settings)]
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
 LookupDep = Annotated[CatalogLookup, Depends(get_lookup)]

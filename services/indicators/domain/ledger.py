@@ -225,9 +225,11 @@ async def create_deal(
         detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5])
         raise Unprocessable(detail, errors=errors)
     assert recipient is not None
-    can_write_deal(principal, [*orgs, recipient])
-    if principal.role is Role.SUPPLIER and principal.org_id not in body.supplier_org_ids:
-        raise Forbidden("a supplier records only deals in which it is a supplier")
+    if principal.role is Role.SUPPLIER:
+        if principal.org_id not in body.supplier_org_ids:
+            raise Forbidden("a supplier records only deals in which it is a supplier")
+    else:
+        can_write_deal(principal, [*orgs, recipient])
 
     key = evidence_key(body.evidence, body.recipient_org_id)
     clash = await session.scalar(select(Deal.id).where(Deal.evidence_key == key))
