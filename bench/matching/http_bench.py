@@ -1,0 +1,199 @@
+"""Through HTTP: query latency, throughput under concurrent load, upload-to-matchable delay.
+
+    .venv/bin/python -m bench.matching.http_bench --docs 100000
+
+Starts a real catalog and a real matching service (uvicorn subprocesses, SQLite). The
+matching service starts from an index snapshot of N SYNTHETIC patents (real sentences
+recombined, see perf.py) whose rows are bulk-inserted into its database; uploads then go
+through the catalog API and the feed like in production. The load generator runs on the
+same 2-core machine, so throughput figures include its CPU use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from bench.matching.corpus import dev_need_ids, load_needs
+from bench.matching.perf import _analyse, synthetic
+
+BASE_ID = 10_000_000
+
+
+def wait_ready(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+def serve(factory: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "uvicorn", factory, "--factory", "--port", str(port),
+           "--log-level", "warning"]  # fmt: skip
+    return subprocess.Popen(
+        cmd, env={**os.environ, **env}, stdout=log.open("w"), stderr=subprocess.STDOUT
+    )
+
+
+def prepare(n: int, tmp: Path) -> tuple[str, str]:
+    from sqlalchemy import create_engine, insert
+
+    from services.matching.domain.index import Attrs, MatchIndex
+    from services.matching.main import MIGRATIONS
+    from services.matching.models import Listing, Organisation, Patent
+    from shared.db import upgrade
+
+    url = f"sqlite+aiosqlite:///{tmp}/matching.db"
+    upgrade(MIGRATIONS, url)
+    docs = list(synthetic(n))
+    eng = create_engine(f"sqlite:///{tmp}/matching.db")
+    with eng.begin() as conn:
+        conn.execute(insert(Organisation), [{"id": BASE_ID, "kind": "university",
+                     "name": "合成数据大学", "district": "nankai", "is_sme": False, "feed_pos": 0}])  # fmt: skip
+        for i in range(0, n, 20_000):
+            chunk = docs[i : i + 20_000]
+            conn.execute(insert(Patent), [
+                {"id": BASE_ID + i + j, "application_number": f"SYN{i + j:09d}",
+                 "patent_type": "invention", "title": t, "abstract": a, "claims": None,
+                 "ipc_codes": [], "industries": [], "patentees": ["合成数据大学"],
+                 "owner_org_ids": [BASE_ID], "legal_status": "granted", "version": 1,
+                 "index_pos": 0} for j, (t, a) in enumerate(chunk)])  # fmt: skip
+            conn.execute(insert(Listing), [
+                {"id": BASE_ID + i + j, "patent_id": BASE_ID + i + j, "status": "listed",
+                 "modes": ["assignment"], "price_cny": "10000.00", "negotiable": True,
+                 "zero_price": False, "use_first_pay_later": False,
+                 "deferred_licence_fee": False, "feed_pos": 0} for j in range(len(chunk))])  # fmt: skip
+    eng.dispose()
+    batches = [docs[i : i + 2000] for i in range(0, n, 2000)]
+    idx = MatchIndex()
+    with mp.get_context("fork").Pool(2) as pool:
+        idx.build(
+            (BASE_ID + k, bag, Attrs(pooled=True, modes=1, patent_type=1, districts=1 << 3))
+            for k, (bag, _) in enumerate(b for res in pool.imap(_analyse, batches) for b in res)
+        )
+    idx.save(tmp / "index", "patents")
+    return url, str(tmp / "index")
+
+
+async def load(url: str, texts: list[str], seconds: float, concurrency: int) -> float:
+    done = 0
+    stop = time.monotonic() + seconds
+
+    async def worker(c: httpx.AsyncClient, i: int) -> None:
+        nonlocal done
+        while time.monotonic() < stop:
+            r = await c.post("/v1/match", json={"text": texts[(i + done) % len(texts)]})
+            assert r.status_code == 200
+            done += 1
+
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as c:
+        t = time.monotonic()
+        await asyncio.gather(*(worker(c, i) for i in range(concurrency)))
+        return done / (time.monotonic() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--docs", type=int, default=100_000)
+    ap.add_argument("--queries", type=int, default=500)
+    args = ap.parse_args()
+    from services.catalog.main import MIGRATIONS as CAT_MIG
+    from shared.auth import Role
+    from shared.db import upgrade
+    from shared.testing import free_port
+    from tests.conftest import next_uscc
+
+    tmp = Path(tempfile.mkdtemp(prefix="tjp-httpbench-"))
+    t0 = time.perf_counter()
+    murl, index_dir = prepare(args.docs, tmp)
+    print(f"prepared {args.docs} synthetic patents in {time.perf_counter() - t0:.0f}s", flush=True)
+    curl = f"sqlite+aiosqlite:///{tmp}/catalog.db"
+    upgrade(CAT_MIG, curl)
+    from services.catalog.cli import create_org_with_key
+
+    _, key = asyncio.run(create_org_with_key(
+        curl, {"kind": "university", "name": "天津基准大学", "district": "nankai",
+               "uscc": next_uscc()}, Role.SUPPLIER))  # fmt: skip
+    cport, mport = free_port(), free_port()
+    cat = serve("services.catalog.main:create_app", cport, {"CATALOG_DATABASE_URL": curl},
+                tmp / "catalog.log")  # fmt: skip
+    mat = serve("services.matching.main:create_app", mport, {
+        "MATCHING_DATABASE_URL": murl, "MATCHING_CATALOG_URL": f"http://127.0.0.1:{cport}",
+        "MATCHING_INDEX_DIR": index_dir, "MATCHING_FEED_IDLE_INTERVAL": "0.05"},
+        tmp / "matching.log")  # fmt: skip
+    out: dict = {"docs": args.docs}
+    try:
+        wait_ready(f"http://127.0.0.1:{cport}")
+        t = time.perf_counter()
+        wait_ready(f"http://127.0.0.1:{mport}")
+        out["matching_start_s"] = round(time.perf_counter() - t, 1)
+        needs = load_needs()
+        texts = [needs[i].title + "。" + needs[i].description for i in dev_need_ids()]
+        murl_http = f"http://127.0.0.1:{mport}"
+        lat = []
+        with httpx.Client(base_url=murl_http, timeout=30) as c:
+            for i in range(args.queries + 20):
+                t = time.perf_counter()
+                r = c.post("/v1/match", json={"text": texts[i % len(texts)]})
+                assert r.status_code == 200, r.text
+                if i >= 20:
+                    lat.append((time.perf_counter() - t) * 1000)
+        out["http_p50_ms"] = round(float(np.percentile(lat, 50)), 2)
+        out["http_p99_ms"] = round(float(np.percentile(lat, 99)), 2)
+        for conc in (1, 8, 32):
+            rps = asyncio.run(load(murl_http, texts, 10, conc))
+            out[f"throughput_c{conc}_rps"] = round(rps)
+        from services.catalog.domain.appno import make_application_number
+
+        delays = []
+        with httpx.Client(base_url=f"http://127.0.0.1:{cport}", timeout=30,
+                          headers={"Authorization": f"Bearer {key}"}) as cc, \
+                httpx.Client(base_url=murl_http, timeout=30) as mc:  # fmt: skip
+            for i in range(10):
+                word = f"钌铱催化第{i}号基准样品"
+                appno = make_application_number(2020, "1", 900_000 + i)
+                t = time.perf_counter()
+                r = cc.post("/v1/patents", json={
+                    "application_number": appno, "title": word, "abstract": word + "的制备。",
+                    "patentees": ["天津基准大学"], "legal_status": "granted",
+                    "application_date": "2020-01-01", "grant_date": "2022-01-01"})  # fmt: skip
+                assert r.status_code == 201, r.text
+                r = cc.post("/v1/listings", json={"application_number": appno,
+                            "modes": ["assignment"], "price_cny": "1000"})  # fmt: skip
+                assert r.status_code == 201, r.text
+                while True:
+                    hits = mc.post("/v1/match", json={"text": word, "k": 50}).json()["hits"]
+                    if any(h["application_number"] == appno for h in hits):
+                        break
+                    if time.perf_counter() - t > 30:
+                        raise TimeoutError("upload never became matchable")
+                    time.sleep(0.01)
+                delays.append(time.perf_counter() - t)
+        out["upload_to_matchable_median_s"] = round(float(np.median(delays)), 3)
+        out["upload_to_matchable_max_s"] = round(max(delays), 3)
+    finally:
+        for p in (mat, cat):
+            p.terminate()
+            p.wait(30)
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
