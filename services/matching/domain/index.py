@@ -484,9 +484,15 @@ class MatchIndex:
             idf = tr.idf_.astype(np.float32)
         else:
             idf = np.ones(X.shape[1], dtype=np.float32)
-        sq = X.copy()
-        sq.data = sq.data * sq.data
-        norms = np.sqrt(np.asarray(sq @ (idf.astype(np.float64) ** 2))).astype(np.float32)
+        # Row norms of tf*idf without copying the matrix: square per entry, sum per row.
+        w = X.data * idf[X.indices]
+        np.square(w, out=w)
+        starts = X.indptr[:-1]
+        norms = np.zeros(n, dtype=np.float32)
+        nonempty = X.indptr[1:] > starts
+        if len(w):
+            norms[nonempty] = np.sqrt(np.add.reduceat(w, starts[nonempty]))
+        del w
         with np.errstate(divide="ignore"):
             arrays.inv_norm[:n] = np.where(norms > 0, 1.0 / norms, 0.0)
         Xc = X.tocsc()
