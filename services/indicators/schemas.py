@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from services.indicators.domain.common import normalise_appno, today
+from services.indicators.domain.common import aware, normalise_appno, today
+
+UTCDateTime = Annotated[datetime, AfterValidator(aware)]
 
 
 class Model(BaseModel):
@@ -213,11 +215,11 @@ class DealOut(Model):
     converted_from_deal_id: int | None
     lead_id: str | None
     cancelled_reason: str | None
-    cancelled_at: datetime | None
+    cancelled_at: UTCDateTime | None
     note: str
     created_by_org_id: int
-    created_at: datetime
-    updated_at: datetime
+    created_at: UTCDateTime
+    updated_at: UTCDateTime
 
 
 class DealPage(Model):
@@ -273,7 +275,7 @@ class PledgeOut(Model):
     status: str
     cancelled_reason: str | None
     note: str
-    created_at: datetime
+    created_at: UTCDateTime
 
 
 class ProductFilingCreate(Model):
@@ -308,7 +310,7 @@ class ProductFilingOut(Model):
     filed_on: date
     application_numbers: list[str]
     note: str
-    created_at: datetime
+    created_at: UTCDateTime
 
 
 class SecuritisationCreate(Model):
@@ -346,7 +348,7 @@ class SecuritisationOut(Model):
     originator_org_ids: list[int]
     application_numbers: list[str]
     note: str
-    created_at: datetime
+    created_at: UTCDateTime
 
 
 class CancelBody(Model):
@@ -380,7 +382,7 @@ class FigureOut(Model):
     submitted_by_org_id: int
     submitted_by_role: str
     submitted_by_key_id: str
-    submitted_at: datetime
+    submitted_at: UTCDateTime
 
 
 class SnapshotCreate(Model):
@@ -401,4 +403,4 @@ class SnapshotOut(Model):
     content_sha256: str
     created_by_org_id: int
     created_by_role: str
-    created_at: datetime
+    created_at: UTCDateTime

@@ -72,9 +72,11 @@ async def get_snapshot(snap_id: int, session: SessionDep) -> Snapshot:
 
 
 @router.get("/snapshots/{snap_id}/diff")
-async def snapshot_diff(
-    snap_id: int, session: SessionDep, sessionmaker: SessionmakerDep
-) -> dict[str, Any]:
+async def snapshot_diff(snap_id: int, sessionmaker: SessionmakerDep) -> dict[str, Any]:
     """What changed between the frozen figures and the live ones, and the deals why."""
-    snap = await reporting.load_snapshot(session, snap_id)
-    return await reporting.snapshot_diff(sessionmaker, session, snap)
+    # short sessions only: on SQLite a held transaction would block the progress queries
+    async with sessionmaker() as session:
+        snap = await reporting.load_snapshot(session, snap_id)
+    live = await reporting.live_progress_for(sessionmaker, snap)
+    async with sessionmaker() as session:
+        return await reporting.snapshot_diff(session, snap, live)

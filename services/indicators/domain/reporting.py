@@ -160,17 +160,23 @@ async def load_snapshot(session: AsyncSession, snap_id: int) -> Snapshot:
     return snap
 
 
-async def snapshot_diff(
-    sessionmaker: async_sessionmaker[AsyncSession], session: AsyncSession, snap: Snapshot
+async def live_progress_for(
+    sessionmaker: async_sessionmaker[AsyncSession], snap: Snapshot
 ) -> dict[str, Any]:
-    """Frozen vs live figures, and the ledger changes since the freeze that explain them."""
     plan = get_plan(snap.plan_code)
-    live = await plan_progress(
+    return await plan_progress(
         sessionmaker,
         plan,
         snap.year,
         district=None if snap.scope == "city" or plan.district else snap.scope,
     )
+
+
+async def snapshot_diff(
+    session: AsyncSession, snap: Snapshot, live: dict[str, Any]
+) -> dict[str, Any]:
+    """Frozen vs live figures, and the ledger changes since the freeze that explain them."""
+    plan = get_plan(snap.plan_code)
     frozen_rows = {r["code"]: r for r in snap.figures["progress"]["indicators"]}
     changes = []
     for r in live["indicators"]:
