@@ -108,7 +108,6 @@ async def copy_ceiling(url: str, records: list[dict]) -> float:
         "grant_date",
         "expiry_date",
         "legal_status",
-        "search_text",
         "content_hash",
         "version",
         "created_at",

@@ -83,12 +83,22 @@ class Patent(Base):
     grant_date: Mapped[date | None] = mapped_column(Date)
     expiry_date: Mapped[date | None] = mapped_column(Date)
     legal_status: Mapped[str] = mapped_column(String(20), index=True)
-    # Normalised title + abstract: keyword search runs strpos/instr on this one column.
-    search_text: Mapped[str] = mapped_column(Text, default="")
     content_hash: Mapped[str] = mapped_column(String(32))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PatentSearch(Base):
+    """Normalised title + abstract in a narrow table of its own: keyword search scans
+    only this (about 1 KB a row, never compressed), not the wide patent rows."""
+
+    __tablename__ = "patent_search"
+
+    patent_id: Mapped[int] = mapped_column(
+        ForeignKey("patent.id", ondelete="CASCADE"), primary_key=True
+    )
+    text: Mapped[str] = mapped_column(Text)
 
 
 class PatentOwner(Base):

@@ -37,6 +37,7 @@ from services.catalog.models import (
     Organisation,
     Patent,
     PatentOwner,
+    PatentSearch,
 )
 from services.catalog.schemas import POOLED, PatentIn
 from shared import feed
@@ -117,7 +118,7 @@ def prepare(rec: PatentIn) -> Prepared:
     values["industries"] = industries
     values["industry_text"] = (" " + " ".join(industries) + " ") if industries else ""
     values["expiry_date"] = expiry_date(ptype, rec.application_date)
-    values["search_text"] = search_text(rec.title, rec.abstract)
+    values["_search"] = search_text(rec.title, rec.abstract)
     return Prepared(values)
 
 
@@ -257,7 +258,8 @@ async def upsert_batch(
     join_ids: list[int] = []
     if inserts:
         rows = [
-            {**p.values, "created_at": now, "updated_at": now, "version": 1} for _, p in inserts
+            {**_columns(p.values), "created_at": now, "updated_at": now, "version": 1}
+            for _, p in inserts
         ]
         new_ids: dict[str, int] = {}
         for chunk in _chunks(rows, 2000):
@@ -266,6 +268,13 @@ async def upsert_batch(
                 insert(PATENT).returning(PATENT.c.id, PATENT.c.application_number), chunk
             )
             new_ids.update({num: pid for pid, num in res.all()})
+        await session.execute(
+            insert(PatentSearch.__table__),
+            [
+                {"patent_id": new_ids[p.application_number], "text": p.values["_search"]}
+                for _, p in inserts
+            ],
+        )
         await session.execute(
             insert(PatentOwner),
             [
@@ -290,6 +299,11 @@ async def upsert_batch(
                 }
                 for _, p, pid, _ in updates
             ],
+        )
+        search = PatentSearch.__table__
+        await session.execute(
+            update(search).where(search.c.patent_id == bindparam("pid")),
+            [{"pid": pid, "text": p.values["_search"]} for _, p, pid, _ in updates],
         )
         for row, p, pid, _ in updates:
             outcomes[row] = Outcome(row, p.application_number, "updated", patent_id=pid)

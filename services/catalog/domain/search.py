@@ -1,7 +1,7 @@
 """Browse and keyword search over the pool.
 
-Keyword search is substring search on `search_text` (title + abstract, NFKC, lower
-case), so a two-character keyword such as 电池 finds every patent containing it —
+Keyword search is substring search on `patent_search.text` (title + abstract, NFKC,
+lower case), so a two-character keyword such as 电池 finds every patent containing it —
 no segmentation to miss it. Relevance ranking is the matching service's job.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Select, and_, exists, func, or_, select
 
 from services.catalog.domain.textnorm import normalize_query
-from services.catalog.models import Listing, Organisation, Patent, PatentOwner
+from services.catalog.models import Listing, Organisation, Patent, PatentOwner, PatentSearch
 from services.catalog.schemas import POOLED
 from shared.errors import Unprocessable
 
@@ -50,9 +50,12 @@ class Filters:
 def build_query(f: Filters) -> Select[Any]:
     stmt = select(Patent, Listing).outerjoin(Listing, Listing.patent_id == Patent.id)
     conds = []
-    if f.q:
-        for term in normalize_query(f.q).split():
-            conds.append(Patent.search_text.contains(term, autoescape=True))
+    terms = normalize_query(f.q).split() if f.q else []
+    if terms:
+        hits = select(PatentSearch.patent_id).where(
+            *[PatentSearch.text.contains(t, autoescape=True) for t in terms]
+        )
+        conds.append(Patent.id.in_(hits))
     if f.ipc:
         prefix = f.ipc.upper().replace(" ", "")
         conds.append(Patent.ipc_text.contains(" " + prefix, autoescape=True))

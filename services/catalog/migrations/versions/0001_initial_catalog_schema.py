@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 22:32:38.394504
+Create Date: 2026-11-21 23:17:36.698562
 """
 
 from collections.abc import Sequence
@@ -81,7 +81,6 @@ def upgrade() -> None:
     sa.Column('grant_date', sa.Date(), nullable=True),
     sa.Column('expiry_date', sa.Date(), nullable=True),
     sa.Column('legal_status', sa.String(length=20), nullable=False),
-    sa.Column('search_text', sa.Text(), nullable=False),
     sa.Column('content_hash', sa.String(length=32), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
@@ -168,6 +167,12 @@ def upgrade() -> None:
     with op.batch_alter_table('patent_owner', schema=None) as batch_op:
         batch_op.create_index('ix_patent_owner_org', ['org_id', 'patent_id'], unique=False)
 
+    op.create_table('patent_search',
+    sa.Column('patent_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['patent_id'], ['patent.id'], name=op.f('fk_patent_search_patent_id_patent'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('patent_id', name=op.f('pk_patent_search'))
+    )
     op.create_table('upload_job',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -207,6 +212,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_listing_event_listing_id'), ['listing_id'], unique=False)
 
     # ### end Alembic commands ###
+    if op.get_bind().dialect.name == "postgresql":
+        # Keyword search scans patent_search; let PostgreSQL split the scan over both cores.
+        op.execute("ALTER TABLE patent_search SET (parallel_workers = 2)")
 
 
 def downgrade() -> None:
@@ -220,6 +228,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_upload_job_org_id'))
 
     op.drop_table('upload_job')
+    op.drop_table('patent_search')
     with op.batch_alter_table('patent_owner', schema=None) as batch_op:
         batch_op.drop_index('ix_patent_owner_org')
 
