@@ -156,6 +156,7 @@ def main() -> None:
         default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"),
     )
     ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--keep-db", action="store_true", help="leave the database for inspection")
     args = ap.parse_args()
     base = args.pg
     dbname = f"tjp_bench_{os.getpid()}"
@@ -295,7 +296,10 @@ def main() -> None:
         if proc:
             proc.terminate()
             proc.wait(timeout=20)
-        asyncio.run(_pg_admin(base, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+        if args.keep_db:
+            print(f"kept database {dbname}")
+        else:
+            asyncio.run(_pg_admin(base, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":
