@@ -22,6 +22,8 @@ from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.db import insert_rows
+
 log = logging.getLogger("tjp.feed")
 
 FEED_LOCK_KEY = 7_310_001  # any constant; one advisory lock per database
@@ -67,9 +69,7 @@ async def append(
         {"entity": e, "entity_id": str(i), "op": o, "payload": p, "created_at": now}
         for e, i, o, p in entries
     ]
-    from sqlalchemy import insert
-
-    await session.execute(insert(model), rows)
+    await insert_rows(session, model.__table__, rows)
 
 
 class FeedItem(BaseModel):

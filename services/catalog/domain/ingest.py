@@ -41,6 +41,7 @@ from services.catalog.models import (
 )
 from services.catalog.schemas import POOLED, PatentIn
 from shared import feed
+from shared.db import insert_rows, next_ids
 from shared.feed import utcnow
 
 HASHED_FIELDS = (
@@ -262,21 +263,29 @@ async def upsert_batch(
             for _, p in inserts
         ]
         new_ids: dict[str, int] = {}
-        for chunk in _chunks(rows, 2000):
-            # Core (not ORM) bulk insert: a third of the cost for big uploads.
-            res = await session.execute(
-                insert(PATENT).returning(PATENT.c.id, PATENT.c.application_number), chunk
-            )
-            new_ids.update({num: pid for pid, num in res.all()})
-        await session.execute(
-            insert(PatentSearch.__table__),
+        reserved = await next_ids(session, PATENT, len(rows))
+        if reserved is not None:  # PostgreSQL: ids first, then COPY
+            for row_values, pid in zip(rows, reserved, strict=True):
+                row_values["id"] = pid
+                new_ids[row_values["application_number"]] = pid
+            await insert_rows(session, PATENT, rows)
+        else:
+            for chunk in _chunks(rows, 2000):
+                res = await session.execute(
+                    insert(PATENT).returning(PATENT.c.id, PATENT.c.application_number), chunk
+                )
+                new_ids.update({num: pid for pid, num in res.all()})
+        await insert_rows(
+            session,
+            PatentSearch.__table__,
             [
                 {"patent_id": new_ids[p.application_number], "text": p.values["_search"]}
                 for _, p in inserts
             ],
         )
-        await session.execute(
-            insert(PatentOwner),
+        await insert_rows(
+            session,
+            PatentOwner.__table__,
             [
                 {"patent_id": new_ids[p.application_number], "org_id": org.id, "created_at": now}
                 for _, p in inserts
