@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections import Counter
@@ -108,9 +109,16 @@ async def run_job(
             job = await session.get(UploadJob, job_id)
             assert job is not None
             job.status = "running"
-        for start in range(0, len(records), CHUNK):
+        starts = list(range(0, len(records), CHUNK))
+        # Validate chunk n+1 in a worker thread while chunk n is written: the writes
+        # mostly wait on the database, so the two overlap.
+        pending = asyncio.ensure_future(to_thread(validate_records, records[:CHUNK]))
+        for i, start in enumerate(starts):
             chunk = records[start : start + CHUNK]
-            good, bad = await to_thread(validate_records, chunk)
+            good, bad = await pending
+            if i + 1 < len(starts):
+                nxt = records[starts[i + 1] : starts[i + 1] + CHUNK]
+                pending = asyncio.ensure_future(to_thread(validate_records, nxt))
             async with sessionmaker() as session, session.begin():
                 org = await session.get(Organisation, org_id)
                 assert org is not None
