@@ -30,6 +30,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -114,6 +115,8 @@ class PoolEvent(Base):
     listing_id: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(20))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # when the listing left this state (the next event's time); null while it still holds
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     owner_district: Mapped[str | None] = mapped_column(String(20))
 
     __table_args__ = (Index("ix_pool_event_listing_at", "listing_id", "at"),)
@@ -188,7 +191,26 @@ class Deal(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
-    __table_args__ = (Index("ix_deal_year_district", "year", "recipient_district"),)
+    __table_args__ = (
+        Index(
+            "ix_deal_effective",
+            "year", "effective_date", "recipient_district", "contract_amount",
+            postgresql_where=text("status = 'effective'"),
+            sqlite_where=text("status = 'effective'"),
+        ),
+        Index(
+            "ix_deal_qualifying",
+            "year", "effective_date", "recipient_district", "recipient_org_id", "contract_amount",
+            postgresql_where=text("status = 'effective' AND qualifies"),
+            sqlite_where=text("status = 'effective' AND qualifies"),
+        ),
+        Index(
+            "ix_deal_academic",
+            "recipient_org_id", "year", "effective_date", "recipient_district",
+            postgresql_where=text("status = 'effective' AND academic_to_sme"),
+            sqlite_where=text("status = 'effective' AND academic_to_sme"),
+        ),
+    )  # fmt: skip
 
 
 class DealSupplier(Base):
@@ -230,10 +252,24 @@ class DealPatent(Base):
     counts: Mapped[bool] = mapped_column(Boolean, default=False)
     repeat_of_deal_id: Mapped[int | None] = mapped_column(BigInteger)
 
+    # Partial covering indexes: each counting rule is an index-only scan (see rules.py).
     __table_args__ = (
-        Index("ix_deal_patent_counts_year", "counts", "year", "recipient_district"),
-        Index("ix_deal_patent_active_year", "active", "year", "recipient_district"),
-    )
+        Index(
+            "ix_deal_patent_counted",
+            "year", "effective_date", "recipient_district",
+            postgresql_where=text("counts"), sqlite_where=text("counts"),
+        ),
+        Index(
+            "ix_deal_patent_counted_patent",
+            "patent_id", "year", "effective_date", "recipient_district",
+            postgresql_where=text("counts"), sqlite_where=text("counts"),
+        ),
+        Index(
+            "ix_deal_patent_active",
+            "year", "effective_date", "recipient_district", "kind",
+            postgresql_where=text("active"), sqlite_where=text("active"),
+        ),
+    )  # fmt: skip
 
 
 class Payment(Base):
@@ -246,6 +282,17 @@ class Payment(Base):
     year: Mapped[int] = mapped_column(Integer)
     note: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # copied from the deal: it is effective and qualifies (kept by ledger.refresh_lines)
+    counts: Mapped[bool] = mapped_column(Boolean, default=False)
+    recipient_district: Mapped[str | None] = mapped_column(String(20))
+
+    __table_args__ = (
+        Index(
+            "ix_payment_counted",
+            "year", "received_on", "recipient_district", "amount",
+            postgresql_where=text("counts"), sqlite_where=text("counts"),
+        ),
+    )  # fmt: skip
 
 
 class Pledge(Base):

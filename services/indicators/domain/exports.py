@@ -146,15 +146,22 @@ async def ledger_batches(
 ) -> AsyncIterator[list[list[Any]]]:
     """Ledger rows (one per deal) in id order, `batch` deals at a time."""
     where = _ledger_where(year, district, status)
+    cols = [
+        Deal.id, Deal.kind, Deal.licence_type, Deal.status, Deal.recipient_org_id,
+        Deal.recipient_name, Deal.recipient_kind, Deal.recipient_district, Deal.recipient_is_sme,
+        Deal.contract_date, Deal.effective_date, Deal.evidence_type, Deal.evidence_number,
+        Deal.evidence_date, Deal.contract_amount, Deal.amount_received, Deal.zero_price,
+        Deal.use_first_pay_later, Deal.converted_from_deal_id, Deal.cancelled_reason,
+    ]  # fmt: skip
     after = 0
     while True:
-        stmt = select(Deal).where(Deal.id > after).order_by(Deal.id).limit(batch)
+        stmt = select(*cols).where(Deal.id > after).order_by(Deal.id).limit(batch)
         if where is not None:
             stmt = stmt.where(where)
-        deals = list((await session.scalars(stmt)).all())
+        deals = (await session.execute(stmt)).all()
         if not deals:
             return
-        lo, hi = deals[0].id, deals[-1].id
+        lo, hi = deals[0][0], deals[-1][0]
         lines: dict[int, list[tuple[str, bool]]] = {}
         for deal_id, appno, counts in (
             await session.execute(
@@ -164,35 +171,35 @@ async def ledger_batches(
             )
         ).all():
             lines.setdefault(deal_id, []).append((appno, counts))
-        sups: dict[int, list[DealSupplier]] = {}
-        for s in (
-            await session.scalars(
-                select(DealSupplier)
+        sups: dict[int, list[tuple[Any, ...]]] = {}
+        for row in (
+            await session.execute(
+                select(
+                    DealSupplier.deal_id, DealSupplier.org_id, DealSupplier.name,
+                    DealSupplier.kind, DealSupplier.district,
+                )
                 .where(DealSupplier.deal_id >= lo, DealSupplier.deal_id <= hi)
                 .order_by(DealSupplier.deal_id, DealSupplier.position)
             )
-        ).all():
-            sups.setdefault(s.deal_id, []).append(s)
+        ).all():  # fmt: skip
+            sups.setdefault(row[0], []).append(row)
         rows = []
-        for d in deals:
-            ls = lines.get(d.id, [])
-            ss = sups.get(d.id, [])
+        for (did, kind, lt, st, rid, rname, rkind, rdist, rsme, cdate, edate, evt, evn, evd,
+             amount, received, zero, pay_later, conv, reason) in deals:  # fmt: skip
+            ls = lines.get(did, [])
+            ss = sups.get(did, [])
             rows.append([
-                d.id, KIND_ZH.get(d.kind, d.kind), LICENCE_ZH.get(d.licence_type or "", ""),
-                STATUS_ZH.get(d.status, d.status), "; ".join(a for a, _ in ls), len(ls),
-                sum(1 for _, c in ls if c), "; ".join(str(s.org_id) for s in ss),
-                "; ".join(s.name for s in ss), "; ".join(ORG_KIND_ZH.get(s.kind, s.kind) for s in ss),
-                "; ".join(district_zh(s.district) for s in ss), d.recipient_org_id, d.recipient_name,
-                ORG_KIND_ZH.get(d.recipient_kind, d.recipient_kind), district_zh(d.recipient_district),
-                "是" if d.recipient_is_sme else "否", d.contract_date, d.effective_date,
-                EVIDENCE_ZH.get(d.evidence_type, d.evidence_type), d.evidence_number, d.evidence_date,
-                float(d.contract_amount), float(d.amount_received), "是" if d.zero_price else "否",
-                "是" if d.use_first_pay_later else "否", d.converted_from_deal_id or "",
-                d.cancelled_reason or "",
+                did, KIND_ZH.get(kind, kind), LICENCE_ZH.get(lt or "", ""), STATUS_ZH.get(st, st),
+                "; ".join(a for a, _ in ls), len(ls), sum(1 for _, c in ls if c),
+                "; ".join(str(s[1]) for s in ss), "; ".join(s[2] for s in ss),
+                "; ".join(ORG_KIND_ZH.get(s[3], s[3]) for s in ss),
+                "; ".join(district_zh(s[4]) for s in ss), rid, rname,
+                ORG_KIND_ZH.get(rkind, rkind), district_zh(rdist), "是" if rsme else "否", cdate,
+                edate, EVIDENCE_ZH.get(evt, evt), evn, evd, float(amount), float(received),
+                "是" if zero else "否", "是" if pay_later else "否", conv or "", reason or "",
             ])  # fmt: skip
         yield rows
         after = hi
-        session.expunge_all()
 
 
 def _cell(v: Any) -> Any:

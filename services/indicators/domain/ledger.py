@@ -146,6 +146,12 @@ async def refresh_lines(session: AsyncSession, deal: Deal) -> None:
             deal.converted_from_deal_id if line.patent_id in repeat_of else None
         )
         line.counts = active and deal.qualifies and line.repeat_of_deal_id is None
+    await session.flush()
+    await session.execute(
+        update(Payment)
+        .where(Payment.deal_id == deal.id)
+        .values(counts=active and deal.qualifies, recipient_district=deal.recipient_district)
+    )
 
 
 def deal_payload(deal: Deal, appnos: list[str], supplier_ids: list[int]) -> dict[str, Any]:
@@ -311,6 +317,8 @@ async def create_deal(
 def _payment(deal: Deal, p: schemas.PaymentIn) -> Payment:
     return Payment(
         deal_id=deal.id,
+        counts=deal.status == "effective" and deal.qualifies,
+        recipient_district=deal.recipient_district,
         amount=p.amount,
         received_on=p.received_on,
         year=p.received_on.year,

@@ -72,23 +72,21 @@ def record_query(rule: str, w: Window) -> tuple[Select[Any], Any]:
     """The rows behind a rule's figure over the window; returns (select, id column)."""
     if rule in ("sme_patent_deals", "sme_patents_distinct"):
         q = select(*_line_cols()).join(Deal, Deal.id == DealPatent.deal_id)
-        return q.where(_lines_where(w, DealPatent.counts.is_(True))), DealPatent.id
+        return q.where(_lines_where(w, DealPatent.counts)), DealPatent.id
     if rule == "transfers_licences":
         q = select(*_line_cols()).join(Deal, Deal.id == DealPatent.deal_id)
-        cond = _lines_where(
-            w, DealPatent.active.is_(True), DealPatent.kind.in_(("assignment", "licence"))
-        )
+        cond = _lines_where(w, DealPatent.active, DealPatent.kind.in_(("assignment", "licence")))
         return q.where(cond), DealPatent.id
     if rule == "contract_amount":
         return select(*_deal_cols()).where(_deals_where(w)), Deal.id
     if rule in ("sme_contract_amount", "smes_benefiting"):
-        return select(*_deal_cols()).where(_deals_where(w, Deal.qualifies.is_(True))), Deal.id
+        return select(*_deal_cols()).where(_deals_where(w, Deal.qualifies)), Deal.id
     if rule == "smes_converting_academic":
-        return select(*_deal_cols()).where(_deals_where(w, Deal.academic_to_sme.is_(True))), Deal.id
+        return select(*_deal_cols()).where(_deals_where(w, Deal.academic_to_sme)), Deal.id
     if rule == "sme_amount_received":
         conds = [
             Deal.status == "effective",
-            Deal.qualifies.is_(True),
+            Deal.qualifies,
             Payment.received_on >= w.start,
             Payment.received_on <= w.as_of,
         ]
@@ -222,13 +220,11 @@ async def breakdown(session: AsyncSession, rule: str, by: str, w: Window) -> lis
     if by not in BREAKDOWN_BY:
         raise Unprocessable.field("by", f"one of {', '.join(BREAKDOWN_BY)}")
     if rule == "sme_patent_deals":
-        where = _lines_where(w, DealPatent.counts.is_(True))
+        where = _lines_where(w, DealPatent.counts)
     elif rule == "transfers_licences":
-        where = _lines_where(
-            w, DealPatent.active.is_(True), DealPatent.kind.in_(("assignment", "licence"))
-        )
+        where = _lines_where(w, DealPatent.active, DealPatent.kind.in_(("assignment", "licence")))
     elif rule == "all_deals":
-        where = _lines_where(w, DealPatent.active.is_(True))
+        where = _lines_where(w, DealPatent.active)
     else:
         raise Unprocessable.field("rule", f"one of {', '.join(BREAKDOWN_RULES)}")
     key = {

@@ -128,8 +128,23 @@ async def apply_listing(session: AsyncSession, p: dict[str, Any]) -> Listing:
                 owner_district=district,
             )
         )
+        await session.flush()
+        await _chain_events(session, listing.id)
     await session.flush()
     return listing
+
+
+async def _chain_events(session: AsyncSession, listing_id: int) -> None:
+    """Each state ends when the next one (by time) begins."""
+    events = (
+        await session.scalars(
+            select(PoolEvent)
+            .where(PoolEvent.listing_id == listing_id)
+            .order_by(PoolEvent.at, PoolEvent.id)
+        )
+    ).all()
+    for cur, nxt in zip(events, [*events[1:], None], strict=True):
+        cur.ended_at = nxt.at if nxt is not None else None
 
 
 async def apply_catalog_entries(session: AsyncSession, entries: list[dict[str, Any]]) -> None:

@@ -15,7 +15,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, literal, select
+from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.indicators.domain.common import day_end_utc
@@ -135,7 +135,7 @@ def _deals_where(w: Window, *extra: Any) -> Any:
 def sme_patent_deals_stmt(w: Window) -> Select[Any]:
     return (
         select(DealPatent.year, func.count())
-        .where(_lines_where(w, DealPatent.counts.is_(True)))
+        .where(_lines_where(w, DealPatent.counts))
         .group_by(DealPatent.year)
     )
 
@@ -145,20 +145,14 @@ async def sme_patent_deals(session: AsyncSession, w: Window) -> dict[int, Decima
 
 
 async def sme_patents_distinct(session: AsyncSession, w: Window) -> dict[int, Decimal]:
-    stmt = _first_year(
-        DealPatent.patent_id, DealPatent.year, _lines_where(w, DealPatent.counts.is_(True))
-    )
+    stmt = _first_year(DealPatent.patent_id, DealPatent.year, _lines_where(w, DealPatent.counts))
     return _series(await session.execute(stmt))
 
 
 async def transfers_licences(session: AsyncSession, w: Window) -> dict[int, Decimal]:
     stmt = (
         select(DealPatent.year, func.count())
-        .where(
-            _lines_where(
-                w, DealPatent.active.is_(True), DealPatent.kind.in_(("assignment", "licence"))
-            )
-        )
+        .where(_lines_where(w, DealPatent.active, DealPatent.kind.in_(("assignment", "licence"))))
         .group_by(DealPatent.year)
     )
     return _series(await session.execute(stmt))
@@ -174,42 +168,31 @@ async def contract_amount(session: AsyncSession, w: Window) -> dict[int, Decimal
 async def sme_contract_amount(session: AsyncSession, w: Window) -> dict[int, Decimal]:
     stmt = (
         select(Deal.year, func.sum(Deal.contract_amount))
-        .where(_deals_where(w, Deal.qualifies.is_(True)))
+        .where(_deals_where(w, Deal.qualifies))
         .group_by(Deal.year)
     )
     return _series(await session.execute(stmt))
 
 
 async def sme_amount_received(session: AsyncSession, w: Window) -> dict[int, Decimal]:
-    conds = [
-        Deal.status == "effective",
-        Deal.qualifies.is_(True),
-        _in_window(Payment.received_on, w),
-    ]
+    conds = [Payment.counts, _in_window(Payment.received_on, w)]
     if w.district:
-        conds.append(Deal.recipient_district == w.district)
-    stmt = (
-        select(Payment.year, func.sum(Payment.amount))
-        .join(Deal, Deal.id == Payment.deal_id)
-        .where(and_(*conds))
-        .group_by(Payment.year)
-    )
+        conds.append(Payment.recipient_district == w.district)
+    stmt = select(Payment.year, func.sum(Payment.amount)).where(and_(*conds)).group_by(Payment.year)
     return _series(await session.execute(stmt))
 
 
 async def smes_benefiting(session: AsyncSession, w: Window) -> dict[int, Decimal]:
     stmt = (
         select(Deal.year, func.count(func.distinct(Deal.recipient_org_id)))
-        .where(_deals_where(w, Deal.qualifies.is_(True)))
+        .where(_deals_where(w, Deal.qualifies))
         .group_by(Deal.year)
     )
     return _series(await session.execute(stmt))
 
 
 async def smes_converting_academic(session: AsyncSession, w: Window) -> dict[int, Decimal]:
-    stmt = _first_year(
-        Deal.recipient_org_id, Deal.year, _deals_where(w, Deal.academic_to_sme.is_(True))
-    )
+    stmt = _first_year(Deal.recipient_org_id, Deal.year, _deals_where(w, Deal.academic_to_sme))
     return _series(await session.execute(stmt))
 
 
@@ -242,7 +225,7 @@ async def mixed_pledges(session: AsyncSession, w: Window) -> dict[int, Decimal]:
 
 
 async def sme_product_filings(session: AsyncSession, w: Window) -> dict[int, Decimal]:
-    conds = [ProductFiling.org_is_sme.is_(True), _in_window(ProductFiling.filed_on, w)]
+    conds = [ProductFiling.org_is_sme, _in_window(ProductFiling.filed_on, w)]
     if w.district:
         conds.append(ProductFiling.org_district == w.district)
     stmt = select(ProductFiling.year, func.count()).where(and_(*conds)).group_by(ProductFiling.year)
@@ -288,22 +271,14 @@ async def pooled_ever(session: AsyncSession, w: Window) -> dict[int, Decimal]:
 
 
 def pooled_at_stmt(bound: Any, district: str | None) -> Select[Any]:
-    """Listings whose last known state before `bound` is listed or negotiating."""
-    later = PoolEvent.__table__.alias("later")
+    """Listings in the pool (listed or negotiating) just before `bound`."""
     stmt = (
         select(func.count())
         .select_from(PoolEvent)
         .where(
-            PoolEvent.at < bound,
             PoolEvent.status.in_(POOLED),
-            ~select(literal(1))
-            .where(
-                later.c.listing_id == PoolEvent.listing_id,
-                later.c.at < bound,
-                (later.c.at > PoolEvent.at)
-                | ((later.c.at == PoolEvent.at) & (later.c.id > PoolEvent.id)),
-            )
-            .exists(),
+            PoolEvent.at < bound,
+            or_(PoolEvent.ended_at.is_(None), PoolEvent.ended_at >= bound),
         )
     )
     if district:
@@ -313,11 +288,19 @@ def pooled_at_stmt(bound: Any, district: str | None) -> Select[Any]:
 
 async def pooled_current(session: AsyncSession, w: Window) -> dict[int, Decimal]:
     """Patents in the pool (listed or negotiating) at the end of each year / at as_of."""
-    out: dict[int, Decimal] = {}
-    for y in _years(w):
-        n = await session.scalar(pooled_at_stmt(_year_bound(y, w), w.district))
-        out[y] = Decimal(n or 0)
-    return out
+    years = _years(w)
+    cols = []
+    for y in years:
+        b = _year_bound(y, w)
+        held = and_(PoolEvent.at < b, or_(PoolEvent.ended_at.is_(None), PoolEvent.ended_at >= b))
+        cols.append(func.sum(case((held, 1), else_=0)))
+    if not cols:
+        return {}
+    stmt = select(*cols).select_from(PoolEvent).where(PoolEvent.status.in_(POOLED))
+    if w.district:
+        stmt = stmt.where(PoolEvent.owner_district == w.district)
+    row = (await session.execute(stmt)).one()
+    return {y: Decimal(v or 0) for y, v in zip(years, row, strict=True)}
 
 
 RULES: dict[str, Rule] = {
