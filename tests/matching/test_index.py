@@ -117,3 +117,23 @@ def test_background_refit_keeps_concurrent_writes() -> None:
     assert len(idx) == 3 + 300
     found = {h.key for h in idx.search(analyse_query("恒流电源"), 500)}
     assert found >= set(range(100, 400))
+
+
+def test_explanations_sum_to_the_score_across_segments() -> None:
+    """Each hit's term shares (computed for all hits at once) add up to its score, also for
+    documents in appended segments, and `work` counts the postings a query touches."""
+    idx = MatchIndex(refit_min=10_000)
+    idx.build((i, bag(i), Attrs(pooled=True)) for i in (1, 2, 3))
+    idx.upsert_many([(4, bag(4), Attrs(pooled=True))])
+    idx.upsert_many([(5, bag(5), Attrs(pooled=True)), (6, bag(1), Attrs(pooled=True))])
+    q = analyse_query("LED 恒流 升压 驱动 电路 正极 地膜", ipc_codes=["H05B45/37"])
+    hits = idx.search(q, 10, explain=100)
+    assert {h.key for h in hits} >= {1, 4, 6}
+    for h in hits:
+        assert h.terms == sorted(h.terms, key=lambda kv: -kv[1])
+        assert abs(sum(w for _, w in h.terms) - h.score) < 1e-5
+    assert [t for t, _ in next(h for h in hits if h.key == 1).terms] == [
+        t for t, _ in next(h for h in hits if h.key == 6).terms
+    ]
+    assert idx.work({}) == idx.work({"no-such-term": 1.0}) == 6 // 8
+    assert idx.work(analyse_query("恒流")) > idx.work(analyse_query("地膜"))

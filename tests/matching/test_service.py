@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from services.matching import schemas
+from services.matching.api import match as match_api
 from tests.conftest import CatalogHandle
 from tests.matching.conftest import MatchingHandle, new_patent
 
@@ -114,7 +116,14 @@ def match(m: MatchingHandle, **body: Any) -> dict[str, Any]:
     with m.client() as c:
         r = c.post("/v1/match", json=body)
         assert r.status_code == 200, r.text
-        return r.json()  # type: ignore[no-any-return]
+        return checked(r.json())
+
+
+def checked(body: dict[str, Any]) -> dict[str, Any]:
+    """Ranking bodies are built as plain dicts: they must be exactly what the response
+    model would have produced."""
+    assert schemas.MatchResult.model_validate(body).model_dump(mode="json") == body
+    return body
 
 
 def numbers(result: dict[str, Any]) -> list[str]:
@@ -220,7 +229,7 @@ def test_needs_lifecycle_and_validation(matching: MatchingHandle, world: World) 
         public = c.get(f"/v1/needs/{mine['id']}").json()
         assert public["contact_phone"] is None and public["org_name"] == SME
         assert mine["id"] in [n["id"] for n in c.get("/v1/needs").json()["items"]]
-        ranked = c.get(f"/v1/needs/{mine['id']}/matches").json()
+        ranked = checked(c.get(f"/v1/needs/{mine['id']}/matches").json())
         assert numbers(ranked)[0] == world.led  # modes=assignment keeps the licence-only out
         assert ranked["hits"][0]["explanation"]["matched_industries"] or True
     with matching.client(world.sme2_key) as c:
@@ -318,7 +327,56 @@ def test_withdrawn_listing_leaves_the_pool(
         assert r.status_code == 200, r.text
     matching.wait_synced()
     assert appno not in numbers(match(matching, text="光伏逆变器散热"))
-    assert appno in numbers(match(matching, text="光伏逆变器散热", pooled_only=False))
+    res = match(matching, text="光伏逆变器散热", pooled_only=False)
+    assert res["hits"][0]["application_number"] == appno
+    assert res["hits"][0]["offer"]["status"] == "withdrawn"  # the card follows the listing
+
+
+def test_inline_and_threaded_scoring_agree(
+    matching: MatchingHandle, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queries = [
+        {"text": "我们的LED驱动过热，需要一种恒流升压电路", "k": 5},
+        {"text": "LED 恒流 升压", "pooled_only": False, "ipc_hints": ["H05B45/37"]},
+        {"text": "锂电池正极材料 " * 300},  # long: analysed off the event loop by default
+    ]
+    inline = [match(matching, **q) for q in queries]
+    monkeypatch.setattr(match_api, "INLINE_CHARS", -1)
+    monkeypatch.setattr(match_api, "INLINE_WORK", -1)
+    assert [match(matching, **q) for q in queries] == inline
+    assert numbers(inline[2])[0] == world.battery
+
+
+def test_owner_changes_reach_hits_and_filters(
+    catalog: CatalogHandle, matching: MatchingHandle, world: World
+) -> None:
+    org_id, _ = catalog.org(UNI2)
+    q = {"text": "LED恒流驱动芯片", "k": 10}
+    assert world.zero in numbers(match(matching, **q, owner_districts=["binhai"]))
+    with catalog.client(world.uni2_key) as c:
+        r = c.patch(
+            f"/v1/organisations/{org_id}", json={"name": UNI2 + "（新）", "district": "hexi"}
+        )
+        assert r.status_code == 200, r.text
+    try:
+        matching.wait_synced()
+        res = match(matching, **q, owner_districts=["hexi"])
+        hit = next(h for h in res["hits"] if h["application_number"] == world.zero)
+        assert hit["owners"] == [{"id": org_id, "name": UNI2 + "（新）", "kind": "university",
+                                  "district": "hexi"}]  # fmt: skip
+        assert world.zero not in numbers(match(matching, **q, owner_districts=["binhai"]))
+        with catalog.client(world.uni2_key) as c:  # a rename alone restamps no patent
+            r = c.patch(f"/v1/organisations/{org_id}", json={"name": UNI2 + "（改）"})
+            assert r.status_code == 200, r.text
+        matching.wait_synced()
+        hit = next(h for h in match(matching, **q)["hits"] if h["application_number"] == world.zero)
+        assert hit["owners"][0]["name"] == UNI2 + "（改）"
+    finally:
+        with catalog.client(world.uni2_key) as c:
+            r = c.patch(f"/v1/organisations/{org_id}", json={"name": UNI2, "district": "binhai"})
+            assert r.status_code == 200, r.text
+        matching.wait_synced()
+    assert world.zero in numbers(match(matching, **q, owner_districts=["binhai"]))
 
 
 def test_restart_resumes_from_snapshot_and_catches_up(
@@ -338,4 +396,8 @@ def test_restart_resumes_from_snapshot_and_catches_up(
     assert status["loaded_snapshot_position"] == before["position"]
     assert status["patents"]["documents"] == before["documents"] + 1
     assert numbers(match(matching, text="海水淡化 反渗透"))[0] == appno
-    assert numbers(match(matching, text="LED 恒流 升压 驱动电路"))[0] == world.led
+    led = match(matching, text="LED 恒流 升压 驱动电路")["hits"][0]
+    assert led["application_number"] == world.led  # its card came from the start-up load
+    assert led["owners"][0]["name"] == UNI and led["owners"][0]["district"] == "nankai"
+    assert led["offer"]["modes"] == ["assignment", "non_exclusive_licence"]
+    assert "<mark>" in led["explanation"]["snippet"]

@@ -22,5 +22,7 @@ def get_settings(request: Request) -> MatchingSettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]  # commit before responding
+SessionDep = Annotated[
+    AsyncSession, Depends(get_session, scope="function")
+]  # commit before responding
 SettingsDep = Annotated[MatchingSettings, Depends(get_settings)]

@@ -6,12 +6,14 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from services.catalog.domain.appno import InvalidNumber, normalize_application_number
 from services.matching import schemas
 from services.matching.api.deps import SessionDep
 from services.matching.api.needs import load_need
+from services.matching.domain.cards import CardStore
 from services.matching.domain.codes import (
     industries_match,
     industry_mask,
@@ -21,11 +23,11 @@ from services.matching.domain.codes import (
     patent_type_mask,
 )
 from services.matching.domain.explain import snippet
-from services.matching.domain.index import Filters, Hit, display_term
+from services.matching.domain.index import Filters, Hit, MatchIndex, display_term
 from services.matching.domain.needs import is_open, need_view, sees_contact
-from services.matching.domain.sync import district_mask
+from services.matching.domain.sync import PatentIndexer, district_mask
 from services.matching.domain.text import IPC_PREFIX, analyse_query
-from services.matching.models import Listing, Need, Organisation, Patent
+from services.matching.models import Need, Organisation, Patent
 from shared.auth import OptionalPrincipalDep, PrincipalDep, Role
 from shared.errors import Forbidden, NotFound, Unprocessable
 
@@ -43,40 +45,29 @@ def to_filters(f: schemas.MatchFilters) -> Filters:
     )
 
 
-def explanation_terms(hit: Hit) -> list[schemas.TermWeight]:
+def explanation_terms(hit: Hit) -> list[dict[str, Any]]:
+    """The query terms that contributed most (IPC features are shown as `matched_ipc`)."""
     merged: dict[str, float] = {}
     for term, w in hit.terms:
         if term.startswith(IPC_PREFIX):
             continue
-        merged[display_term(term)] = merged.get(display_term(term), 0.0) + w
+        shown = display_term(term)
+        merged[shown] = merged.get(shown, 0.0) + w
     top = sorted(merged.items(), key=lambda kv: -kv[1])[:6]
-    return [schemas.TermWeight(term=t, weight=round(w, 4)) for t, w in top]
+    return [{"term": t, "weight": round(w, 4)} for t, w in top]
 
 
-async def patent_hits(
-    session: SessionDep,
-    hits: list[Hit],
-    ipc_hints: list[str],
-    industries: list[str],
-) -> list[schemas.PatentHit]:
-    ids = [h.key for h in hits]
-    pats = {p.id: p for p in await session.scalars(select(Patent).where(Patent.id.in_(ids)))}
-    listings = {
-        li.patent_id: li
-        for li in await session.scalars(select(Listing).where(Listing.patent_id.in_(ids)))
-    }
-    owner_ids = {o for p in pats.values() for o in p.owner_org_ids}
-    orgs = {
-        o.id: o
-        for o in await session.scalars(select(Organisation).where(Organisation.id.in_(owner_ids)))
-    }
-    out = []
+def hit_cards(
+    cards: CardStore, hits: list[Hit], ipc_hints: list[str], industries: list[str]
+) -> list[dict[str, Any]]:
+    """`schemas.PatentHit`s as plain dicts, from the in-memory cards (no database read)."""
+    out: list[dict[str, Any]] = []
     for h in hits:
-        p = pats.get(h.key)
-        if p is None:  # indexed but deleted meanwhile
+        c = cards.get(h.key)
+        if c is None:  # indexed but deleted meanwhile
             continue
         terms = explanation_terms(h)
-        matched_ipc = sorted({c for hint in ipc_hints for c in ipc_matches(hint, p.ipc_codes)})
+        matched_ipc = sorted({x for hint in ipc_hints for x in ipc_matches(hint, c.ipc_codes)})
         matched_ipc += [
             display_term(t)
             for t, _ in h.terms
@@ -84,50 +75,59 @@ async def patent_hits(
         ]
         matched_ind = [
             {"code": code, "name": industry_name(code) or code}
-            for code in p.industries
+            for code in c.industries
             if any(industries_match([code], want) for want in industries)
         ]
-        li = listings.get(p.id)
+        text = snippet(c.abstract, [t["term"] for t in terms])
+        if c.abstract_cut and not text.endswith("…"):
+            text += "…"
         out.append(
-            schemas.PatentHit(
-                rank=len(out) + 1,
-                score=round(h.score, 4),
-                application_number=p.application_number,
-                title=p.title,
-                patent_type=p.patent_type,
-                ipc_codes=p.ipc_codes,
-                industries=p.industries,
-                owners=[
-                    schemas.OwnerSummary(id=o.id, name=o.name, kind=o.kind, district=o.district)
-                    for o in (orgs.get(i) for i in p.owner_org_ids)
-                    if o is not None
-                ],
-                offer=schemas.OfferSummary(
-                    listing_id=li.id,
-                    status=li.status,
-                    modes=li.modes,
-                    price_cny=li.price_cny,
-                    negotiable=li.negotiable,
-                    zero_price=li.zero_price,
-                    use_first_pay_later=li.use_first_pay_later,
-                    deferred_licence_fee=li.deferred_licence_fee,
-                )
-                if li
-                else None,
-                explanation=schemas.Explanation(
-                    terms=terms,
-                    matched_ipc=matched_ipc,
-                    matched_industries=matched_ind,
-                    snippet=snippet(p.abstract, [t.term for t in terms]),
-                ),
-            )
+            {
+                "rank": len(out) + 1,
+                "score": round(h.score, 4),
+                "application_number": c.application_number,
+                "title": c.title,
+                "patent_type": c.patent_type,
+                "ipc_codes": list(c.ipc_codes),
+                "industries": list(c.industries),
+                "owners": cards.owners(c),
+                "offer": cards.offer(c),
+                "explanation": {
+                    "terms": terms,
+                    "matched_ipc": matched_ipc,
+                    "matched_industries": matched_ind,
+                    "snippet": text.strip(),
+                },
+            }
         )
     return out
 
 
+# Work done on the event loop instead of a worker thread: a thread hop costs more than a
+# short query, and under load the GIL hand-over between the loop and the thread adds
+# milliseconds. Longer texts and queries with many postings still go to a thread.
+INLINE_CHARS = 1_500  # query analysis ≈ 2 M characters/s
+INLINE_WORK = 100_000  # MatchIndex.work() units (postings + slots/8), see docs/matching.md
+
+
+async def analyse(
+    text: str, title: str, ipc_hints: list[str], need_statement: bool
+) -> dict[str, float]:
+    if len(text) + len(title) <= INLINE_CHARS:
+        return analyse_query(text, title, ipc_hints, None, need_statement)
+    return await asyncio.to_thread(analyse_query, text, title, ipc_hints, None, need_statement)
+
+
+async def search(
+    index: MatchIndex, bag: dict[str, float], k: int, filters: Filters, explain: int = 12
+) -> list[Hit]:
+    if index.work(bag) <= INLINE_WORK:
+        return index.search(bag, k, filters, explain)
+    return await asyncio.to_thread(index.search, bag, k, filters, explain)
+
+
 async def rank(
     request: Request,
-    session: SessionDep,
     *,
     text: str,
     title: str,
@@ -136,34 +136,38 @@ async def rank(
     filters: schemas.MatchFilters,
     k: int,
     need_statement: bool = True,
-) -> schemas.MatchResult:
-    indexer = request.app.state.indexer
-    bag = await asyncio.to_thread(analyse_query, text, title, ipc_hints, None, need_statement)
-    query_terms = [display_term(t) for t in bag if not t.startswith("~")]
+) -> JSONResponse:
+    """Score and render without the database: filters live in the index, hits in the cards.
+    The body is built as plain dicts (the shape of `schemas.MatchResult`, checked by the
+    tests) and serialised once, without response-model validation."""
+    indexer: PatentIndexer = request.app.state.indexer
+    index = indexer.index
+    position = index.position
+    bag = await analyse(text, title, ipc_hints, need_statement)
+    query_terms = [display_term(t).strip() for t in bag if not t.startswith("~")]
     note = None
     if not bag:
         note = "the query has no searchable words (only punctuation, symbols or stop words)"
         hits: list[Hit] = []
     else:
-        hits = await asyncio.to_thread(indexer.index.search, bag, k, to_filters(filters), 12)
+        hits = await search(index, bag, k, to_filters(filters))
         if not hits:
             note = "no patent shares a searchable word with the query under these filters"
-    return schemas.MatchResult(
-        query_terms=query_terms,
-        hits=await patent_hits(session, hits, ipc_hints, industries),
-        note=note,
-        index_position=indexer.index.position,
+    return JSONResponse(
+        {
+            "query_terms": query_terms,
+            "hits": hit_cards(indexer.cards, hits, ipc_hints, industries),
+            "note": note,
+            "index_position": position,
+        }
     )
 
 
 @router.post("/match", response_model=schemas.MatchResult)
-async def match_text(
-    body: schemas.MatchQuery, session: SessionDep, request: Request
-) -> schemas.MatchResult:
+async def match_text(body: schemas.MatchQuery, request: Request) -> JSONResponse:
     """Rank pooled patents for a problem stated in plain words, with explanations."""
     return await rank(
         request,
-        session,
         text=body.text,
         title=body.title,
         ipc_hints=body.ipc_hints,
@@ -209,7 +213,7 @@ async def match_need(
     filters: schemas.MatchFilters = Depends(filters_query),
     k: int = Query(10, ge=1, le=100),
     use_need_terms: bool = Query(True, description="also filter by the need's industry/modes"),
-) -> schemas.MatchResult:
+) -> JSONResponse:
     """Rank patents for a stored need (its IPC hints count as features)."""
     need = await load_need(session, need_id)
     if not is_open(need) and not sees_contact(need, principal):
@@ -219,7 +223,6 @@ async def match_need(
         filters.modes = [schemas.Mode(m) for m in need.modes]
     return await rank(
         request,
-        session,
         text=need.description,
         title=need.title,
         ipc_hints=need.ipc_hints,
@@ -249,11 +252,8 @@ async def needs_for_patent(
     bureau = principal.role in (Role.ADMIN, Role.CITY_BUREAU, Role.DISTRICT_BUREAU)
     if not bureau and principal.org_id not in patent.owner_org_ids:
         raise Forbidden("only the patent's owners and the IP bureaus may see its matching needs")
-    bag = await asyncio.to_thread(
-        analyse_query, patent.abstract, patent.title, patent.ipc_codes, None, False
-    )
-    index = request.app.state.needs.index
-    hits = await asyncio.to_thread(index.search, bag, k, Filters(pooled_only=True), 12)
+    bag = await analyse(patent.abstract, patent.title, patent.ipc_codes, False)
+    hits = await search(request.app.state.needs.index, bag, k, Filters(pooled_only=True))
     needs = {
         n.id: n
         for n in await session.scalars(select(Need).where(Need.id.in_([h.key for h in hits])))
@@ -276,7 +276,7 @@ async def needs_for_patent(
                 score=round(h.score, 4),
                 need=need_view(need, orgs.get(need.org_id), sees_contact(need, principal)),
                 explanation=schemas.Explanation(
-                    terms=terms,
+                    terms=[schemas.TermWeight(**t) for t in terms],
                     matched_ipc=sorted(
                         {c for hint in need.ipc_hints for c in ipc_matches(hint, patent.ipc_codes)}
                     ),
@@ -285,7 +285,7 @@ async def needs_for_patent(
                         for c in patent.industries
                         if industries_match([c], need.industry)
                     ],
-                    snippet=snippet(need.description, [t.term for t in terms]),
+                    snippet=snippet(need.description, [t["term"] for t in terms]),
                 ),
             )
         )

@@ -241,14 +241,31 @@ class MatchIndex:
             part = np.argpartition(-scores, k - 1)[:k]
             cand, scores = cand[part], scores[part]
         order = np.argsort(-scores, kind="stable")
-        hits = []
-        for i in order:
-            slot = int(cand[i])
-            hit = Hit(int(arr.keys[slot]), float(scores[i]) / qn)
-            if explain:
-                hit.terms = self._contributions(st, slot, ids, ws, qn)[:explain]
-            hits.append(hit)
+        slots = cand[order]
+        hits = [
+            Hit(key, score / qn)
+            for key, score in zip(
+                arr.keys[slots].tolist(), scores[order].astype(np.float64).tolist(), strict=True
+            )
+        ]
+        if explain and hits:
+            for hit, terms in zip(hits, self._contributions(st, slots, ids, ws, qn), strict=True):
+                hit.terms = terms[:explain]
         return hits
+
+    def work(self, qbag: dict[str, float]) -> int:
+        """A cost estimate for `search(qbag)`: postings of the query's known terms plus the
+        slots the accumulator spans (both are touched once per posting/slot)."""
+        st = self._state
+        total = st.n_slots // 8
+        for t in qbag:
+            tid = self.vocab.get(t)
+            if tid is None:
+                continue
+            for seg in st.segments:
+                if tid < seg.X.shape[1]:
+                    total += int(seg.X.indptr[tid + 1] - seg.X.indptr[tid])
+        return total
 
     def _mask(self, arr: _Arrays, cand: np.ndarray, f: Filters) -> np.ndarray:
         ok = np.ones(len(cand), dtype=bool)
@@ -269,23 +286,41 @@ class MatchIndex:
         return ok
 
     def _contributions(
-        self, st: _State, slot: int, ids: list[int], ws: np.ndarray, qn: float
-    ) -> list[tuple[str, float]]:
-        seg = next(s for s in reversed(st.segments) if s.offset <= slot)
-        row = slot - seg.offset
-        X = seg.X
-        inv = float(st.arrays.inv_norm[slot])
-        out: dict[str, float] = {}
-        for tid, w in zip(ids, ws, strict=True):
-            if tid >= X.shape[1]:
+        self, st: _State, slots: np.ndarray, ids: list[int], ws: np.ndarray, qn: float
+    ) -> list[list[tuple[str, float]]]:
+        """Per hit slot: (term, share of the score) of each query term it holds, largest
+        first. One `searchsorted` per term and segment covers all the hits at once."""
+        n = len(slots)
+        contrib = np.zeros((n, len(ids)), dtype=np.float64)
+        inv = st.arrays.inv_norm[slots].astype(np.float64)
+        for seg in st.segments:
+            sel = np.flatnonzero((slots >= seg.offset) & (slots < seg.offset + seg.n))
+            if not len(sel):
                 continue
-            a, b = X.indptr[tid], X.indptr[tid + 1]
-            rows = X.indices[a:b]
-            j = int(np.searchsorted(rows, row))
-            if j < len(rows) and rows[j] == row:
-                term = self.terms[tid]
-                out[term] = out.get(term, 0.0) + float(w * X.data[a + j]) * inv / qn
-        return sorted(out.items(), key=lambda kv: -kv[1])
+            rows_h = (slots[sel] - seg.offset).astype(np.int64)
+            X = seg.X
+            for j, (tid, w) in enumerate(zip(ids, ws, strict=True)):
+                if tid >= X.shape[1]:
+                    continue
+                a, b = int(X.indptr[tid]), int(X.indptr[tid + 1])
+                if a == b:
+                    continue
+                rows = X.indices[a:b]
+                pos = np.searchsorted(rows, rows_h)
+                ok = pos < (b - a)
+                pos = np.minimum(pos, b - a - 1)
+                ok &= rows[pos] == rows_h
+                if ok.any():
+                    vals = (w * X.data[a + pos[ok]]).astype(np.float64)
+                    contrib[sel[ok], j] = vals * inv[sel[ok]] / qn
+        terms = self.terms
+        out = []
+        for r in range(n):
+            nz = np.flatnonzero(contrib[r])
+            pairs = [(terms[ids[j]], float(contrib[r, j])) for j in nz.tolist()]
+            pairs.sort(key=lambda kv: -kv[1])
+            out.append(pairs)
+        return out
 
     # ---------------------------------------------------------------- writing
 

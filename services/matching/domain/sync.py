@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.matching.domain.cards import ABSTRACT_HEAD, CardStore, card_of, owner_of
 from services.matching.domain.codes import (
     DEAD_LEGAL_STATUSES,
     POOLED,
@@ -137,7 +138,8 @@ def patent_attrs(pat: Patent, listing: Listing | None, owner_districts: list[str
 
 
 class PatentIndexer:
-    """Owns the patent index, its snapshot file and its catch-up from the database."""
+    """Owns the patent index, its snapshot file and its catch-up from the database, and the
+    hit cards (`domain/cards.py`) that go with the index."""
 
     def __init__(
         self,
@@ -149,6 +151,7 @@ class PatentIndexer:
         self.dir = Path(index_dir)
         self.chunk = chunk
         self.index = MatchIndex()
+        self.cards = CardStore()
         self.saved_position = -1
         self.lock = asyncio.Lock()
         self.last_sync_at: float | None = None
@@ -175,13 +178,77 @@ class PatentIndexer:
                     log.warning("index snapshot is ahead of the database; rebuilding")
             except Exception:
                 log.exception("index snapshot unreadable; rebuilding")
-        await self.sync(db_position)
+        if self.loaded_snapshot_position is None:
+            await self.sync(db_position)  # everything, from index_pos 0
+        else:
+            # The snapshot reflects every row stamped up to its position: load their cards
+            # and re-index only the rows stamped after it.
+            await self._load_cards(self.index.position)
+            await self.sync(db_position, after_position=True)
 
-    async def sync(self, upto: int) -> int:
-        """Re-index patents changed after the index's position; return how many."""
+    async def _load_cards(self, upto: int, chunk: int = 10_000) -> None:
+        """Cards of the patents the snapshot already reflects (`sync` builds the others)."""
+        cols = (
+            Patent.id,
+            Patent.application_number,
+            Patent.title,
+            Patent.patent_type,
+            func.substr(Patent.abstract, 1, ABSTRACT_HEAD + 1).label("abstract"),
+            Patent.ipc_codes,
+            Patent.industries,
+            Patent.owner_org_ids,
+            Patent.legal_status,
+            Listing.id.label("listing_id"),
+            Listing.status,
+            Listing.modes,
+            Listing.price_cny,
+            Listing.negotiable,
+            Listing.zero_price,
+            Listing.use_first_pay_later,
+            Listing.deferred_licence_fee,
+        )
+        after = None
+        async with self.sessionmaker() as session:
+            while True:
+                stmt = (
+                    select(*cols)
+                    .outerjoin(Listing, Listing.patent_id == Patent.id)
+                    .where(Patent.index_pos <= upto)
+                    .order_by(Patent.id)
+                    .limit(chunk)
+                )
+                if after is not None:
+                    stmt = stmt.where(Patent.id > after)
+                rows = (await session.execute(stmt)).all()
+                cards = self.cards.patents
+                for r in rows:
+                    if r.legal_status not in DEAD_LEGAL_STATUSES:
+                        li = _ListingRow(r) if r.listing_id is not None else None
+                        cards[r.id] = card_of(r, li)
+                if len(rows) < chunk:
+                    break
+                after = rows[-1].id
+        log.info("%s hit cards loaded", len(self.cards))
+
+    async def _sync_orgs(self, session: AsyncSession, upto: int) -> None:
+        """Owners changed since the last sync (name, kind, district), by their feed_pos."""
+        rows = await session.scalars(
+            select(Organisation).where(
+                Organisation.feed_pos > self.cards.org_position, Organisation.feed_pos <= upto
+            )
+        )
+        for o in rows:
+            self.cards.orgs[o.id] = owner_of(o)
+        self.cards.org_position = max(self.cards.org_position, upto)
+
+    async def sync(self, upto: int, *, after_position: bool = False) -> int:
+        """Re-index patents changed after the index's position (and, unless
+        `after_position`, those stamped with that position itself); return how many."""
         async with self.lock:
             n = 0
-            after_pos, after_id = self.index.position, -1
+            async with self.sessionmaker() as session:
+                await self._sync_orgs(session, upto)
+            after_pos, after_id = self.index.position, (2**62 if after_position else -1)
             while True:
                 async with self.sessionmaker() as session:
                     rows = list(
@@ -227,22 +294,31 @@ class PatentIndexer:
         for r in rows:
             alive = r.legal_status not in DEAD_LEGAL_STATUSES
             ds = [districts[o] for o in r.owner_org_ids if districts.get(o)]
+            li = listings.get(r.id)
             out.append(
                 (r.id, alive, r.title, r.abstract, r.claims, r.ipc_codes,
-                 patent_attrs(r, listings.get(r.id), ds))
+                 patent_attrs(r, li, ds), card_of(r, li) if alive else None)
             )  # fmt: skip
         return out
 
     def _apply(self, docs: list[tuple[Any, ...]]) -> None:
         ups = [
             (key, analyse_patent(title, abstract, claims, ipc), attrs)
-            for key, alive, title, abstract, claims, ipc, attrs in docs
+            for key, alive, title, abstract, claims, ipc, attrs, _ in docs
             if alive
         ]
+        # Card before index entry (a hit always finds its card); index entry gone before the
+        # card. A hit whose card is missing is skipped.
+        cards = self.cards.patents
+        for d in docs:
+            if d[1]:
+                cards[d[0]] = d[7]
         self.index.upsert_many(ups)
         dead = [d[0] for d in docs if not d[1]]
         if dead:
             self.index.remove(dead)
+            for key in dead:
+                cards.pop(key, None)
 
     async def snapshot(self, force: bool = False) -> bool:
         if not force and self.index.position == self.saved_position:
@@ -251,6 +327,20 @@ class PatentIndexer:
         await asyncio.to_thread(self.index.save, self.dir, "patents")
         self.saved_position = position
         return True
+
+
+class _ListingRow:
+    """The listing columns of a joined row, under `Listing`'s attribute names."""
+
+    __slots__ = ("id", "status", "modes", "price_cny", "negotiable", "zero_price",
+                 "use_first_pay_later", "deferred_licence_fee")  # fmt: skip
+
+    def __init__(self, r: Any) -> None:
+        self.id = r.listing_id
+        self.status, self.modes, self.price_cny = r.status, r.modes, r.price_cny
+        self.negotiable, self.zero_price = r.negotiable, r.zero_price
+        self.use_first_pay_later = r.use_first_pay_later
+        self.deferred_licence_fee = r.deferred_licence_fee
 
 
 class CatalogConsumer(FeedConsumer):
