@@ -84,19 +84,29 @@ def test_another_org_cannot_touch_my_patent(catalog: CatalogHandle) -> None:
     num = body["application_number"]
     with catalog.client(key_a) as a:
         assert a.post("/v1/patents", json=body).status_code == 201
+        listing = a.post("/v1/listings", json={"application_number": num, "modes": ["assignment"]})
+        assert listing.status_code == 201
+        lid = listing.json()["id"]
     with catalog.client(key_b) as b:
+        r = b.patch(f"/v1/listings/{lid}", json={"status": "withdrawn"})
+        assert r.status_code == 403
+        r = b.patch(f"/v1/listings/{lid}", json={"terms": {"modes": ["equity"], "price_cny": "1"}})
+        assert r.status_code == 403
         r = b.post("/v1/patents", json={**body, "patentees": ["天津乙大学"]})
         assert r.status_code == 403
         r = b.patch(f"/v1/patents/{num}/legal-status", json={"legal_status": "lapsed"})
         assert r.status_code == 403
         r = b.post("/v1/listings", json={"application_number": num, "modes": ["assignment"]})
         assert r.status_code == 403
+        r = b.post("/v1/bundles", json={"name": "别人的包", "application_numbers": [num, num]})
+        assert r.status_code == 422
         # A new patent naming only another organisation is refused too.
         r = b.post("/v1/patents", json=patent("天津甲大学"))
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "patentees"
     with catalog.client() as c:
         got = c.get(f"/v1/patents/{num}").json()
         assert got["title"] == body["title"] and got["legal_status"] == "granted"
+        assert got["listing"]["status"] == "listed" and got["listing"]["modes"] == ["assignment"]
 
 
 def test_co_owners_share_one_patent(catalog: CatalogHandle) -> None:
