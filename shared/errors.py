@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -144,6 +145,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = pydantic_errors(list(exc.errors()))
+        detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5])
+        return problem_response(Unprocessable(detail, errors=errors), request)
+
+    @app.exception_handler(ValidationError)
+    async def _model_validation(request: Request, exc: ValidationError) -> JSONResponse:
+        # A model re-validated inside a handler (e.g. a PATCH merged onto stored data).
         errors = pydantic_errors(list(exc.errors()))
         detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5])
         return problem_response(Unprocessable(detail, errors=errors), request)

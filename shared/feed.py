@@ -93,7 +93,9 @@ def feed_router(model: type[Any], session_dep: Any, *, tag: str = "feed") -> API
     @router.get("/v1/feed", response_model=FeedPage, summary="Change feed in commit order")
     async def read_feed(
         session: session_dep,  # type: ignore[valid-type]
-        after: int = Query(0, ge=0, description="return entries with id greater than this"),
+        after: int = Query(
+            0, ge=0, le=2**63 - 1, description="return entries with id greater than this"
+        ),
         limit: int = Query(500, ge=1, le=5000),
         entity: str | None = Query(None, description="only this entity kind"),
     ) -> FeedPage:

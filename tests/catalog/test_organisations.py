@@ -99,3 +99,14 @@ def test_organisation_changes_are_on_the_feed(catalog: CatalogHandle) -> None:
     assert mine and mine[-1]["payload"]["name"] == "天津馈送大学"
     ids = [i["id"] for i in items]
     assert ids == sorted(ids)
+
+
+def test_patch_that_breaks_a_rule_is_a_field_error(catalog: CatalogHandle) -> None:
+    org_id, key = catalog.org("天津修改大学")
+    with catalog.client(key) as c:
+        r = c.patch(f"/v1/organisations/{org_id}", json={"district": None})
+        assert r.status_code == 422
+        assert r.json()["errors"][0]["field"] == "district"
+        r = c.patch(f"/v1/organisations/{org_id}", json={"district": "binhai"})
+        assert r.status_code == 200 and r.json()["district"] == "binhai"
+        assert c.get("/v1/organisations/99999999999999999999").status_code == 422

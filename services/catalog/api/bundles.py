@@ -15,6 +15,7 @@ from shared import feed
 from shared.auth import PrincipalDep, Role
 from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shared.feed import utcnow
+from shared.params import MAX_ID, PathId
 
 router = APIRouter(prefix="/v1", tags=["bundles"])
 
@@ -110,7 +111,7 @@ async def create_bundle(
 @router.get("/bundles", response_model=list[schemas.Bundle])
 async def list_bundles(
     session: SessionDep,
-    org_id: int | None = None,
+    org_id: int | None = Query(None, ge=1, le=MAX_ID),
     include_withdrawn: bool = Query(False),
 ) -> list[schemas.Bundle]:
     stmt = select(Bundle).order_by(Bundle.id)
@@ -122,7 +123,7 @@ async def list_bundles(
 
 
 @router.get("/bundles/{bundle_id}", response_model=schemas.Bundle)
-async def get_bundle(bundle_id: int, session: SessionDep) -> schemas.Bundle:
+async def get_bundle(bundle_id: PathId, session: SessionDep) -> schemas.Bundle:
     bundle = await session.get(Bundle, bundle_id)
     if bundle is None:
         raise NotFound(f"bundle {bundle_id} does not exist")
@@ -131,7 +132,7 @@ async def get_bundle(bundle_id: int, session: SessionDep) -> schemas.Bundle:
 
 @router.patch("/bundles/{bundle_id}", response_model=schemas.Bundle)
 async def update_bundle(
-    bundle_id: int, body: schemas.BundleUpdate, session: SessionDep, principal: PrincipalDep
+    bundle_id: PathId, body: schemas.BundleUpdate, session: SessionDep, principal: PrincipalDep
 ) -> schemas.Bundle:
     bundle = await session.get(Bundle, bundle_id)
     if bundle is None:

@@ -20,6 +20,7 @@ from services.catalog.models import Listing, ListingEvent, Patent
 from shared.auth import PrincipalDep, Role
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.feed import utcnow
+from shared.params import MAX_ID, PathId
 
 router = APIRouter(prefix="/v1", tags=["listings"])
 
@@ -51,7 +52,7 @@ async def to_schema(session: SessionDep, listing: Listing) -> schemas.Listing:
     return out
 
 
-async def load_listing(session: SessionDep, listing_id: int) -> Listing:
+async def load_listing(session: SessionDep, listing_id: PathId) -> Listing:
     listing = await session.get(Listing, listing_id)
     if listing is None:
         raise NotFound(f"listing {listing_id} does not exist")
@@ -94,12 +95,12 @@ async def create_listing(
 
 
 @router.get("/listings/{listing_id}", response_model=schemas.Listing)
-async def get_listing(listing_id: int, session: SessionDep) -> schemas.Listing:
+async def get_listing(listing_id: PathId, session: SessionDep) -> schemas.Listing:
     return await to_schema(session, await load_listing(session, listing_id))
 
 
 @router.get("/listings/{listing_id}/history")
-async def listing_history(listing_id: int, session: SessionDep) -> list[dict[str, object]]:
+async def listing_history(listing_id: PathId, session: SessionDep) -> list[dict[str, object]]:
     await load_listing(session, listing_id)
     rows = await session.scalars(
         select(ListingEvent).where(ListingEvent.listing_id == listing_id).order_by(ListingEvent.id)
@@ -111,7 +112,7 @@ async def listing_history(listing_id: int, session: SessionDep) -> list[dict[str
 
 @router.patch("/listings/{listing_id}", response_model=schemas.Listing)
 async def update_listing(
-    listing_id: int, body: schemas.ListingUpdate, session: SessionDep, principal: PrincipalDep
+    listing_id: PathId, body: schemas.ListingUpdate, session: SessionDep, principal: PrincipalDep
 ) -> schemas.Listing:
     """Change offer terms, or move listed <-> negotiating, or withdraw (owners only)."""
     listing = await load_listing(session, listing_id)
@@ -162,7 +163,7 @@ async def update_listing(
 async def list_listings(
     session: SessionDep,
     f: Annotated[Filters, Depends(filters)],
-    after: int = Query(0, ge=0, description="cursor: last listing id seen"),
+    after: int = Query(0, ge=0, le=MAX_ID, description="cursor: last listing id seen"),
     limit: int = Query(50, ge=1, le=500),
 ) -> schemas.ListingPage:
     """Listings (default: those currently in the pool), with the patent filters."""

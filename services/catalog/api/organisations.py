@@ -15,11 +15,12 @@ from shared import feed
 from shared.auth import PrincipalDep, Role, require_role
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.feed import utcnow
+from shared.params import MAX_ID, PathId
 
 router = APIRouter(prefix="/v1", tags=["organisations"])
 
 
-async def load_org(session: SessionDep, org_id: int) -> Organisation:
+async def load_org(session: SessionDep, org_id: PathId) -> Organisation:
     org = await session.get(Organisation, org_id)
     if org is None:
         raise NotFound(f"organisation {org_id} does not exist")
@@ -66,7 +67,7 @@ async def list_organisations(
     kind: str | None = None,
     district: str | None = None,
     q: str | None = Query(None, description="substring of the name"),
-    after: int = Query(0, ge=0, description="cursor: the last id seen"),
+    after: int = Query(0, ge=0, le=MAX_ID, description="cursor: the last id seen"),
     limit: int = Query(100, ge=1, le=1000),
 ) -> schemas.OrganisationPage:
     stmt = select(Organisation).where(Organisation.id > after).order_by(Organisation.id)
@@ -86,13 +87,13 @@ async def list_organisations(
 
 
 @router.get("/organisations/{org_id}", response_model=schemas.Organisation)
-async def get_organisation(org_id: int, session: SessionDep) -> Organisation:
+async def get_organisation(org_id: PathId, session: SessionDep) -> Organisation:
     return await load_org(session, org_id)
 
 
 @router.patch("/organisations/{org_id}", response_model=schemas.Organisation)
 async def update_organisation(
-    org_id: int, body: schemas.OrganisationUpdate, session: SessionDep, principal: PrincipalDep
+    org_id: PathId, body: schemas.OrganisationUpdate, session: SessionDep, principal: PrincipalDep
 ) -> Organisation:
     """An organisation edits itself; the city bureau and admins edit any."""
     org = await load_org(session, org_id)
@@ -129,7 +130,7 @@ async def update_organisation(
     tags=["auth"],
 )
 async def create_key(
-    org_id: int, body: schemas.KeyCreate, session: SessionDep, principal: PrincipalDep
+    org_id: PathId, body: schemas.KeyCreate, session: SessionDep, principal: PrincipalDep
 ) -> schemas.KeyCreated:
     """Issue a key for an organisation (admin only). The key is shown once."""
     require_role(principal, Role.ADMIN)
@@ -139,7 +140,7 @@ async def create_key(
 
 
 @router.get("/organisations/{org_id}/keys", response_model=list[schemas.KeyInfo], tags=["auth"])
-async def list_keys(org_id: int, session: SessionDep, principal: PrincipalDep) -> list[ApiKey]:
+async def list_keys(org_id: PathId, session: SessionDep, principal: PrincipalDep) -> list[ApiKey]:
     if principal.org_id != org_id:
         require_role(principal, Role.ADMIN)
     await load_org(session, org_id)

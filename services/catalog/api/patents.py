@@ -30,6 +30,7 @@ from services.catalog.models import Listing, Organisation, Patent
 from shared.auth import Principal, PrincipalDep, Role, require_role
 from shared.errors import Forbidden, NotFound, Unprocessable
 from shared.feed import utcnow
+from shared.params import MAX_ID
 
 router = APIRouter(prefix="/v1", tags=["patents"])
 
@@ -166,7 +167,9 @@ def filters(
     industry: Annotated[
         str | None, Query(max_length=10, description="SEI industry '1' or branch '1.2'")
     ] = None,
-    owner: Annotated[int | None, Query(description="owner organisation id")] = None,
+    owner: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="owner organisation id")
+    ] = None,
     owner_kind: Annotated[str | None, Query()] = None,
     district: Annotated[str | None, Query()] = None,
     mode: Annotated[schemas.Mode | None, Query()] = None,

@@ -135,6 +135,8 @@ def apply_sort(stmt: Select[Any], sort: str, cursor: str | None) -> Select[Any]:
             c_sort, c_value, c_id = json.loads(base64.urlsafe_b64decode(padded))
             if c_sort != sort:
                 raise ValueError("cursor belongs to another sort order")
+            if not isinstance(c_id, int) or not 0 <= c_id < 2**63:
+                raise ValueError("bad position")
             if col is not Patent.id:
                 c_value = date.fromisoformat(c_value) if c_value else NULL_DATE
         except Exception as exc:
