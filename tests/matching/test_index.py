@@ -137,3 +137,22 @@ def test_explanations_sum_to_the_score_across_segments() -> None:
     ]
     assert idx.work({}) == idx.work({"no-such-term": 1.0}) == 6 // 8
     assert idx.work(analyse_query("恒流")) > idx.work(analyse_query("地膜"))
+
+
+def test_term_spans_equal_the_regex_alternation() -> None:
+    import random
+    import re
+
+    from services.matching.domain.explain import find_terms
+
+    rnd = random.Random(7)
+    alphabet = "恒流源升压电ab"
+    for _ in range(2000):
+        text = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 40)))
+        words = sorted(
+            {"".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 4))) for _ in range(5)},
+            key=len,
+            reverse=True,
+        )
+        pattern = re.compile("|".join(re.escape(w) for w in words))
+        assert find_terms(text, words) == [m.span() for m in pattern.finditer(text)]
