@@ -267,7 +267,10 @@ async def computed_series(
         w = Window(start=start, as_of=end, district=district)
         async with sessionmaker() as session:
             raw = await RULES[rule].fn(session, w)
-        return rule, {y: float(v) for y, v in raw.items()}
+        # a computed rule with no records in a year counted 0 that year, not "unknown"
+        series: dict[int, float | None] = {y: 0.0 for y in range(start.year, end.year + 1)}
+        series.update({y: float(v) for y, v in raw.items()})
+        return rule, series
 
     results = await asyncio.gather(*(run(r) for r in rules))
     return dict(results)
