@@ -198,6 +198,8 @@ async def ledger_batches(
                 edate, EVIDENCE_ZH.get(evt, evt), evn, evd, float(amount), float(received),
                 "是" if zero else "否", "是" if pay_later else "否", conv or "", reason or "",
             ])  # fmt: skip
+        # end the read transaction between batches: a long export never holds SQLite's lock
+        await session.commit()
         yield rows
         after = hi
 
