@@ -192,3 +192,36 @@ def test_unknown_parties_are_asked_of_the_catalog_before_rejecting(
             assert fields(post(cold, world["bureau"], b2)) == ["application_numbers[0]"]
         finally:
             server.stop()
+
+
+def test_batch_load_reports_each_rejection(
+    indicators: IndicatorsHandle, world: dict[str, Any]
+) -> None:
+    h, b = indicators, world["bureau"]
+    good = body(world, evidence_number="BATCH-1")
+    dup = body(world, evidence_number="BATCH-1")
+    unknown = body(world, recipient=987656)
+    broken = {**body(world), "kind": "gift"}
+    with h.client(b) as c:
+        r = c.post("/v1/deals/batch", json=[good, dup, unknown, broken])
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert [x["index"] for x in out["created"]] == [0]
+        assert [(x["index"], x["status"]) for x in out["rejected"]] == [
+            (1, 409),
+            (2, 422),
+            (3, 422),
+        ]
+        assert out["rejected"][1]["errors"][0]["field"] == "recipient_org_id"
+        assert out["rejected"][2]["errors"][0]["field"] == "kind"
+        again = [body(world, evidence_number="BATCH-2"), body(world, recipient=987656)]
+        r = c.post("/v1/deals/batch", params={"atomic": True}, json=again)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "[1].recipient_org_id"
+        found = c.get("/v1/deals", params={"limit": 1000}).json()["items"]
+    numbers = [d["evidence"]["number"] for d in found]
+    assert "BATCH-1" in numbers and "BATCH-2" not in numbers
+    # the one recorded deal was published once
+    with h.client() as c:
+        feed_items = c.get("/v1/feed", params={"entity": "deal", "limit": 5000}).json()["items"]
+    batch_id = out["created"][0]["id"]
+    assert len([i for i in feed_items if i["entity_id"] == str(batch_id)]) == 1

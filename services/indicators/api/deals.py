@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, status
+from typing import Any
+
+from fastapi import APIRouter, Body, Query, status
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from services.indicators import schemas
@@ -10,6 +13,7 @@ from services.indicators.api.deps import LookupDep, SessionDep
 from services.indicators.domain import ledger
 from services.indicators.models import Deal, DealPatent, DealSupplier
 from shared.auth import PrincipalDep
+from shared.errors import ProblemError, Unprocessable, pydantic_errors
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
 
@@ -22,6 +26,43 @@ async def create_deal(
     supplier: its own deals. Parties are frozen as they were at the effective date."""
     deal = await ledger.create_deal(session, body, principal, lookup)
     return await ledger.deal_out(session, deal)
+
+
+@router.post("/deals/batch")
+async def create_deals_batch(
+    session: SessionDep,
+    principal: PrincipalDep,
+    lookup: LookupDep,
+    items: list[dict[str, Any]] = Body(..., max_length=2000),
+    atomic: bool = Query(False, description="all or nothing: any rejection records none"),
+) -> dict[str, Any]:
+    """Load many deals (e.g. a district's spreadsheet) in one request. Each item is checked
+    exactly like `POST /v1/deals`; the answer lists what was recorded and, per rejected
+    item, its index and the same errors a single request would get."""
+    created: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    for i, raw in enumerate(items):
+        try:
+            body = schemas.DealCreate.model_validate(raw)
+        except ValidationError as exc:
+            errs = pydantic_errors(list(exc.errors()))
+            rejected.append({"index": i, "status": 422, "errors": errs})
+            continue
+        try:
+            async with session.begin_nested():
+                deal = await ledger.create_deal(session, body, principal, lookup)
+            created.append({"index": i, "id": deal.id, "qualifies": deal.qualifies})
+        except ProblemError as exc:
+            errs = exc.errors or [{"field": "body", "reason": exc.detail}]
+            rejected.append({"index": i, "status": exc.status, "errors": errs})
+    if atomic and rejected:
+        await session.rollback()
+        raise Unprocessable(
+            f"{len(rejected)} of {len(items)} deals rejected; nothing recorded",
+            errors=[{"field": f"[{r['index']}]." + e["field"], "reason": e["reason"]}
+                    for r in rejected for e in r["errors"]],
+        )  # fmt: skip
+    return {"created": created, "rejected": rejected}
 
 
 @router.get("/deals", response_model=schemas.DealPage)
