@@ -13,7 +13,8 @@ def test_health_and_ready(catalog: CatalogHandle) -> None:
 
 def test_create_org_validates_uscc_and_district(catalog: CatalogHandle) -> None:
     with catalog.client(catalog.admin_key) as c:
-        bad = next_uscc()[:-1] + ("0" if next_uscc()[-1] != "0" else "1")
+        good = next_uscc()
+        bad = good[:-1] + ("0" if good[-1] != "0" else "1")
         r = c.post(
             "/v1/organisations",
             json={"kind": "university", "name": "某大学A", "uscc": bad, "district": "nankai"},
