@@ -166,7 +166,8 @@ class FeedConsumer:
         if not items:
             return 0
         async with self.sessionmaker() as session, session.begin():
-            row = await session.get(self.cursor_model, self.source)
+            # Locked, so two replicas sharing a database never apply the same page twice.
+            row = await session.get(self.cursor_model, self.source, with_for_update=True)
             if row is None:
                 row = self.cursor_model(source=self.source, position=0)
                 session.add(row)
