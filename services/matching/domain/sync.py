@@ -156,6 +156,7 @@ class PatentIndexer:
         self.lock = asyncio.Lock()
         self.last_sync_at: float | None = None
         self.loaded_snapshot_position: int | None = None
+        self.fresh = True  # nothing indexed yet: the first sync includes position 0
 
     @property
     def snapshot_path(self) -> Path:
@@ -178,13 +179,12 @@ class PatentIndexer:
                     log.warning("index snapshot is ahead of the database; rebuilding")
             except Exception:
                 log.exception("index snapshot unreadable; rebuilding")
-        if self.loaded_snapshot_position is None:
-            await self.sync(db_position)  # everything, from index_pos 0
-        else:
-            # The snapshot reflects every row stamped up to its position: load their cards
-            # and re-index only the rows stamped after it.
+        if self.loaded_snapshot_position is not None:
+            # The snapshot reflects every row stamped up to its position: load their cards;
+            # `sync` re-indexes only the rows stamped after it.
+            self.fresh = False
             await self._load_cards(self.index.position)
-            await self.sync(db_position, after_position=True)
+        await self.sync(db_position)
 
     async def _load_cards(self, upto: int, chunk: int = 10_000) -> None:
         """Cards of the patents the snapshot already reflects (`sync` builds the others)."""
@@ -241,14 +241,17 @@ class PatentIndexer:
             self.cards.orgs[o.id] = owner_of(o)
         self.cards.org_position = max(self.cards.org_position, upto)
 
-    async def sync(self, upto: int, *, after_position: bool = False) -> int:
-        """Re-index patents changed after the index's position (and, unless
-        `after_position`, those stamped with that position itself); return how many."""
+    async def sync(self, upto: int) -> int:
+        """Re-index patents stamped after the index's position; return how many.
+
+        Rows stamped with the position itself were indexed by the sync that reached it
+        (it ran after their page committed), so only a fresh index starts at and including
+        position 0."""
         async with self.lock:
             n = 0
             async with self.sessionmaker() as session:
                 await self._sync_orgs(session, upto)
-            after_pos, after_id = self.index.position, (2**62 if after_position else -1)
+            after_pos, after_id = self.index.position, (-1 if self.fresh else 2**62)
             while True:
                 async with self.sessionmaker() as session:
                     rows = list(
@@ -274,6 +277,7 @@ class PatentIndexer:
                 if len(rows) < self.chunk:
                     break
             self.index.position = max(self.index.position, upto)
+            self.fresh = False
             self.last_sync_at = time.time()
             return n
 
