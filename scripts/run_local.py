@@ -60,7 +60,8 @@ def main() -> int:
     ports = {n: p for n, p, _ in services}
     env = env_for(ports)
     keys_file = VAR / "demo-keys.json"
-    if not (VAR / "catalog.db").exists():
+    first_start = not (VAR / "catalog.db").exists()
+    if first_start:
         print("loading demo data into var/catalog.db ...", flush=True)
         subprocess.run(
             [
@@ -121,6 +122,10 @@ def main() -> int:
                 ok = False
                 break
             time.sleep(0.3)
+    if ok and first_start and "indicators" in ports:
+        import demo_ledger
+
+        demo_ledger.main(keys_file)
     print("\nTianjin patent-transfer platform (SQLite under var/):")
     for name, port, _ in services:
         extra = "" if name == "portal" else f"   API docs: http://127.0.0.1:{port}/docs"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -155,11 +156,25 @@ async def load_demo(
                 if await ineligibility(session, p):
                     continue
                 owner = next(o for o in by_name.values() if o.name in p.patentees)
-                listing = Listing(patent_id=p.id, status="listed", listed_by_org_id=owner.id)
+                # Demo history: pooled on a (fictional) day of the city plan, 2021-2023.
+                listed_at = datetime(2021, 1, 4, 9, tzinfo=UTC) + timedelta(
+                    days=rng.randrange(0, 3 * 365 - 5)
+                )
+                listing = Listing(
+                    patent_id=p.id,
+                    status="listed",
+                    listed_by_org_id=owner.id,
+                    first_listed_at=listed_at,
+                    updated_at=listed_at,
+                )
                 apply_terms(listing, _terms(rng))
                 session.add(listing)
                 await session.flush()
-                session.add(ListingEvent(listing_id=listing.id, to_status="listed", reason="demo"))
+                session.add(
+                    ListingEvent(
+                        listing_id=listing.id, to_status="listed", reason="demo", at=listed_at
+                    )
+                )
                 await publish_listing(session, listing)
                 listed += 1
             summary["listings_created"] = listed
