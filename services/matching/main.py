@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -46,6 +47,11 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
         await need_indexer.rebuild()
         app.state.indexer = indexer
         app.state.needs = need_indexer
+        # The start-up objects (hit cards, vocabulary, ...) live as long as the service: keep
+        # them out of the cyclic GC's full collections, which would otherwise walk them all
+        # and stall requests for milliseconds.
+        gc.collect()
+        gc.freeze()
         consumer = CatalogConsumer(
             indexer,
             source="catalog",

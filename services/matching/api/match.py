@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 
 from services.catalog.domain.appno import InvalidNumber, normalize_application_number
@@ -32,6 +32,20 @@ from shared.auth import OptionalPrincipalDep, PrincipalDep, Role
 from shared.errors import Forbidden, NotFound, Unprocessable
 
 router = APIRouter(prefix="/v1", tags=["matching"])
+
+try:
+    import orjson
+
+    class FastJSONResponse(Response):
+        """orjson: ~10x faster than the standard library on a ranking body (≈0.3 ms)."""
+
+        media_type = "application/json"
+
+        def render(self, content: Any) -> bytes:
+            return orjson.dumps(content)
+
+except ImportError:  # pragma: no cover - orjson is a dependency; stay correct without it
+    FastJSONResponse = JSONResponse  # type: ignore[misc,assignment]
 
 
 def to_filters(f: schemas.MatchFilters) -> Filters:
@@ -107,7 +121,7 @@ def hit_cards(
 # short query, and under load the GIL hand-over between the loop and the thread adds
 # milliseconds. Longer texts and queries with many postings still go to a thread.
 INLINE_CHARS = 1_500  # query analysis ≈ 2 M characters/s
-INLINE_WORK = 100_000  # MatchIndex.work() units (postings + slots/8), see docs/matching.md
+INLINE_WORK = 50_000  # MatchIndex.work() units (postings + slots/8): ≈1 ms at 100k
 
 
 async def analyse(
@@ -136,7 +150,7 @@ async def rank(
     filters: schemas.MatchFilters,
     k: int,
     need_statement: bool = True,
-) -> JSONResponse:
+) -> Response:
     """Score and render without the database: filters live in the index, hits in the cards.
     The body is built as plain dicts (the shape of `schemas.MatchResult`, checked by the
     tests) and serialised once, without response-model validation."""
@@ -153,7 +167,7 @@ async def rank(
         hits = await search(index, bag, k, to_filters(filters))
         if not hits:
             note = "no patent shares a searchable word with the query under these filters"
-    return JSONResponse(
+    return FastJSONResponse(
         {
             "query_terms": query_terms,
             "hits": hit_cards(indexer.cards, hits, ipc_hints, industries),
@@ -164,7 +178,7 @@ async def rank(
 
 
 @router.post("/match", response_model=schemas.MatchResult)
-async def match_text(body: schemas.MatchQuery, request: Request) -> JSONResponse:
+async def match_text(body: schemas.MatchQuery, request: Request) -> Response:
     """Rank pooled patents for a problem stated in plain words, with explanations."""
     return await rank(
         request,
@@ -213,7 +227,7 @@ async def match_need(
     filters: schemas.MatchFilters = Depends(filters_query),
     k: int = Query(10, ge=1, le=100),
     use_need_terms: bool = Query(True, description="also filter by the need's industry/modes"),
-) -> JSONResponse:
+) -> Response:
     """Rank patents for a stored need (its IPC hints count as features)."""
     need = await load_need(session, need_id)
     if not is_open(need) and not sees_contact(need, principal):
