@@ -59,7 +59,10 @@ def is_sqlite(url_or_engine: str | AsyncEngine) -> bool:
     return name == "sqlite"
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def create_engine(url: str, *, immediate: bool = True, **kwargs: Any) -> AsyncEngine:
+    """An async engine. On SQLite, `immediate` makes every transaction take the write lock
+    at BEGIN (no deadlock when a reader later writes); read-only engines use a deferred
+    BEGIN so readers run side by side under WAL."""
     url = async_url(url)
     if is_sqlite(url):
         database = make_url(url).database
@@ -79,7 +82,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         # Writers take the lock at BEGIN so two requests never deadlock on upgrade.
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         _disable_pysqlite_autobegin(engine)
         return engine
@@ -103,14 +106,22 @@ class Database:
         self.url = async_url(url)
         self.engine = create_engine(self.url, **engine_kwargs)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite: a second engine whose transactions do not take the write lock up front.
+        self.read_engine = (
+            create_engine(self.url, immediate=False, **engine_kwargs)
+            if is_sqlite(self.url)
+            else self.engine
+        )
+        self.read_sessionmaker = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
         return is_sqlite(self.engine)
 
-    async def session(self) -> AsyncIterator[AsyncSession]:
+    async def session(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
         """FastAPI dependency: the request owns the transaction."""
-        async with self.sessionmaker() as session:
+        maker = self.read_sessionmaker if read_only else self.sessionmaker
+        async with maker() as session:
             try:
                 yield session
                 await session.commit()
@@ -124,6 +135,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
 
 
 def alembic_config(script_location: Path, url: str) -> Any:
