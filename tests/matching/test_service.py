@@ -395,6 +395,8 @@ def test_restart_resumes_from_snapshot_and_catches_up(
     status = matching.wait_synced()
     assert status["loaded_snapshot_position"] == before["position"]
     assert status["patents"]["documents"] == before["documents"] + 1
+    # Only the new patent was (re-)indexed: rows stamped at the snapshot position are in it.
+    assert status["patents"]["changed_since_fit"] == before["changed_since_fit"] + 1
     assert numbers(match(matching, text="海水淡化 反渗透"))[0] == appno
     led = match(matching, text="LED 恒流 升压 驱动电路")["hits"][0]
     assert led["application_number"] == world.led  # its card came from the start-up load
