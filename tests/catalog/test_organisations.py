@@ -111,3 +111,12 @@ def test_patch_that_breaks_a_rule_is_a_field_error(catalog: CatalogHandle) -> No
         r = c.patch(f"/v1/organisations/{org_id}", json={"district": "binhai"})
         assert r.status_code == 200 and r.json()["district"] == "binhai"
         assert c.get("/v1/organisations/99999999999999999999").status_code == 422
+
+
+def test_request_id_is_passed_on(catalog: CatalogHandle) -> None:
+    with catalog.client() as c:
+        assert (
+            c.get("/healthz", headers={"x-request-id": "abc-123"}).headers["x-request-id"]
+            == "abc-123"
+        )
+        assert len(c.get("/healthz").headers["x-request-id"]) == 32
