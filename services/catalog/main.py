@@ -80,8 +80,6 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
                 await client.aclose()
             for task in list(app.state.jobs.values()):
                 task.cancel()
-            if getattr(app.state, "validate_pool", None) is not None:
-                app.state.validate_pool.shutdown(cancel_futures=True)
             await db.dispose()
 
     app = create_service_app(

@@ -15,5 +15,3 @@ class CatalogSettings(ServiceSettings):
     max_upload_records: int = 50_000
     # Uploads above this many records run as a background job the client polls.
     sync_upload_limit: int = 2_000
-    # Worker processes that validate upload jobs alongside the writes (0 = a thread).
-    validate_workers: int = 0

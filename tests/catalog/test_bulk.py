@@ -23,11 +23,7 @@ def small(engine: str, db_dir: Path) -> Iterator[CatalogHandle]:
     """A catalog with tiny limits, so limits and background jobs are cheap to test."""
     with fresh_database(engine, db_dir, "small") as url:
         server, admin = start_catalog(
-            url,
-            max_upload_bytes=200_000,
-            max_upload_records=300,
-            sync_upload_limit=40,
-            validate_workers=1,  # jobs here validate in a worker process
+            url, max_upload_bytes=200_000, max_upload_records=300, sync_upload_limit=40
         )
         try:
             yield CatalogHandle(server.url, url, admin)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -163,29 +160,11 @@ async def start_job(
                 )
     except IntegrityError:
         raise Conflict("an upload with this Idempotency-Key is already in progress") from None
-    task = asyncio.create_task(
-        run_job(db.sessionmaker, job_id, org_id, records, validator(request.app))
-    )
+    task = asyncio.create_task(run_job(db.sessionmaker, job_id, org_id, records, asyncio.to_thread))
     jobs: dict[str, asyncio.Task[None]] = request.app.state.jobs
     jobs[job_id] = task
     task.add_done_callback(lambda _t: jobs.pop(job_id, None))
     return JSONResponse(body, status_code=202, headers={"Location": body["poll"]})
-
-
-def validator(app: Any) -> Callable[..., Awaitable[Any]]:
-    """Run validation in worker processes (the second core), or in a thread if disabled."""
-    workers = app.state.settings.validate_workers
-    if workers <= 0:
-        return asyncio.to_thread
-    if getattr(app.state, "validate_pool", None) is None:
-        # spawn, not fork: the server process has threads and an event loop running.
-        app.state.validate_pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
-    pool = app.state.validate_pool
-
-    async def in_pool(fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
-
-    return in_pool
 
 
 async def load_job(session: SessionDep, job_id: str, org_id: int, role: Role) -> UploadJob:
