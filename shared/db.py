@@ -7,11 +7,11 @@ Each service owns its database and its own Alembic history.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, MetaData, Table, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -211,10 +211,7 @@ async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, 
     columns = list(rows[0])
     json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
     records = [
-        tuple(
-            json.dumps(r[c], ensure_ascii=False, default=str) if c in json_cols else r[c]
-            for c in columns
-        )
+        tuple(orjson.dumps(r[c]).decode() if c in json_cols else r[c] for c in columns)
         for r in rows
     ]
     conn = await session.connection()

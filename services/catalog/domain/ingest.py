@@ -12,11 +12,11 @@ a batch in the caller's transaction and reports per record what happened:
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import orjson
 from sqlalchemy import BigInteger, Text, bindparam, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -124,10 +124,7 @@ def prepare(rec: PatentIn) -> Prepared:
 
 
 def _hash(values: dict[str, Any]) -> str:
-    canon = json.dumps(
-        [values[k] for k in HASHED_FIELDS], ensure_ascii=False, default=str, separators=(",", ":")
-    )
-    return hashlib.md5(canon.encode()).hexdigest()
+    return hashlib.md5(orjson.dumps([values[k] for k in HASHED_FIELDS])).hexdigest()
 
 
 PATENT = Patent.__table__
