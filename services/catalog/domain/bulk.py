@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.catalog.domain.ingest import Outcome, Prepared, RecordError, prepare, upsert_batch
@@ -92,6 +93,15 @@ def request_hash(data: bytes, fmt: str) -> str:
     return hashlib.sha256(fmt.encode() + b"\0" + data).hexdigest()
 
 
+async def refresh_statistics(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """After a big upload, refresh the planner's statistics at once: with stale ones
+    PostgreSQL picks slow plans for keyword search until autovacuum gets round to it."""
+    async with sessionmaker() as session:
+        if session.bind.dialect.name == "postgresql":
+            await session.execute(text("ANALYZE patent, patent_search, patent_owner"))
+            await session.commit()
+
+
 async def run_job(
     sessionmaker: async_sessionmaker[AsyncSession],
     job_id: str,
@@ -135,6 +145,7 @@ async def run_job(
             job.summary = summarise(outcomes)
             job.report = [o.to_dict() for o in outcomes]
             job.finished_at = utcnow()
+        await refresh_statistics(sessionmaker)
     except Exception as exc:
         log.exception("upload job %s failed", job_id)
         async with sessionmaker() as session, session.begin():
