@@ -29,10 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from services.catalog.cli import create_org_with_key  # noqa: E402
-from services.catalog.domain.appno import make_application_number  # noqa: E402
 from services.catalog.domain.ingest import prepare  # noqa: E402
 from services.catalog.main import MIGRATIONS  # noqa: E402
 from services.catalog.schemas import PatentIn  # noqa: E402
+from shared.appno import make_application_number  # noqa: E402
 from shared.auth import Role  # noqa: E402
 from shared.db import upgrade  # noqa: E402
 from shared.testing import _pg_admin, free_port  # noqa: E402

@@ -19,7 +19,7 @@ import re
 from datetime import date, timedelta
 from pathlib import Path
 
-from services.catalog.domain.appno import make_application_number
+from shared.appno import make_application_number
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "services" / "catalog" / "demo"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from services.catalog.domain.appno import make_application_number
+from shared.appno import make_application_number
 
 _serial = itertools.count(1)
 

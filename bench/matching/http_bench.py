@@ -195,7 +195,7 @@ def main() -> None:
         out["http_max_ms"] = round(max(lat), 2)
         for conc in (1, 8, 32):
             out[f"load_c{conc}"] = in_child(load_process, murl_http, texts, 10, conc)
-        from services.catalog.domain.appno import make_application_number
+        from shared.appno import make_application_number
 
         delays = []
         with httpx.Client(base_url=f"http://127.0.0.1:{cport}", timeout=30,

@@ -9,10 +9,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from services.catalog.domain.appno import InvalidNumber, normalize_publication_number
-from services.catalog.domain.ipc import normalize_ipc
 from services.catalog.domain.uscc import validate_uscc
+from shared.appno import InvalidNumber, normalize_publication_number
 from shared.auth import Role
+from shared.ipc import normalize_ipc
 from shared.regions import DISTRICT_BY_CHINESE, PROVINCES, TIANJIN_DISTRICTS, OrgKind
 
 

@@ -6,17 +6,17 @@ from datetime import date
 
 import pytest
 
-from services.catalog.domain.appno import (
+from services.catalog.domain.industry import tag_industries
+from services.catalog.domain.lifecycle import expiry_date, pool_ineligibility
+from services.catalog.domain.uscc import make_uscc, validate_uscc
+from shared.appno import (
     InvalidNumber,
     check_char,
     normalize_application_number,
     normalize_publication_number,
     parse_application_number,
 )
-from services.catalog.domain.industry import tag_industries
-from services.catalog.domain.ipc import normalize_ipc
-from services.catalog.domain.lifecycle import expiry_date, pool_ineligibility
-from services.catalog.domain.uscc import make_uscc, validate_uscc
+from shared.ipc import normalize_ipc
 
 # Real numbers with their published check characters (incoPat sample).
 REAL = ["202223220665.2", "202122975192.6", "202121635235.X", "202211359874.7"]

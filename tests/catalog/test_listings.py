@@ -54,7 +54,7 @@ def test_ineligible_patents_are_refused_with_reasons(catalog: CatalogHandle) -> 
         application_date="1999-01-05",
         grant_date="2001-01-01",
     )
-    from services.catalog.domain.appno import make_application_number
+    from shared.appno import make_application_number
 
     old["application_number"] = make_application_number(1999, "2", 1)
     with catalog.client(key) as c:

@@ -23,10 +23,10 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from services.catalog.models import FeedEntry as CatalogFeedEntry
-from services.indicators.domain.common import check_char
 from services.indicators.main import create_app
 from services.indicators.settings import IndicatorsSettings
 from shared import feed
+from shared.appno import check_char
 from shared.db import Database
 from shared.testing import LiveServer, fresh_database
 from tests import factories

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from services.catalog.domain.appno import make_application_number
 from services.matching.main import MIGRATIONS, create_app
 from services.matching.settings import MatchingSettings
+from shared.appno import make_application_number
 from shared.db import upgrade
 from shared.testing import LiveServer, fresh_database
 from tests.conftest import CatalogHandle

@@ -9,7 +9,6 @@ from sqlalchemy import select
 
 from services.catalog import schemas
 from services.catalog.api.deps import SessionDep
-from services.catalog.domain.appno import InvalidNumber, normalize_application_number
 from services.catalog.domain.ingest import (
     RecordError,
     ineligibility,
@@ -27,6 +26,7 @@ from services.catalog.domain.search import (
     sort_value,
 )
 from services.catalog.models import Listing, Organisation, Patent
+from shared.appno import InvalidNumber, normalize_application_number
 from shared.auth import Principal, PrincipalDep, Role, require_role
 from shared.errors import Forbidden, NotFound, Unprocessable
 from shared.feed import utcnow

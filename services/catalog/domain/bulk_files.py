@@ -13,7 +13,7 @@ import json
 import zipfile
 from typing import Any
 
-from services.catalog.domain.appno import make_application_number
+from shared.appno import make_application_number
 from shared.errors import ProblemError, Unprocessable, UnsupportedMedia
 
 FORMATS = ("json", "ndjson", "csv", "xlsx")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from services.catalog.domain.ipc import Ipc, parse_ipc
+from shared.ipc import Ipc, parse_ipc
 
 _GENERIC = re.compile(r"(等其他|其他|相关关键词|及相关|相关|及配套|等)")
 _SPLIT = re.compile(r"[；;、，,（）()\s]|等|及|和|与")

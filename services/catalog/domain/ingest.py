@@ -20,7 +20,6 @@ import orjson
 from sqlalchemy import BigInteger, Text, bindparam, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.catalog.domain.appno import InvalidNumber, parse_application_number
 from services.catalog.domain.feed_payloads import (
     listing_payload,
     patent_payload,
@@ -41,6 +40,7 @@ from services.catalog.models import (
 )
 from services.catalog.schemas import POOLED, PatentIn
 from shared import feed
+from shared.appno import InvalidNumber, parse_application_number
 from shared.db import insert_rows, next_ids
 from shared.feed import utcnow
 

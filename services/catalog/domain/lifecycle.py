@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from services.catalog.domain.appno import PatentType
+from shared.appno import PatentType
 from shared.regions import SUPPLIER_KINDS
 
 # Designs filed on/after the 4th amendment of the Patent Law (2021-06-01) last 15 years.

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
+
+from shared.appno import InvalidNumber, normalize_application_number
 
 # China has one time zone and no daylight saving: dates in contracts are Beijing dates.
 CST = timezone(timedelta(hours=8), "CST")
@@ -51,30 +51,13 @@ def parse_dt(value: Any) -> datetime | None:
     return aware(dt)
 
 
-_APPNO = re.compile(r"^(?:CN|ZL)?(\d{8}|\d{12})\.?([0-9X])$")
-
-
-def check_char(digits: str) -> str:
-    total = sum(int(d) * (2 + i % 8) for i, d in enumerate(digits))
-    r = total % 11
-    return "X" if r == 10 else str(r)
-
-
 def normalise_appno(raw: str) -> str | None:
-    """`CN202110123456.7`, `ZL 2021101234567`, full-width digits → `202110123456.7`.
-
-    Returns None when the text is not an application number or its check character
-    is wrong (CNIPA mod-11 rule).
-    """
-    s = unicodedata.normalize("NFKC", raw or "").upper()
-    s = re.sub(r"[\s\-·]", "", s)
-    m = _APPNO.match(s)
-    if not m:
+    """`CN202110123456.7`, `ZL 2021101234567`, full-width digits → `202110123456.7`;
+    None when it is not an application number or its check character is wrong."""
+    try:
+        return normalize_application_number(raw or "")
+    except InvalidNumber:
         return None
-    digits, check = m.groups()
-    if check_char(digits) != check:
-        return None
-    return f"{digits}.{check}"
 
 
 def num(v: Decimal | float | int | None, places: int = 2) -> float | None:

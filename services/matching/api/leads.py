@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, status
 from sqlalchemy import or_, select
 
-from services.catalog.domain.appno import InvalidNumber, normalize_application_number
 from services.matching import schemas
 from services.matching.api.deps import SessionDep
 from services.matching.api.needs import load_need
@@ -24,6 +23,7 @@ from services.matching.models import (
     PatentOwner,
 )
 from shared import feed
+from shared.appno import InvalidNumber, normalize_application_number
 from shared.auth import Principal, PrincipalDep, Role, require_role
 from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shared.feed import utcnow

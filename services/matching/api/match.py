@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 
-from services.catalog.domain.appno import InvalidNumber, normalize_application_number
 from services.matching import schemas
 from services.matching.api.deps import SessionDep
 from services.matching.api.needs import load_need
@@ -28,6 +27,7 @@ from services.matching.domain.needs import is_open, need_view, sees_contact
 from services.matching.domain.sync import PatentIndexer, district_mask
 from services.matching.domain.text import IPC_PREFIX, analyse_query
 from services.matching.models import Need, Organisation, Patent
+from shared.appno import InvalidNumber, normalize_application_number
 from shared.auth import OptionalPrincipalDep, PrincipalDep, Role
 from shared.errors import Forbidden, NotFound, Unprocessable
 

@@ -6,8 +6,8 @@ import json
 from functools import lru_cache
 from importlib import resources
 
-from services.catalog.domain.ipc import normalize_ipc  # pure function, shared on purpose
 from services.matching.domain.index import MODES, PATENT_TYPES
+from shared.ipc import normalize_ipc  # pure function, shared on purpose
 
 POOLED = ("listed", "negotiating")
 DEAD_LEGAL_STATUSES = frozenset({"lapsed", "expired", "invalidated", "withdrawn", "rejected"})
