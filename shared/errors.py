@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -155,6 +156,16 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = pydantic_errors(list(exc.errors()))
         detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5])
         return problem_response(Unprocessable(detail, errors=errors), request)
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        # Our checks run before writing; this is the race they cannot see (two requests
+        # creating the same thing at once). Nothing was written: the transaction rolled back.
+        log.info("integrity conflict on %s %s: %s", request.method, request.url.path, exc.orig)
+        return problem_response(
+            Conflict("a concurrent request changed the same data; nothing was written — retry"),
+            request,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

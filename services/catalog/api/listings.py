@@ -15,6 +15,7 @@ from services.catalog import schemas
 from services.catalog.api.deps import SessionDep
 from services.catalog.api.patents import filters, load_patent, require_owner, supplier_org
 from services.catalog.domain.ingest import ineligibility, publish_listing, set_listing_status
+from services.catalog.domain.listings import apply_terms, open_listing, terms_of
 from services.catalog.domain.search import Filters, build_query
 from services.catalog.models import Listing, ListingEvent, Patent
 from shared.auth import PrincipalDep, Role
@@ -29,18 +30,6 @@ OWNER_MOVES = {
     ("listed", "negotiating"), ("negotiating", "listed"),
     ("listed", "withdrawn"), ("negotiating", "withdrawn"),
 }  # fmt: skip
-
-
-def apply_terms(listing: Listing, terms: schemas.OfferTerms) -> None:
-    modes = [m.value for m in terms.modes]
-    listing.modes = modes
-    listing.mode_text = " " + " ".join(modes) + " "
-    listing.price_cny = terms.price_cny
-    listing.negotiable = terms.negotiable
-    listing.zero_price = terms.zero_price
-    listing.use_first_pay_later = terms.use_first_pay_later
-    listing.deferred_licence_fee = terms.deferred_licence_fee
-    listing.note = terms.note
 
 
 async def to_schema(session: SessionDep, listing: Listing) -> schemas.Listing:
@@ -81,12 +70,7 @@ async def create_listing(
             listing_id=listing.id,
         )
     if listing is None:
-        listing = Listing(patent_id=patent.id, status="listed", listed_by_org_id=org.id)
-        apply_terms(listing, body)
-        session.add(listing)
-        await session.flush()
-        session.add(ListingEvent(listing_id=listing.id, from_status=None, to_status="listed"))
-        await publish_listing(session, listing)
+        listing = await open_listing(session, patent_id=patent.id, org_id=org.id, terms=body)
     else:  # re-listing a withdrawn or lapsed patent keeps its history
         apply_terms(listing, body)
         listing.listed_by_org_id = org.id
@@ -124,26 +108,9 @@ async def update_listing(
     if body.terms is not None:
         if listing.status not in schemas.POOLED:
             raise Conflict(f"listing {listing.id} is {listing.status}; re-list it to change terms")
-        before = (
-            listing.modes,
-            listing.price_cny,
-            listing.negotiable,
-            listing.zero_price,
-            listing.use_first_pay_later,
-            listing.deferred_licence_fee,
-            listing.note,
-        )
+        before = terms_of(listing)
         apply_terms(listing, body.terms)
-        after = (
-            listing.modes,
-            listing.price_cny,
-            listing.negotiable,
-            listing.zero_price,
-            listing.use_first_pay_later,
-            listing.deferred_licence_fee,
-            listing.note,
-        )
-        if before != after:
+        if terms_of(listing) != before:
             listing.version += 1
             listing.updated_at = utcnow()
             await session.flush()

@@ -13,17 +13,16 @@ from typing import Any
 from sqlalchemy import select
 
 from services.catalog import schemas
-from services.catalog.api.listings import apply_terms
 from services.catalog.api.organisations import create_organisation
 from services.catalog.domain.ingest import (
     Prepared,
     ineligibility,
     prepare,
-    publish_listing,
     upsert_batch,
 )
 from services.catalog.domain.keys import issue_key
-from services.catalog.models import Listing, ListingEvent, Organisation, Patent
+from services.catalog.domain.listings import open_listing
+from services.catalog.models import Listing, Organisation, Patent
 from shared.auth import Role
 from shared.db import Database
 
@@ -160,22 +159,14 @@ async def load_demo(
                 listed_at = datetime(2021, 1, 4, 9, tzinfo=UTC) + timedelta(
                     days=rng.randrange(0, 3 * 365 - 5)
                 )
-                listing = Listing(
+                await open_listing(
+                    session,
                     patent_id=p.id,
-                    status="listed",
-                    listed_by_org_id=owner.id,
-                    first_listed_at=listed_at,
-                    updated_at=listed_at,
+                    org_id=owner.id,
+                    terms=_terms(rng),
+                    at=listed_at,
+                    reason="demo",
                 )
-                apply_terms(listing, _terms(rng))
-                session.add(listing)
-                await session.flush()
-                session.add(
-                    ListingEvent(
-                        listing_id=listing.id, to_status="listed", reason="demo", at=listed_at
-                    )
-                )
-                await publish_listing(session, listing)
                 listed += 1
             summary["listings_created"] = listed
             summary["organisations"] = len(by_name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,14 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.indicators.domain.replica import CatalogLookup
 from services.indicators.settings import IndicatorsSettings
-from shared.db import Database
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    db: Database = request.app.state.db
-    # GET requests only read: on SQLite they then run side by side instead of queueing.
-    async for session in db.session(read_only=request.method in ("GET", "HEAD")):
-        yield session
+from shared.deps import SessionDep as SessionDep  # re-exported for the routers
 
 
 def get_settings(request: Request) -> IndicatorsSettings:
@@ -32,9 +24,6 @@ def get_lookup(request: Request) -> CatalogLookup:
     return request.app.state.lookup  # type: ignore[no-any-return]
 
 
-SessionDep = Annotated[
-    AsyncSession, Depends(get_session, scope="function")
-]  # commit before responding
 SettingsDep = Annotated[IndicatorsSettings, Depends(get_settings)]
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
 LookupDep = Annotated[CatalogLookup, Depends(get_lookup)]
