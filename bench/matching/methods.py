@@ -17,19 +17,30 @@ class Matcher:
     """The service's ranker: field-weighted TF-IDF over postings (services.matching)."""
 
     def __init__(
-        self, docs: Sequence[Doc], cfg: AnalyzerConfig | None = None, name: str = ""
+        self,
+        docs: Sequence[Doc],
+        cfg: AnalyzerConfig | None = None,
+        name: str = "",
+        **index_kwargs: float,
     ) -> None:
         self.cfg = cfg or AnalyzerConfig()
         self.name = name or "matcher"
         self.ids = [d.id for d in docs]
-        self.index = MatchIndex()
+        self.index = MatchIndex(**index_kwargs)  # type: ignore[arg-type]
         self.index.build(
             (i, analyse_patent(d.title, d.abstract, cfg=self.cfg), Attrs())
             for i, d in enumerate(docs)
         )
 
+    #: "fields" = the need's title and description as stored needs are ranked
+    #: (/v1/needs/{id}/matches); "text" = both in one `text`, as a client of /v1/match may send.
+    query_mode = "fields"
+
     def rank(self, need: Need, k: int = 100) -> list[tuple[str, float]]:
-        q = analyse_query(need.description, title=need.title, cfg=self.cfg)
+        if self.query_mode == "text":
+            q = analyse_query(need_text(need), cfg=self.cfg)
+        else:
+            q = analyse_query(need.description, title=need.title, cfg=self.cfg)
         return [(self.ids[h.key], h.score) for h in self.index.search(q, k, explain=0)]
 
 
@@ -45,7 +56,7 @@ class BM25:
     """
 
     def __init__(self, docs: Sequence[Doc], strip: bool = True, name: str = "") -> None:
-        self.cfg = AnalyzerConfig(bigrams=False)
+        self.cfg = AnalyzerConfig(bigrams="none")
         self.strip = strip
         self.name = name or ("bm25" if strip else "bm25-raw-query")
         self.ids = [d.id for d in docs]
@@ -73,7 +84,7 @@ def variants() -> dict[str, AnalyzerConfig]:
     base = AnalyzerConfig()
     return {
         "matcher": base,
-        "matcher-no-bigrams": replace(base, bigrams=False),
+        "matcher-no-bigrams": replace(base, bigrams="none"),
         "matcher-flat-fields": replace(base, title_weight=1.0),
     }
 
@@ -96,3 +107,43 @@ def mrr(ranked: list[str], grades: dict[str, int]) -> float:
         if grades.get(d, 0) > 0:
             return 1.0 / (i + 1)
     return 0.0
+
+
+def need_text(need: Need) -> str:
+    """What a plain baseline sees of a need: its title and description, as the API gets them."""
+    return f"{need.title}\n{need.description}"
+
+
+def doc_text(d: Doc) -> str:
+    return f"{d.title}\n{d.abstract}"
+
+
+class SklearnTfidf:
+    """A plain scikit-learn TF-IDF ranker (cosine) — the baselines of the evaluation.
+
+    `char` = TfidfVectorizer(analyzer="char", ngram_range=(1, 2)), the strongest simple
+    baseline for Chinese ranking; `word` = the same over jieba words (no stop words).
+    """
+
+    def __init__(self, docs: Sequence[Doc], kind: str = "char") -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.name = {"char": "char-ngram-tfidf", "word": "word-tfidf"}[kind]
+        self.ids = [d.id for d in docs]
+        if kind == "char":
+            self.vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 2))
+        else:
+            import jieba
+
+            jieba.setLogLevel(60)
+            self.vec = TfidfVectorizer(tokenizer=jieba.lcut, lowercase=True, token_pattern=None)
+        self.matrix = self.vec.fit_transform([doc_text(d) for d in docs])
+
+    def scores(self, need: Need) -> np.ndarray:
+        q = self.vec.transform([need_text(need)])
+        return np.asarray((self.matrix @ q.T).todense()).ravel()
+
+    def rank(self, need: Need, k: int = 100) -> list[tuple[str, float]]:
+        s = self.scores(need)
+        top = np.argsort(-s, kind="stable")[:k]
+        return [(self.ids[i], float(s[i])) for i in top if s[i] > 0]

@@ -43,7 +43,7 @@ def synthetic(n: int, seed: int = 7) -> Iterator[tuple[str, str]]:
 def _analyse(batch: list[tuple[str, str]]) -> list[tuple[dict[str, float], list[str]]]:
     from services.matching.domain.text import AnalyzerConfig, analyse_patent, terms
 
-    words = AnalyzerConfig(bigrams=False)
+    words = AnalyzerConfig(bigrams="none")
     return [(analyse_patent(t, a), terms(t, words) + terms(a, words)) for t, a in batch]
 
 

@@ -237,9 +237,19 @@ class OwnerSummary(Model):
     district: str | None
 
 
+class Confidence(StrEnum):
+    STRONG = "strong"
+    POSSIBLE = "possible"
+    WEAK = "weak"
+
+
 class PatentHit(Model):
     rank: int
     score: float
+    confidence: Confidence = Field(
+        description="strong / possible / weak: how often hits of this score were relevant "
+        "in the judged evaluation (docs/matching.md#confidence-bands)"
+    )
     application_number: str
     title: str
     patent_type: str
@@ -250,10 +260,16 @@ class PatentHit(Model):
     explanation: Explanation
 
 
+class FilteredOut(Model):
+    count: int = Field(description="patents of the unfiltered top k that the filters removed")
+    by_filter: dict[str, int] = Field(description="filter name -> how many of them it removed")
+
+
 class MatchResult(Model):
     query_terms: list[str]
     hits: list[PatentHit]
     note: str | None = None
+    filtered_out: FilteredOut | None = None
     index_position: int
 
 

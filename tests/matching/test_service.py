@@ -9,6 +9,8 @@ import pytest
 
 from services.matching import schemas
 from services.matching.api import match as match_api
+from services.matching.domain import confidence
+from services.matching.domain.confidence import band
 from tests.conftest import CatalogHandle
 from tests.matching.conftest import MatchingHandle, new_patent
 
@@ -403,3 +405,56 @@ def test_restart_resumes_from_snapshot_and_catches_up(
     assert led["owners"][0]["name"] == UNI and led["owners"][0]["district"] == "nankai"
     assert led["offer"]["modes"] == ["assignment", "non_exclusive_licence"]
     assert "<mark>" in led["explanation"]["snippet"]
+
+
+def test_every_hit_has_a_confidence_band(
+    matching: MatchingHandle, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    res = match(matching, text="LED 恒流 升压 驱动 电路", k=10)
+    assert res["hits"]
+    assert {h["confidence"] for h in res["hits"]} <= {"strong", "possible", "weak"}
+    for h in res["hits"]:
+        assert h["confidence"] == band(h["score"]).value
+    # The answer says "no strong match" exactly when no hit is strong. The thresholds are
+    # calibrated on a 7,000-document pool; on this 5-patent pool they are moved instead
+    # (the service runs in this process) to see both cases.
+    top = res["hits"][0]["score"]
+    for strong_from, expect_strong in [(top / 2, True), (top * 2, False)]:
+        monkeypatch.setattr(confidence, "STRONG_FROM", strong_from)
+        monkeypatch.setattr(confidence, "POSSIBLE_FROM", strong_from / 2)
+        again = match(matching, text="LED 恒流 升压 驱动 电路", k=10)
+        assert (again["hits"][0]["confidence"] == "strong") == expect_strong
+        assert ("no strong match" in (again["note"] or "")) == (not expect_strong)
+
+
+def test_filters_say_what_they_hid(matching: MatchingHandle, world: World) -> None:
+    q = {"text": "LED 恒流 升压 驱动", "k": 10}
+    unfiltered = match(matching, **q)
+    assert world.zero in numbers(unfiltered) and unfiltered["filtered_out"] is None
+    # zero is offered for assignment only: a licence filter hides it, and the answer says so.
+    res = match(matching, **q, modes=["non_exclusive_licence"])
+    assert world.zero not in numbers(res)
+    assert res["filtered_out"] == {"count": 1, "by_filter": {"modes": 1}}
+    assert "1 better-scoring patent hidden" in res["note"] and "modes" in res["note"]
+    both = match(matching, **q, modes=["non_exclusive_licence"], owner_districts=["nankai"])
+    assert both["filtered_out"]["by_filter"] == {"modes": 1, "owner_districts": 1}
+    # Unpooled patents are never offered, so they are not reported as hidden.
+    assert match(matching, text="LED路灯恒流电源", k=10)["filtered_out"] is None
+
+
+def test_need_modes_that_hide_patents_are_named(matching: MatchingHandle, world: World) -> None:
+    need = {
+        "title": "LED恒流升压驱动",
+        "description": "需要一种LED恒流升压驱动电路，解决驱动芯片过热",
+        "industry": "1.2",
+        "modes": ["equity"],
+    }
+    with matching.client(world.sme_key) as c:
+        r = c.post("/v1/needs", json=need)
+        assert r.status_code == 201, r.text
+        nid = r.json()["id"]
+        res = checked(c.get(f"/v1/needs/{nid}/matches").json())
+        lifted = checked(c.get(f"/v1/needs/{nid}/matches", params={"use_need_terms": False}).json())
+    assert world.led not in numbers(res) and world.led in numbers(lifted)
+    assert res["filtered_out"]["by_filter"]["modes"] >= 2
+    assert "taken from the need" in res["note"]

@@ -21,8 +21,9 @@ from services.matching.domain.codes import (
     mode_mask,
     patent_type_mask,
 )
+from services.matching.domain.confidence import Band, band, hidden_note
 from services.matching.domain.explain import snippet
-from services.matching.domain.index import Filters, Hit, MatchIndex, display_term
+from services.matching.domain.index import Filters, Hit, MatchIndex, SearchResult, display_term
 from services.matching.domain.needs import is_open, need_view, sees_contact
 from services.matching.domain.sync import PatentIndexer, district_mask
 from services.matching.domain.text import IPC_PREFIX, analyse_query
@@ -99,6 +100,7 @@ def hit_cards(
             {
                 "rank": len(out) + 1,
                 "score": round(h.score, 4),
+                "confidence": band(h.score).value,
                 "application_number": c.application_number,
                 "title": c.title,
                 "patent_type": c.patent_type,
@@ -134,10 +136,10 @@ async def analyse(
 
 async def search(
     index: MatchIndex, bag: dict[str, float], k: int, filters: Filters, explain: int = 12
-) -> list[Hit]:
+) -> SearchResult:
     if index.work(bag) <= INLINE_WORK:
-        return index.search(bag, k, filters, explain)
-    return await asyncio.to_thread(index.search, bag, k, filters, explain)
+        return index.search_report(bag, k, filters, explain)
+    return await asyncio.to_thread(index.search_report, bag, k, filters, explain)
 
 
 async def rank(
@@ -150,6 +152,7 @@ async def rank(
     filters: schemas.MatchFilters,
     k: int,
     need_statement: bool = True,
+    need_modes: bool = False,
 ) -> Response:
     """Score and render without the database: filters live in the index, hits in the cards.
     The body is built as plain dicts (the shape of `schemas.MatchResult`, checked by the
@@ -160,18 +163,30 @@ async def rank(
     bag = await analyse(text, title, ipc_hints, need_statement)
     query_terms = [display_term(t).strip() for t in bag if not t.startswith("~")]
     note = None
+    filtered_out = None
     if not bag:
         note = "the query has no searchable words (only punctuation, symbols or stop words)"
         hits: list[Hit] = []
     else:
-        hits = await search(index, bag, k, to_filters(filters))
+        found = await search(index, bag, k, to_filters(filters))
+        hits = found.hits
+        notes = []
+        if found.hidden:
+            filtered_out = {"count": found.hidden, "by_filter": found.hidden_by}
+            notes.append(hidden_note(found.hidden, found.hidden_by, need_modes))
         if not hits:
-            note = "no patent shares a searchable word with the query under these filters"
+            notes.append("no patent shares a searchable word with the query under these filters")
+        elif all(band(h.score) is not Band.STRONG for h in hits):
+            notes.append(
+                "no strong match: the hits below share words with the need more than substance"
+            )
+        note = "; ".join(notes) or None
     return FastJSONResponse(
         {
             "query_terms": query_terms,
             "hits": hit_cards(indexer.cards, hits, ipc_hints, industries),
             "note": note,
+            "filtered_out": filtered_out,
             "index_position": position,
         }
     )
@@ -233,8 +248,10 @@ async def match_need(
     if not is_open(need) and not sees_contact(need, principal):
         raise NotFound(f"need {need_id} does not exist or is closed")
     industries = filters.industries or []
+    need_modes = False
     if use_need_terms and not filters.modes and need.modes:
         filters.modes = [schemas.Mode(m) for m in need.modes]
+        need_modes = True
     return await rank(
         request,
         text=need.description,
@@ -243,6 +260,7 @@ async def match_need(
         industries=industries or [need.industry],
         filters=filters,
         k=k,
+        need_modes=need_modes,
     )
 
 
@@ -267,7 +285,7 @@ async def needs_for_patent(
     if not bureau and principal.org_id not in patent.owner_org_ids:
         raise Forbidden("only the patent's owners and the IP bureaus may see its matching needs")
     bag = await analyse(patent.abstract, patent.title, patent.ipc_codes, False)
-    hits = await search(request.app.state.needs.index, bag, k, Filters(pooled_only=True))
+    hits = (await search(request.app.state.needs.index, bag, k, Filters(pooled_only=True))).hits
     needs = {
         n.id: n
         for n in await session.scalars(select(Need).where(Need.id.in_([h.key for h in hits])))

@@ -40,7 +40,7 @@ from services.matching.domain.text import IPC_PREFIX
 
 log = logging.getLogger("tjp.matching.index")
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: run bigrams, no lone characters, pivoted norms
 MODES = (
     "assignment",
     "exclusive_licence",
@@ -80,6 +80,23 @@ class Hit:
     key: int
     score: float
     terms: list[tuple[str, float]] = field(default_factory=list)
+
+
+BASE_FILTERS = ("pooled_only", "exclude")
+
+
+@dataclass
+class SearchResult:
+    hits: list[Hit]
+    hidden: int = 0  # documents of the unfiltered top k removed by the filters
+    hidden_by: dict[str, int] = field(default_factory=dict)  # filter name -> how many of them
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k largest scores (unordered)."""
+    if len(scores) <= k:
+        return np.arange(len(scores))
+    return np.argpartition(-scores, k - 1)[:k]
 
 
 @dataclass(frozen=True)
@@ -135,6 +152,7 @@ class _State:
     arrays: _Arrays
     n_slots: int
     idf: np.ndarray  # float32, one per term id known to this state
+    pivot: float = 0.0  # mean document norm at the last fit (pivoted length normalisation)
 
 
 def _tf(bag: dict[str, float]) -> dict[str, float]:
@@ -142,7 +160,13 @@ def _tf(bag: dict[str, float]) -> dict[str, float]:
 
 
 class MatchIndex:
-    def __init__(self, *, refit_ratio: float = 0.2, refit_min: int = 500) -> None:
+    def __init__(
+        self, *, refit_ratio: float = 0.2, refit_min: int = 500, slope: float = 0.7
+    ) -> None:
+        # Pivoted length normalisation (Singhal et al.): a document's score is divided by
+        # (1 - slope) * pivot + slope * norm instead of its norm, so short documents (a
+        # bare title) no longer win by brevity. slope = 1 is plain cosine.
+        self.slope = slope
         self._lock = threading.RLock()
         self.vocab: dict[str, int] = {}
         self.terms: list[str] = []
@@ -206,12 +230,23 @@ class MatchIndex:
         filters: Filters | None = None,
         explain: int = 8,
     ) -> list[Hit]:
+        return self.search_report(qbag, k, filters, explain).hits
+
+    def search_report(
+        self,
+        qbag: dict[str, float],
+        k: int = 10,
+        filters: Filters | None = None,
+        explain: int = 8,
+    ) -> SearchResult:
+        """The top k under `filters`, and which filters hid documents that would otherwise
+        have been in the top k (an SME should know the best answer was filtered away)."""
         st = self._state
         if st.n_slots == 0 or not qbag:
-            return []
+            return SearchResult([])
         ids, ws, qn = self._query_vector(qbag, st.idf)
         if not ids:
-            return []
+            return SearchResult([])
         acc = np.zeros(st.n_slots, dtype=np.float32)
         for seg in st.segments:
             X = seg.X
@@ -228,18 +263,34 @@ class MatchIndex:
                 acc[rows] += w * X.data[a:b]
         cand = np.flatnonzero(acc != 0)  # a bool mask: ~10x faster than on floats
         if not len(cand):
-            return []
+            return SearchResult([])
         arr = st.arrays
         scores = acc[cand] * arr.inv_norm[cand]
-        keep = scores > 0
-        if filters is not None:
-            keep &= self._mask(arr, cand, filters)
-        cand, scores = cand[keep], scores[keep]
+        alive = scores > 0
+        cand, scores = cand[alive], scores[alive]
+        hidden: dict[str, int] = {}
+        n_hidden = 0
+        if filters is not None and len(cand):
+            masks = self._masks(arr, cand, filters)
+            base = {n: masks.pop(n) for n in BASE_FILTERS if n in masks}
+            if base:  # what is never shown (unpooled, excluded) is not "hidden" by a choice
+                keep = np.logical_and.reduce(list(base.values()))
+                cand, scores = cand[keep], scores[keep]
+                masks = {n: m[keep] for n, m in masks.items()}
+            if masks and len(cand):
+                keep = np.logical_and.reduce(list(masks.values()))
+                if not keep.all():
+                    top = _top(scores, k)
+                    gone = top[~keep[top]]
+                    n_hidden = len(gone)
+                    hidden = {
+                        name: int((~m[gone]).sum()) for name, m in masks.items() if (~m[gone]).any()
+                    }
+                    cand, scores = cand[keep], scores[keep]
         if not len(cand):
-            return []
-        if len(cand) > k:
-            part = np.argpartition(-scores, k - 1)[:k]
-            cand, scores = cand[part], scores[part]
+            return SearchResult([], n_hidden, hidden)
+        part = _top(scores, k)
+        cand, scores = cand[part], scores[part]
         order = np.argsort(-scores, kind="stable")
         slots = cand[order]
         hits = [
@@ -251,7 +302,7 @@ class MatchIndex:
         if explain and hits:
             for hit, terms in zip(hits, self._contributions(st, slots, ids, ws, qn), strict=True):
                 hit.terms = terms[:explain]
-        return hits
+        return SearchResult(hits, n_hidden, hidden)
 
     def work(self, qbag: dict[str, float]) -> int:
         """A cost estimate for `search(qbag)`: postings of the query's known terms plus the
@@ -267,23 +318,26 @@ class MatchIndex:
                     total += int(seg.X.indptr[tid + 1] - seg.X.indptr[tid])
         return total
 
-    def _mask(self, arr: _Arrays, cand: np.ndarray, f: Filters) -> np.ndarray:
-        ok = np.ones(len(cand), dtype=bool)
+    def _masks(self, arr: _Arrays, cand: np.ndarray, f: Filters) -> dict[str, np.ndarray]:
+        """One boolean mask per active filter (True = the candidate passes)."""
+        m: dict[str, np.ndarray] = {}
         if f.pooled_only:
-            ok &= arr.pooled[cand]
+            m["pooled_only"] = arr.pooled[cand]
         if f.zero_price is not None:
-            ok &= arr.zero[cand] == f.zero_price
+            m["zero_price"] = arr.zero[cand] == f.zero_price
         if f.patent_types:
-            ok &= ((np.left_shift(1, arr.ptype[cand].astype(np.int64))) & f.patent_types) != 0
+            m["patent_types"] = (
+                (np.left_shift(1, arr.ptype[cand].astype(np.int64))) & f.patent_types
+            ) != 0
         if f.modes:
-            ok &= (arr.modes[cand] & np.uint8(f.modes)) != 0
+            m["modes"] = (arr.modes[cand] & np.uint8(f.modes)) != 0
         if f.industries:
-            ok &= (arr.ind[cand] & np.uint64(f.industries)) != 0
+            m["industries"] = (arr.ind[cand] & np.uint64(f.industries)) != 0
         if f.districts:
-            ok &= (arr.dist[cand] & np.uint32(f.districts)) != 0
+            m["owner_districts"] = (arr.dist[cand] & np.uint32(f.districts)) != 0
         if f.exclude:
-            ok &= ~np.isin(arr.keys[cand], np.fromiter(f.exclude, dtype=np.int64))
-        return ok
+            m["exclude"] = ~np.isin(arr.keys[cand], np.fromiter(f.exclude, dtype=np.int64))
+        return m
 
     def _contributions(
         self, st: _State, slots: np.ndarray, ids: list[int], ws: np.ndarray, qn: float
@@ -376,10 +430,10 @@ class MatchIndex:
             if old is not None:
                 arrays.inv_norm[old] = 0.0
             norm = float(np.sqrt(np.sum((vals * idf[ids]) ** 2)))
-            arrays.set(base + i, key, 1.0 / norm if norm > 0 else 0.0, attrs)
+            arrays.set(base + i, key, self._inverse(norm, st.pivot), attrs)
             self.loc[key] = base + i
         segments = (*st.segments, Segment(X, base))
-        self._state = _State(segments, arrays, base + len(rows), idf)
+        self._state = _State(segments, arrays, base + len(rows), idf, st.pivot)
         if len(segments) > 12:
             self._merge_tail()
 
@@ -391,7 +445,9 @@ class MatchIndex:
         parts = [_pad(s.X, ncols).tocsr() for s in tail]
         X = sp.vstack(parts, format="csr").tocsc()
         X.sort_indices()
-        self._state = _State((head, Segment(X, tail[0].offset)), st.arrays, st.n_slots, st.idf)
+        self._state = _State(
+            (head, Segment(X, tail[0].offset)), st.arrays, st.n_slots, st.idf, st.pivot
+        )
 
     def remove(self, keys: Iterable[int]) -> int:
         keys = list(keys)
@@ -528,11 +584,20 @@ class MatchIndex:
         if len(w):
             norms[nonempty] = np.sqrt(np.add.reduceat(w, starts[nonempty]))
         del w
+        pivot = float(norms[nonempty].mean()) if nonempty.any() else 0.0
+        denom = (1.0 - self.slope) * pivot + self.slope * norms
         with np.errstate(divide="ignore"):
-            arrays.inv_norm[:n] = np.where(norms > 0, 1.0 / norms, 0.0)
+            arrays.inv_norm[:n] = np.where(norms > 0, 1.0 / denom, 0.0)
         Xc = X.tocsc()
         Xc.sort_indices()
-        return _State((Segment(Xc, 0),), arrays, n, idf)
+        return _State((Segment(Xc, 0),), arrays, n, idf, pivot)
+
+    def _inverse(self, norm: float, pivot: float) -> float:
+        if norm <= 0:
+            return 0.0
+        if not pivot:  # nothing fitted yet: plain cosine until the first fit
+            return 1.0 / norm
+        return 1.0 / ((1.0 - self.slope) * pivot + self.slope * norm)
 
     def build(self, docs: Iterable[tuple[int, dict[str, float], Attrs]]) -> None:
         """Replace the whole index with these documents (one fit, no segments)."""
@@ -586,6 +651,8 @@ class MatchIndex:
                 "fitted_docs": self.fitted_docs,
                 "changed_since_fit": self.changed_since_fit,
                 "offsets": [s.offset for s in st.segments],
+                "pivot": st.pivot,
+                "slope": self.slope,
                 "saved_at": time.time(),
             }
         payload: dict[str, Any] = {f"a_{k}": v for k, v in arrays.items()}
@@ -623,7 +690,11 @@ class MatchIndex:
                     (z[f"s{i}_data"], z[f"s{i}_indices"], z[f"s{i}_indptr"]), shape=shape
                 )
                 segments.append(Segment(X, int(off)))
-            idx._state = _State(tuple(segments), arrays, n, z["idf"].astype(np.float32))
+            if float(meta.get("slope", 1.0)) != idx.slope:
+                raise ValueError("snapshot was built with another length normalisation")
+            idx._state = _State(
+                tuple(segments), arrays, n, z["idf"].astype(np.float32), float(meta.get("pivot", 0))
+            )
             alive = np.flatnonzero(arrays.inv_norm[:n] > 0)
             idx.loc = dict(zip(arrays.keys[alive].tolist(), alive.tolist(), strict=True))
             idx.position = int(meta["position"])

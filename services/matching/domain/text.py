@@ -101,33 +101,55 @@ class AnalyzerConfig:
     title_weight: float = 3.0
     abstract_weight: float = 1.0
     claims_weight: float = 0.5
-    bigrams: bool = True
-    bigram_weight: float = 0.3
-    single_chars: bool = True
+    # Character bigrams (prefixed `~`): "runs" = over runs of adjacent kept CJK words, so
+    # 烟感器 meets 烟感探测器 and 回转窑 meets 窑炉 however the segmenter split them, while
+    # stop words and need boilerplate still break a run; "words" = only inside CJK words of
+    # three or more characters (the first matcher); "none" = off.
+    bigrams: str = "runs"
+    bigram_weight: float = 0.6
+    # Lone CJK characters as terms of their own (耐, 管 ...): noise that let one character
+    # decide a ranking; with run bigrams their meaning survives inside the bigrams.
+    single_chars: bool = False
     ipc_weight: float = 1.0
     max_chars: int = 20_000  # per field; longer text is cut (queries and documents)
 
 
-def _keep(tok: str, stops: frozenset[str], single_chars: bool) -> bool:
+def _keep(tok: str, stops: frozenset[str]) -> bool:
     if tok in stops:
         return False
     if _CJK.match(tok):
-        return single_chars or len(tok) > 1
+        return True
     return bool(_ALNUM.match(tok)) and len(tok) >= 2
 
 
+def _run_bigrams(tokens: list[str], stops: frozenset[str]) -> list[str]:
+    """Bigrams over runs of adjacent kept CJK tokens (a stop word or non-CJK token ends a run)."""
+    grams: list[str] = []
+    run = ""
+    for tok in [*tokens, " "]:
+        if tok not in stops and _CJK.match(tok):
+            run += tok
+            continue
+        if len(run) >= 2:
+            grams.extend("~" + run[i : i + 2] for i in range(len(run) - 1))
+        run = ""
+    return grams
+
+
 def terms(text: str, cfg: AnalyzerConfig, extra_stops: frozenset[str] = frozenset()) -> list[str]:
-    """Filtered words of one field, then bigrams of long CJK words (prefixed `~`)."""
+    """Filtered words of one field, then character bigrams (prefixed `~`)."""
     if not text:
         return []
     stops = stop_words() | extra_stops if extra_stops else stop_words()
-    words = [t for t in segment(text[: cfg.max_chars]) if _keep(t, stops, cfg.single_chars)]
-    if cfg.bigrams:
-        grams = []
-        for w in words:
+    tokens = segment(text[: cfg.max_chars])
+    kept = [t for t in tokens if _keep(t, stops)]
+    words = [t for t in kept if cfg.single_chars or len(t) > 1 or not _CJK.match(t)]
+    if cfg.bigrams == "runs":
+        words.extend(_run_bigrams(tokens, stops))
+    elif cfg.bigrams == "words":
+        for w in kept:
             if len(w) >= 3 and _CJK.match(w):
-                grams.extend("~" + w[i : i + 2] for i in range(len(w) - 1))
-        words.extend(grams)
+                words.extend("~" + w[i : i + 2] for i in range(len(w) - 1))
     return words
 
 
