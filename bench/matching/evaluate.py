@@ -24,6 +24,7 @@ import numpy as np
 from bench.matching.corpus import dev_need_ids, load_docs, load_needs
 from bench.matching.judgements import PATH, load_judgements
 from bench.matching.methods import BM25, Matcher, SklearnTfidf, mrr, ndcg, recall
+from services.matching.domain.text import AnalyzerConfig
 
 BASELINE = "char-ngram-tfidf"
 METRICS: dict[str, Callable[[list[str], dict[str, int]], float]] = {
@@ -49,15 +50,21 @@ def bootstrap(values: np.ndarray, n: int = 2000, seed: int = 7) -> tuple[float, 
 
 
 def build_rankers(docs: list, names: set[str] | None = None) -> list:
+    before = AnalyzerConfig(bigrams="words", bigram_weight=0.3, single_chars=True, headline=False)
     makers: dict[str, Callable[[], object]] = {
         "matcher": lambda: Matcher(docs),
+        "previous matcher": lambda: Matcher(
+            docs, before, "previous matcher (48187aa)", slope=1.0, coverage=0.0, max_df=0.0
+        ),
         BASELINE: lambda: SklearnTfidf(docs, "char"),
         "bm25": lambda: BM25(docs),
         "word-tfidf": lambda: SklearnTfidf(docs, "word"),
     }
     out = [make() for name, make in makers.items() if names is None or name in names]
     for m in list(out):
-        if isinstance(m, Matcher):  # the same index, the need sent as one text to /v1/match
+        if (
+            isinstance(m, Matcher) and m.name == "matcher"
+        ):  # the same index, the need sent as one text to /v1/match
             as_text = Matcher.__new__(Matcher)
             as_text.__dict__.update(m.__dict__)
             as_text.name, as_text.query_mode = "matcher (need as one text)", "text"

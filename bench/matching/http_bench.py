@@ -154,7 +154,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=500)
+    ap.add_argument("--smoke", action="store_true", help="2,000 patents, short runs (CI)")
     args = ap.parse_args()
+    if args.smoke:
+        args.docs, args.queries = 2_000, 30
+    load_s, levels = (2, (8,)) if args.smoke else (10, (1, 8, 32))
     from services.catalog.main import MIGRATIONS as CAT_MIG
     from shared.auth import Role
     from shared.db import upgrade
@@ -193,15 +197,15 @@ def main() -> None:
         out["http_p90_ms"] = round(float(np.percentile(lat, 90)), 2)
         out["http_p99_ms"] = round(float(np.percentile(lat, 99)), 2)
         out["http_max_ms"] = round(max(lat), 2)
-        for conc in (1, 8, 32):
-            out[f"load_c{conc}"] = in_child(load_process, murl_http, texts, 10, conc)
+        for conc in levels:
+            out[f"load_c{conc}"] = in_child(load_process, murl_http, texts, load_s, conc)
         from shared.appno import make_application_number
 
         delays = []
         with httpx.Client(base_url=f"http://127.0.0.1:{cport}", timeout=30,
                           headers={"Authorization": f"Bearer {key}"}) as cc, \
                 httpx.Client(base_url=murl_http, timeout=30) as mc:  # fmt: skip
-            for i in range(10):
+            for i in range(3 if args.smoke else 10):
                 word = f"钌铱催化第{i}号基准样品"
                 appno = make_application_number(2020, "1", 900_000 + i)
                 t = time.perf_counter()

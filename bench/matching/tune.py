@@ -9,7 +9,6 @@ what the service ships (its defaults), and only `evaluate` (test split) reports 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 from bench.matching.corpus import dev_need_ids, load_docs, load_needs
@@ -23,15 +22,14 @@ def variants(docs: list) -> list:
     base = AnalyzerConfig()
     out = [SklearnTfidf(docs, "char")]
     grid = {
-        "old-matcher": (replace(base, bigrams="words", single_chars=True), 1.0),
-        "runs-0.6-pivot-0.7": (replace(base, bigram_weight=0.6), 0.7),
-        "runs-0.6-pivot-0.7-title2": (replace(base, bigram_weight=0.6, title_weight=2.0), 0.7),
-        "runs-0.6-pivot-0.7-title1.5": (replace(base, bigram_weight=0.6, title_weight=1.5), 0.7),
-        "runs-0.8-pivot-0.6-title2": (replace(base, bigram_weight=0.8, title_weight=2.0), 0.6),
-        "runs-1.0-pivot-0.7-title2": (replace(base, bigram_weight=1.0, title_weight=2.0), 0.7),
+        "shipped": (base, 0.7, 0.5, 0.0),
+        "max-df-0.2": (base, 0.7, 0.5, 0.2),
+        "max-df-0.1": (base, 0.7, 0.5, 0.1),
+        "max-df-0.05": (base, 0.7, 0.5, 0.05),
     }
-    for name, (cfg, slope) in grid.items():
-        out.append(Matcher(docs, cfg, name, slope=slope))
+    for name, (cfg, slope, coverage, max_df) in grid.items():
+        out.append(Matcher(docs, cfg, name, slope=slope, coverage=coverage, max_df=max_df))
+    return out
     for m in out[1:]:
         as_text = Matcher.__new__(Matcher)
         as_text.__dict__.update(m.__dict__)

@@ -156,3 +156,72 @@ def test_term_spans_equal_the_regex_alternation() -> None:
         )
         pattern = re.compile("|".join(re.escape(w) for w in words))
         assert find_terms(text, words) == [m.span() for m in pattern.finditer(text)]
+
+
+def test_run_bigrams_join_compounds_the_segmenter_split_differently() -> None:
+    for a, b, shared in [
+        ("烟感器", "烟感探测器", "~烟感"),
+        ("骨科外固定架", "骨科固定器", "~固定"),
+        ("聚丙烯酰胺", "聚丙烯酸钠", "~丙烯"),
+    ]:
+        qa, qb = analyse_query(a, need_statement=False), analyse_patent(b, "")
+        assert shared in qa and shared in qb
+    # Stop words and punctuation end a run: no bigram spans them; lone characters are no terms.
+    bag = analyse_patent("一种耐水解的聚氨酯，及其制备方法", "")
+    assert "~的聚" not in bag and "~酯及" not in bag
+    assert "耐" not in bag and "~耐水" in bag
+
+
+def test_pivoted_norms_stop_bare_titles_winning_by_brevity() -> None:
+    long_abstract = (
+        "本发明公开一种LED恒流升压驱动电路，" + "包括整流桥、滤波电容、功率开关管与控制芯片，" * 4
+    )
+    docs = [
+        (1, analyse_patent("LED恒流驱动", ""), Attrs(pooled=True)),
+        (2, analyse_patent("一种LED恒流升压驱动电路", long_abstract), Attrs(pooled=True)),
+    ] + [(10 + i, bag(i), Attrs(pooled=True)) for i in DOCS]
+    q = analyse_query("LED 恒流 升压 驱动 电路")
+    ratio = {}
+    for slope in (1.0, 0.7, 0.3):
+        idx = MatchIndex(slope=slope, coverage=0)
+        idx.build(docs)
+        scores = {h.key: h.score for h in idx.search(q, 10)}
+        ratio[slope] = scores[2] / scores[1]
+    # Plain cosine puts the bare title above the document that covers the query in full;
+    # the lower the slope, the more the long document gains, until it leads.
+    assert ratio[1.0] < 1 < ratio[0.3]
+    assert ratio[1.0] < ratio[0.7] < ratio[0.3]
+
+
+def test_coverage_rescoring_prefers_documents_holding_more_of_the_query() -> None:
+    docs = [
+        (1, analyse_patent("虫害防治", "一种虫害防治方法。虫害。"), Attrs(pooled=True)),
+        (
+            2,
+            analyse_patent("果园低成本虫害监测装置", "用于果园的低成本监测，摄像识别"),
+            Attrs(pooled=True),
+        ),
+    ] + [(10 + i, bag(i), Attrs(pooled=True)) for i in DOCS]
+    q = analyse_query("果园 低成本 监测 虫害 摄像")
+    top = {}
+    for coverage in (0.0, 0.5):
+        idx = MatchIndex(coverage=coverage)
+        idx.build(docs)
+        hits = idx.search(q, 2, explain=100)
+        top[coverage] = hits[0].key
+        for h in hits:  # explanations still add up to the (re-scored) score
+            assert abs(sum(w for _, w in h.terms) - h.score) < 1e-5
+    assert top[0.5] == 2
+
+
+def test_filters_report_what_they_hid() -> None:
+    idx = make()
+    q = analyse_query("LED 升压 电路 驱动")
+    everything = idx.search_report(q, 3, Filters(pooled_only=True))
+    assert everything.hidden == 0 and everything.hits
+    only_design = idx.search_report(q, 3, Filters(pooled_only=True, patent_types=1 << 3))
+    assert only_design.hits == []
+    assert only_design.hidden == len(everything.hits)
+    assert only_design.hidden_by == {"patent_types": len(everything.hits)}
+    # Documents outside the pool (4 is unpooled) are never counted as hidden.
+    assert 4 not in {h.key for h in idx.search(q, 10, Filters(pooled_only=True))}

@@ -19,8 +19,8 @@ class Band(StrEnum):
     WEAK = "weak"
 
 
-STRONG_FROM = 0.034
-POSSIBLE_FROM = 0.024
+STRONG_FROM = 0.020
+POSSIBLE_FROM = 0.009
 
 
 def band(score: float) -> Band:

@@ -161,12 +161,22 @@ def _tf(bag: dict[str, float]) -> dict[str, float]:
 
 class MatchIndex:
     def __init__(
-        self, *, refit_ratio: float = 0.2, refit_min: int = 500, slope: float = 0.7
+        self,
+        *,
+        refit_ratio: float = 0.2,
+        refit_min: int = 500,
+        slope: float = 0.7,
+        coverage: float = 0.5,
+        max_df: float = 0.1,
     ) -> None:
         # Pivoted length normalisation (Singhal et al.): a document's score is divided by
         # (1 - slope) * pivot + slope * norm instead of its norm, so short documents (a
         # bare title) no longer win by brevity. slope = 1 is plain cosine.
         self.slope = slope
+        # Re-scoring of the top `rerank_depth` candidates by query coverage (exponent; 0 = off).
+        self.coverage = coverage
+        self.rerank_depth = 100
+        self.max_df = max_df
         self._lock = threading.RLock()
         self.vocab: dict[str, int] = {}
         self.terms: list[str] = []
@@ -210,18 +220,35 @@ class MatchIndex:
     ) -> tuple[list[int], np.ndarray, float]:
         ids: list[int] = []
         ws: list[float] = []
+        common: list[float] = []
+        floor = self._idf_floor()
         for t, w in _tf(qbag).items():
             tid = self.vocab.get(t)
             if tid is None or tid >= len(idf):
                 continue
+            weight = w * float(idf[tid])
+            if idf[tid] < floor:  # in most documents: long postings, next to no signal
+                common.append(weight)
+                continue
             ids.append(tid)
-            ws.append(w * float(idf[tid]))
-        # Norm over every query term (unknown ones at the highest IDF): a query that is mostly
-        # words the pool has never seen should not look like a perfect match.
-        unknown = len(qbag) - len(ids)
+            ws.append(weight)
+        # Norm over every query term (unknown ones at the highest IDF, skipped common ones at
+        # their own): a query that is mostly words the pool has never seen should not look
+        # like a perfect match.
+        unknown = len(qbag) - len(ids) - len(common)
         top_idf = float(idf.max()) if len(idf) else 1.0
-        qn = math.sqrt(sum(w * w for w in ws) + unknown * top_idf * top_idf) or 1.0
-        return ids, np.asarray(ws, dtype=np.float32), qn
+        qn = math.sqrt(
+            sum(w * w for w in ws) + sum(w * w for w in common) + unknown * top_idf * top_idf
+        )
+        return ids, np.asarray(ws, dtype=np.float32), qn or 1.0
+
+    def _idf_floor(self) -> float:
+        """Query terms whose IDF is below this occur in more than `max_df` of the fitted
+        documents and are not scored (their postings are the longest)."""
+        n = self.fitted_docs
+        if not self.max_df or n < 1000:
+            return 0.0
+        return math.log((1 + n) / (1 + self.max_df * n)) + 1
 
     def search(
         self,
@@ -289,9 +316,20 @@ class MatchIndex:
                     cand, scores = cand[keep], scores[keep]
         if not len(cand):
             return SearchResult([], n_hidden, hidden)
-        part = _top(scores, k)
+        # Coverage: the top candidates are re-scored by the share of the query (by weight)
+        # they contain, so one generic or rare term no longer decides a ranking alone.
+        part = _top(scores, max(k, self.rerank_depth) if self.coverage else k)
         cand, scores = cand[part], scores[part]
-        order = np.argsort(-scores, kind="stable")
+        contrib = None
+        if self.coverage or explain:
+            contrib = self._contribution_matrix(st, cand, ids, ws, qn)
+        if self.coverage and contrib is not None:
+            w2 = ws.astype(np.float64) ** 2
+            factor = (((contrib > 0) @ w2) / max(float(w2.sum()), 1e-12)) ** self.coverage
+            scores = (scores * factor).astype(np.float32)
+            contrib *= factor[:, None]  # shares still add up to the score
+        part = _top(scores, k)
+        order = part[np.argsort(-scores[part], kind="stable")]
         slots = cand[order]
         hits = [
             Hit(key, score / qn)
@@ -299,8 +337,8 @@ class MatchIndex:
                 arr.keys[slots].tolist(), scores[order].astype(np.float64).tolist(), strict=True
             )
         ]
-        if explain and hits:
-            for hit, terms in zip(hits, self._contributions(st, slots, ids, ws, qn), strict=True):
+        if explain and hits and contrib is not None:
+            for hit, terms in zip(hits, self._term_pairs(contrib[order], ids), strict=True):
                 hit.terms = terms[:explain]
         return SearchResult(hits, n_hidden, hidden)
 
@@ -309,9 +347,10 @@ class MatchIndex:
         slots the accumulator spans (both are touched once per posting/slot)."""
         st = self._state
         total = st.n_slots // 8
+        floor = self._idf_floor()
         for t in qbag:
             tid = self.vocab.get(t)
-            if tid is None:
+            if tid is None or (tid < len(st.idf) and st.idf[tid] < floor):
                 continue
             for seg in st.segments:
                 if tid < seg.X.shape[1]:
@@ -339,11 +378,11 @@ class MatchIndex:
             m["exclude"] = ~np.isin(arr.keys[cand], np.fromiter(f.exclude, dtype=np.int64))
         return m
 
-    def _contributions(
+    def _contribution_matrix(
         self, st: _State, slots: np.ndarray, ids: list[int], ws: np.ndarray, qn: float
-    ) -> list[list[tuple[str, float]]]:
-        """Per hit slot: (term, share of the score) of each query term it holds, largest
-        first. One `searchsorted` per term and segment covers all the hits at once."""
+    ) -> np.ndarray:
+        """(hits × query terms): each term's share of each hit's score. One `searchsorted`
+        per term and segment covers all the hits at once."""
         n = len(slots)
         contrib = np.zeros((n, len(ids)), dtype=np.float64)
         inv = st.arrays.inv_norm[slots].astype(np.float64)
@@ -367,9 +406,13 @@ class MatchIndex:
                 if ok.any():
                     vals = (w * X.data[a + pos[ok]]).astype(np.float64)
                     contrib[sel[ok], j] = vals * inv[sel[ok]] / qn
+        return contrib
+
+    def _term_pairs(self, contrib: np.ndarray, ids: list[int]) -> list[list[tuple[str, float]]]:
+        """Per hit: (term, share of the score) of each query term it holds, largest first."""
         terms = self.terms
         out = []
-        for r in range(n):
+        for r in range(contrib.shape[0]):
             nz = np.flatnonzero(contrib[r])
             pairs = [(terms[ids[j]], float(contrib[r, j])) for j in nz.tolist()]
             pairs.sort(key=lambda kv: -kv[1])

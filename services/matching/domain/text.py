@@ -111,6 +111,8 @@ class AnalyzerConfig:
     # decide a ranking; with run bigrams their meaning survives inside the bigrams.
     single_chars: bool = False
     ipc_weight: float = 1.0
+    # A need sent as one text: weight its short first line or sentence as the title.
+    headline: bool = True
     max_chars: int = 20_000  # per field; longer text is cut (queries and documents)
 
 
@@ -202,11 +204,29 @@ def analyse_query(
     extra = need_words() if need_statement else frozenset()
     bag: dict[str, float] = {}
     clean = (lambda s: strip_boilerplate(normalise(s))) if need_statement else normalise
+    if not title and need_statement and cfg.headline:
+        title, text = headline(text)
     _add(bag, terms(clean(title), cfg, extra), cfg.title_weight, cfg)
     _add(bag, terms(clean(text), cfg, extra), cfg.abstract_weight, cfg)
     for t in ipc_terms(ipc_codes):
         bag[t] = bag.get(t, 0.0) + cfg.ipc_weight
     return bag
+
+
+_HEAD = re.compile(r"[\n。！？!?]")
+
+
+def headline(text: str, max_chars: int = 32, min_rest: int = 15) -> tuple[str, str]:
+    """Split a need pasted as one text into its headline and the rest: a short first line
+    or sentence ("LED手电筒红外开关改进\n现有产品中…") is the need's title and is weighted
+    like one. Text without such a head is returned whole."""
+    m = _HEAD.search(text)
+    if m is None:
+        return "", text
+    head, rest = text[: m.start()].strip(), text[m.end() :].strip()
+    if not head or len(head) > max_chars or len(rest) < min_rest:
+        return "", text
+    return head, rest
 
 
 def sublinear(tf: float) -> float:
