@@ -9,6 +9,7 @@ what the service ships (its defaults), and only `evaluate` (test split) reports 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from bench.matching.corpus import dev_need_ids, load_docs, load_needs
@@ -19,22 +20,29 @@ from services.matching.domain.text import AnalyzerConfig
 
 
 def variants(docs: list) -> list:
+    """The steps from the previous matcher to the shipped one, and the neighbours tried."""
     base = AnalyzerConfig()
-    out = [SklearnTfidf(docs, "char")]
-    grid = {
-        "shipped": (base, 0.7, 0.5, 0.0),
-        "max-df-0.2": (base, 0.7, 0.5, 0.2),
-        "max-df-0.1": (base, 0.7, 0.5, 0.1),
-        "max-df-0.05": (base, 0.7, 0.5, 0.05),
+    before = replace(base, bigrams="words", bigram_weight=0.3, single_chars=True, headline=False)
+    grid: dict[str, tuple[AnalyzerConfig, dict[str, float]]] = {
+        "previous matcher (48187aa)": (before, {"slope": 1.0, "coverage": 0.0, "max_df": 0.0}),
+        "run bigrams 0.6, no lone characters": (
+            base,
+            {"slope": 1.0, "coverage": 0.0, "max_df": 0.0},
+        ),
+        "+ pivoted norms 0.7": (base, {"slope": 0.7, "coverage": 0.0, "max_df": 0.0}),
+        "+ coverage 0.5": (base, {"slope": 0.7, "coverage": 0.5, "max_df": 0.0}),
+        "+ max_df 0.1 (shipped)": (base, {}),
+        "bigram weight 0.3": (replace(base, bigram_weight=0.3), {}),
+        "bigram weight 1.0": (replace(base, bigram_weight=1.0), {}),
+        "slope 0.5": (base, {"slope": 0.5}),
+        "slope 0.85": (base, {"slope": 0.85}),
+        "title weight 2": (replace(base, title_weight=2.0), {}),
+        "title weight 4": (replace(base, title_weight=4.0), {}),
+        "coverage 1.0": (base, {"coverage": 1.0}),
+        "max_df 0.05": (base, {"max_df": 0.05}),
     }
-    for name, (cfg, slope, coverage, max_df) in grid.items():
-        out.append(Matcher(docs, cfg, name, slope=slope, coverage=coverage, max_df=max_df))
-    return out
-    for m in out[1:]:
-        as_text = Matcher.__new__(Matcher)
-        as_text.__dict__.update(m.__dict__)
-        as_text.name, as_text.query_mode = m.name + " (as text)", "text"
-        out.append(as_text)
+    out = [SklearnTfidf(docs, "char")]
+    out += [Matcher(docs, cfg, name, **kw) for name, (cfg, kw) in grid.items()]
     return out
 
 

@@ -225,3 +225,22 @@ def test_filters_report_what_they_hid() -> None:
     assert only_design.hidden_by == {"patent_types": len(everything.hits)}
     # Documents outside the pool (4 is unpooled) are never counted as hidden.
     assert 4 not in {h.key for h in idx.search(q, 10, Filters(pooled_only=True))}
+
+
+def test_a_need_sent_as_one_text_has_its_headline_weighted_as_a_title() -> None:
+    title, body = "LED手电筒红外开关改进", "现有产品中手电筒的开关是机械式，非常容易损坏，导致接触不良。"
+    as_fields = analyse_query(body, title=title)
+    for joined in (f"{title}\n{body}", f"{title}。{body}"):
+        assert analyse_query(joined) == as_fields
+    # No short head, or nothing after it: the text is the body, nothing is a title.
+    long_head = "现有产品中手电筒的开关是机械式的，非常容易损坏导致接触不良，需要改进红外开关。"
+    assert analyse_query(long_head) == analyse_query(long_head, title="", cfg=_no_headline())
+    assert analyse_query(title) == analyse_query(title, cfg=_no_headline())
+
+
+def _no_headline():  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from services.matching.domain.text import AnalyzerConfig
+
+    return replace(AnalyzerConfig(), headline=False)
