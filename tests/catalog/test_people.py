@@ -402,12 +402,13 @@ def test_other_services_cache_a_token_briefly(catalog: CatalogHandle) -> None:
 
     async def run() -> tuple[Any, Any, Any]:
         async with httpx.AsyncClient(base_url=catalog.url) as client:
-            auth = RemoteAuthenticator(client, cache_ttl=30, token_cache_ttl=0.5)
+            # 3 s: long enough that a slow sign-out on a loaded machine still falls inside it.
+            auth = RemoteAuthenticator(client, cache_ttl=30, token_cache_ttl=3.0)
             before = await auth.authenticate(token)
             with catalog.client(token) as c:
                 assert c.delete("/v1/sessions/current").status_code == 204
             cached = await auth.authenticate(token)
-            await asyncio.sleep(0.6)
+            await asyncio.sleep(3.1)
             return before, cached, await auth.authenticate(token)
 
     before, cached, after = asyncio.run(run())
