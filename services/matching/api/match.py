@@ -296,7 +296,7 @@ async def needs_for_patent(
             select(Organisation).where(Organisation.id.in_({n.org_id for n in needs.values()}))
         )
     }
-    out = []
+    out: list[schemas.NeedHit] = []
     for h in hits:
         need = needs.get(h.key)
         if need is None or not is_open(need):

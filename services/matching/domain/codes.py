@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 
@@ -77,7 +78,7 @@ def validate_ipc(code: str) -> str:
     return normalize_ipc(code)
 
 
-def ipc_matches(hint: str, codes: list[str]) -> list[str]:
+def ipc_matches(hint: str, codes: Sequence[str]) -> list[str]:
     """The patent's IPC codes that fall under a hint (subclass, group or full symbol)."""
     h = hint.replace(" ", "").upper()
     return [c for c in codes if c.upper().startswith(h.split("/")[0] if "/" not in h else h)]

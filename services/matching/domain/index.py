@@ -114,6 +114,14 @@ class _Arrays:
 
     NAMES = ("keys", "inv_norm", "pooled", "zero", "ptype", "modes", "ind", "dist")
     DTYPES = (np.int64, np.float32, np.bool_, np.bool_, np.int8, np.uint8, np.uint64, np.uint32)
+    keys: np.ndarray
+    inv_norm: np.ndarray
+    pooled: np.ndarray
+    zero: np.ndarray
+    ptype: np.ndarray
+    modes: np.ndarray
+    ind: np.ndarray
+    dist: np.ndarray
 
     def __init__(self, capacity: int) -> None:
         for name, dt in zip(self.NAMES, self.DTYPES, strict=True):
@@ -121,7 +129,7 @@ class _Arrays:
 
     @property
     def capacity(self) -> int:
-        return len(self.keys)  # type: ignore[attr-defined,no-any-return]
+        return int(len(self.keys))
 
     def grown(self, need: int) -> _Arrays:
         if need <= self.capacity:
@@ -133,17 +141,17 @@ class _Arrays:
         return new
 
     def set(self, slot: int, key: int, inv_norm: float, a: Attrs) -> None:
-        self.keys[slot] = key  # type: ignore[attr-defined]
-        self.inv_norm[slot] = inv_norm  # type: ignore[attr-defined]
+        self.keys[slot] = key
+        self.inv_norm[slot] = inv_norm
         self.set_attrs(slot, a)
 
     def set_attrs(self, slot: int, a: Attrs) -> None:
-        self.pooled[slot] = a.pooled  # type: ignore[attr-defined]
-        self.zero[slot] = a.zero_price  # type: ignore[attr-defined]
-        self.ptype[slot] = a.patent_type  # type: ignore[attr-defined]
-        self.modes[slot] = a.modes  # type: ignore[attr-defined]
-        self.ind[slot] = a.industries  # type: ignore[attr-defined]
-        self.dist[slot] = a.districts  # type: ignore[attr-defined]
+        self.pooled[slot] = a.pooled
+        self.zero[slot] = a.zero_price
+        self.ptype[slot] = a.patent_type
+        self.modes[slot] = a.modes
+        self.ind[slot] = a.industries
+        self.dist[slot] = a.districts
 
 
 @dataclass(frozen=True)

@@ -297,7 +297,7 @@ class PatentIndexer:
         out = []
         for r in rows:
             alive = r.legal_status not in DEAD_LEGAL_STATUSES
-            ds = [districts[o] for o in r.owner_org_ids if districts.get(o)]
+            ds = [d for o in r.owner_org_ids if (d := districts.get(o))]
             li = listings.get(r.id)
             out.append(
                 (r.id, alive, r.title, r.abstract, r.claims, r.ipc_codes,

@@ -28,7 +28,7 @@ try:  # pragma: no cover - exercised by whichever is installed
     import rjieba as _rjieba
 
     def _cut(text: str) -> list[str]:
-        return _rjieba.cut(text)  # type: ignore[no-any-return]
+        return list(_rjieba.cut(text))
 
     SEGMENTER = "rjieba"
 except ImportError:  # pragma: no cover
