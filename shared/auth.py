@@ -4,6 +4,10 @@ Keys are issued by the catalog (the system of record for organisations). A key l
 like `tjp_<key_id>_<secret>`; only sha256(secret) is stored. The catalog checks keys
 against its own table; the other services ask the catalog's introspection endpoint
 and cache the answer briefly, so a revoked key stops working within `cache_ttl`.
+
+People signed in to the catalog (`POST /v1/sessions`) get a short-lived token of the same
+format, checked by the same path: a principal with `person_id` set is a signed-in person.
+Token answers are cached for at most `token_cache_ttl` and never past the token's expiry.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Protocol
 
@@ -37,6 +42,10 @@ class Principal:
     role: Role
     org_kind: str
     district: str | None = None
+    # Set when the credential is a signed-in person's session token, not an API key.
+    person_id: int | None = None
+    # That person may manage the people of their own organisation.
+    org_admin: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,11 +54,22 @@ class Principal:
             "role": self.role.value,
             "org_kind": self.org_kind,
             "district": self.district,
+            "person_id": self.person_id,
+            "org_admin": self.org_admin,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Principal:
-        return cls(d["key_id"], int(d["org_id"]), Role(d["role"]), d["org_kind"], d.get("district"))
+        person_id = d.get("person_id")
+        return cls(
+            d["key_id"],
+            int(d["org_id"]),
+            Role(d["role"]),
+            d["org_kind"],
+            d.get("district"),
+            int(person_id) if person_id is not None else None,
+            bool(d.get("org_admin", False)),
+        )
 
 
 KEY_PREFIX = "tjp"
@@ -90,12 +110,28 @@ class Authenticator(Protocol):
 
 
 class RemoteAuthenticator:
-    """Asks the catalog who a key belongs to; caches answers for `cache_ttl` seconds."""
+    """Asks the catalog who a key belongs to; caches answers for `cache_ttl` seconds.
 
-    def __init__(self, client: httpx.AsyncClient, cache_ttl: float = 30.0) -> None:
+    A signed-in person's token is cached for at most `token_cache_ttl` seconds (sign-out
+    and deactivation reach this service that late at worst) and never past its expiry.
+    """
+
+    def __init__(
+        self, client: httpx.AsyncClient, cache_ttl: float = 30.0, token_cache_ttl: float = 5.0
+    ) -> None:
         self.client = client
         self.cache_ttl = cache_ttl
+        self.token_cache_ttl = token_cache_ttl
         self._cache: dict[str, tuple[float, Principal | None]] = {}
+
+    def _ttl(self, principal: Principal | None, expires_at: str | None) -> float:
+        ttl = self.cache_ttl
+        if principal is not None and principal.person_id is not None:
+            ttl = min(ttl, self.token_cache_ttl)
+        if expires_at:
+            left = datetime.fromisoformat(expires_at) - datetime.now(UTC)
+            ttl = min(ttl, max(left.total_seconds(), 0.0))
+        return ttl
 
     async def authenticate(self, key: str) -> Principal | None:
         now = time.monotonic()
@@ -109,7 +145,7 @@ class RemoteAuthenticator:
         principal = Principal.from_dict(body["principal"]) if body.get("active") else None
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[key] = (now + self.cache_ttl, principal)
+        self._cache[key] = (now + self._ttl(principal, body.get("expires_at")), principal)
         return principal
 
 
@@ -120,7 +156,7 @@ async def current_principal(request: Request) -> Principal:
     authenticator: Authenticator = request.app.state.authenticator
     principal = await authenticator.authenticate(key)
     if principal is None:
-        raise Unauthorized("the API key is unknown or revoked")
+        raise Unauthorized("the API key or sign-in token is unknown, revoked or expired")
     return principal
 
 

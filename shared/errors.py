@@ -7,7 +7,8 @@
     ├── Conflict            409
     ├── PayloadTooLarge     413
     ├── UnsupportedMedia    415
-    └── Unprocessable       422 (a field-level validation failure)
+    ├── Unprocessable       422 (a field-level validation failure)
+    └── TooManyRequests     429 (with Retry-After)
 
 Validation failures carry `errors: [{"field": "...", "reason": "..."}]`.
 """
@@ -96,6 +97,14 @@ class Unprocessable(ProblemError):
         return cls(f"{field}: {reason}", errors=[{"field": field, "reason": reason}])
 
 
+class TooManyRequests(ProblemError):
+    status, title, type_slug = 429, "Too many requests", "too-many-requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.retry_after = retry_after
+
+
 def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     """('body', 'patents', 3, 'ipc') -> 'patents[3].ipc'."""
     parts = list(loc)
@@ -130,7 +139,9 @@ def pydantic_errors(errors: list[Any]) -> list[dict[str, Any]]:
 
 
 def problem_response(exc: ProblemError, request: Request | None = None) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after)
     return JSONResponse(
         exc.body(str(request.url.path) if request else None),
         status_code=exc.status,

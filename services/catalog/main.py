@@ -11,10 +11,20 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import update
 
-from services.catalog.api import bulk, bundles, listings, organisations, patents, stats
+from services.catalog.api import (
+    bulk,
+    bundles,
+    listings,
+    organisations,
+    patents,
+    people,
+    sessions,
+    stats,
+)
 from services.catalog.api.deps import SessionDep
 from services.catalog.domain.conversions import apply_deal_entries
 from services.catalog.domain.keys import DbAuthenticator
+from services.catalog.domain.throttle import LoginThrottle
 from services.catalog.models import FeedCursor, FeedEntry, UploadJob
 from services.catalog.settings import CatalogSettings
 from shared.app import create_service_app
@@ -51,6 +61,11 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
         app.state.db = db
         app.state.settings = settings
         app.state.authenticator = DbAuthenticator(db.sessionmaker)
+        app.state.login_throttle = LoginThrottle(
+            settings.login_max_failures,
+            settings.login_max_failures_per_client,
+            settings.login_failure_window_seconds,
+        )
         app.state.jobs = {}
         await mark_interrupted_jobs(db)
         consumer = None
@@ -91,6 +106,8 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(organisations.router)
+    app.include_router(people.router)
+    app.include_router(sessions.router)
     app.include_router(patents.router)
     app.include_router(listings.router)
     app.include_router(bundles.router)

@@ -49,7 +49,29 @@ class Organisation(Base):
         return self.district is not None
 
 
+class Person(Base):
+    """Someone of an organisation who signs in with a password (the portal's users)."""
+
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # Lower-cased; phone is 11 digits. At least one of the two is set.
+    email: Mapped[str | None] = mapped_column(String(254), unique=True)
+    phone: Mapped[str | None] = mapped_column(String(11), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    org_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class ApiKey(Base):
+    """API keys and, with `person_id` and `expires_at` set, sign-in session tokens: one
+    format and one verification path for both."""
+
     __tablename__ = "api_key"
 
     id: Mapped[str] = mapped_column(String(24), primary_key=True)
@@ -59,6 +81,8 @@ class ApiKey(Base):
     secret_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Patent(Base):

@@ -5,10 +5,19 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
+from services.catalog.domain.people import normalize_phone
 from services.catalog.domain.uscc import validate_uscc
 from shared.appno import InvalidNumber, normalize_publication_number
 from shared.auth import Role
@@ -136,6 +145,88 @@ class IntrospectRequest(Model):
 class IntrospectResponse(Model):
     active: bool
     principal: dict[str, Any] | None = None
+    expires_at: datetime | None = Field(None, description="set for sign-in tokens")
+
+
+# ---------------------------------------------------------------- people and sign-in
+
+MIN_PASSWORD = 10
+# Never strip a password: a space is a character like any other.
+Password = Annotated[
+    str, StringConstraints(strip_whitespace=False, min_length=MIN_PASSWORD, max_length=200)
+]
+
+
+class PersonCreate(Model):
+    name: str = Field(min_length=1, max_length=100)
+    email: EmailStr | None = Field(None, max_length=254)
+    phone: str | None = Field(None, description="Chinese mobile number, e.g. 13812345678")
+    password: Password
+    role: Role
+    org_admin: bool = False
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        return v.lower() if v else None
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str | None) -> str | None:
+        return normalize_phone(v) if v else None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> PersonCreate:
+        if not self.email and not self.phone:
+            raise ValueError("email: give an email address or a phone number (or both)")
+        return self
+
+
+class PersonUpdate(Model):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    password: Password | None = None
+    active: bool | None = None
+    role: Role | None = None
+    org_admin: bool | None = None
+
+
+class Person(Model):
+    id: int
+    org_id: int
+    name: str
+    email: str | None
+    phone: str | None
+    role: Role
+    org_admin: bool
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class SessionCreate(Model):
+    login: str = Field(min_length=1, max_length=254, description="email or phone number")
+    password: Annotated[str, StringConstraints(strip_whitespace=False, max_length=200)]
+
+
+class SessionCreated(Model):
+    token: str = Field(description="send as 'Authorization: Bearer <token>' until expires_at")
+    token_type: str = "bearer"
+    expires_at: datetime
+    person: Person
+    organisation: Organisation
+
+
+class Me(Model):
+    key_id: str
+    org_id: int
+    role: Role
+    org_kind: str
+    district: str | None
+    person_id: int | None
+    org_admin: bool
+    expires_at: datetime | None = Field(None, description="set for sign-in tokens")
+    person: Person | None
+    organisation: Organisation
 
 
 # ---------------------------------------------------------------- patents

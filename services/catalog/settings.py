@@ -15,3 +15,9 @@ class CatalogSettings(ServiceSettings):
     max_upload_records: int = 50_000
     # Uploads above this many records run as a background job the client polls.
     sync_upload_limit: int = 2_000
+    # Sign-in tokens (POST /v1/sessions) live this long.
+    session_ttl_seconds: float = 8 * 3600
+    # Failed sign-ins tolerated per login / per client address within the window.
+    login_max_failures: int = 5
+    login_max_failures_per_client: int = 20
+    login_failure_window_seconds: float = 15 * 60

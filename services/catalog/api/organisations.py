@@ -144,8 +144,11 @@ async def list_keys(org_id: PathId, session: SessionDep, principal: PrincipalDep
     if principal.org_id != org_id:
         require_role(principal, Role.ADMIN)
     await load_org(session, org_id)
+    # Sign-in tokens live in the same table; they are people's, not the organisation's keys.
     rows = await session.scalars(
-        select(ApiKey).where(ApiKey.org_id == org_id).order_by(ApiKey.created_at)
+        select(ApiKey)
+        .where(ApiKey.org_id == org_id, ApiKey.person_id.is_(None))
+        .order_by(ApiKey.created_at)
     )
     return list(rows.all())
 
@@ -165,11 +168,14 @@ async def delete_key(key_id: str, session: SessionDep, principal: PrincipalDep) 
 async def introspect(
     body: schemas.IntrospectRequest, request: Request
 ) -> schemas.IntrospectResponse:
-    """Who does this key belong to? Used by the matching and indicators services."""
-    principal = await request.app.state.authenticator.authenticate(body.key)
-    if principal is None:
+    """Who does this key or sign-in token belong to? Used by the matching and indicators
+    services. Tokens carry `expires_at`; past it, or after sign-out, `active` is false."""
+    found = await request.app.state.authenticator.lookup(body.key)
+    if found is None:
         return schemas.IntrospectResponse(active=False)
-    return schemas.IntrospectResponse(active=True, principal=principal.to_dict())
+    return schemas.IntrospectResponse(
+        active=True, principal=found.principal.to_dict(), expires_at=found.expires_at
+    )
 
 
 @router.get("/auth/me", tags=["auth"])
