@@ -225,7 +225,7 @@ async def save_offer(request: Request, number: str, api: BackendsDep, user: Supp
     terms = terms_from(form)
     patent = await api.get("catalog", f"/v1/patents/{number}")
     try:
-        if patent.get("listing"):
+        if (patent.get("listing") or {}).get("status") in ("listed", "negotiating"):
             await api.patch(
                 "catalog", f"/v1/listings/{patent['listing']['id']}", json={"terms": terms}, token=user.token
             )
@@ -246,16 +246,11 @@ async def save_offer(request: Request, number: str, api: BackendsDep, user: Supp
 async def listing_status(request: Request, listing_id: int, api: BackendsDep, user: Supplier) -> Response:
     form = await request.form()
     status = str(form.get("status") or "")
-    if status not in ("withdrawn", "listed"):
+    if status != "withdrawn":  # re-listing goes through the offer form (new terms)
         return render(request, "errors/404.html", status=404)
     body = {"status": status, "reason": str(form.get("reason") or "")[:300]}
     await api.patch("catalog", f"/v1/listings/{listing_id}", json=body, token=user.token)
-    flash(
-        request,
-        i18n.gettext("The patent has been withdrawn from the pool.")
-        if status == "withdrawn"
-        else i18n.gettext("The patent is back in the pool."),
-    )
+    flash(request, i18n.gettext("The patent has been withdrawn from the pool."))
     return RedirectResponse("/pool/patents", status_code=303)
 
 
