@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -44,6 +45,31 @@ class LocaleMiddleware:
                 lang = "en" if first.startswith("en") else self.default
             i18n.set_locale(lang)
         await self.app(scope, receive, send)
+
+
+class ServerTimingMiddleware:
+    """`Server-Timing: app;dur=<ms>` on every response: the time the portal spent,
+    including its calls to the services (read by bench/portal_bench.py)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+
+        async def timed(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                ms = (time.perf_counter() - start) * 1000
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"server-timing", f"app;dur={ms:.1f}".encode()),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, timed)
 
 
 def create_app(settings: PortalSettings | None = None) -> FastAPI:
@@ -105,9 +131,8 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         max_age=settings.session_max_age,
     )
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(ServerTimingMiddleware)
     return app
-
-
 
 
 def install_error_pages(app: FastAPI) -> None:
@@ -128,7 +153,9 @@ def install_error_pages(app: FastAPI) -> None:
     @app.exception_handler(BackendUnavailable)
     async def _unavailable(request: Request, exc: BackendUnavailable) -> HTMLResponse:
         log.warning("%s unavailable on %s: %s", exc.service, request.url.path, exc.cause)
-        template = "partials/unavailable.html" if request.headers.get("hx-request") else "errors/503.html"
+        template = (
+            "partials/unavailable.html" if request.headers.get("hx-request") else "errors/503.html"
+        )
         return render(request, template, {"service": exc.service}, status=503)
 
     @app.exception_handler(BackendError)
@@ -144,7 +171,9 @@ def install_error_pages(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
         if exc.status_code == 404:
             return render(request, "errors/404.html", status=404)
-        return render(request, "errors/500.html", {"status": exc.status_code}, status=exc.status_code)
+        return render(
+            request, "errors/500.html", {"status": exc.status_code}, status=exc.status_code
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> HTMLResponse:

@@ -86,7 +86,9 @@ def csrf_of(html: str) -> str:
     return m.group(1)
 
 
-def add_person(catalog: CatalogHandle, org_id: int, role: str, email: str, admin: bool = False) -> None:
+def add_person(
+    catalog: CatalogHandle, org_id: int, role: str, email: str, admin: bool = False
+) -> None:
     with catalog.client(catalog.admin_key) as c:
         r = c.post(
             f"/v1/organisations/{org_id}/people",
@@ -113,7 +115,9 @@ def world(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[World]:
     uni_id, uni_key = catalog.org("天津测试大学", "university", "supplier", district="nankai")
-    sme_id, sme_key = catalog.org("天津测试科技有限公司", "sme", "sme", district="binhai", is_sme=True)
+    sme_id, sme_key = catalog.org(
+        "天津测试科技有限公司", "sme", "sme", district="binhai", is_sme=True
+    )
     city_id, city_key = catalog.org("天津市知识产权局", "other", "city_bureau", district="hexi")
     bh_id, bh_key = catalog.org("滨海新区知识产权局", "other", "district_bureau", district="binhai")
     people = {
@@ -144,7 +148,9 @@ def world(
             if name == "sensor":
                 offer = {"modes": ["non_exclusive_licence"], "use_first_pay_later": True,
                          "price_cny": "80000"}  # fmt: skip
-            r = c.post("/v1/listings", json={"application_number": body["application_number"], **offer})
+            r = c.post(
+                "/v1/listings", json={"application_number": body["application_number"], **offer}
+            )
             assert r.status_code == 201, r.text
             patents[name] = body
     # Two effective deals to the SME (2022 and 2023): the 1000 target's counts.

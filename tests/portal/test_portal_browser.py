@@ -95,7 +95,15 @@ def test_search_with_filters_and_open_a_patent(world: World, page_for: Any) -> N
     appno = world.patents["led"]["application_number"]
     assert page.url.endswith(f"/patents/{appno}")
     body = page.locator("main").inner_text()
-    for text in ("天津测试大学", "0 元（免费转让）", "转让", "法律信息", "已授权", "2019-03-01", "相似专利"):
+    for text in (
+        "天津测试大学",
+        "0 元（免费转让）",
+        "转让",
+        "法律信息",
+        "已授权",
+        "2019-03-01",
+        "相似专利",
+    ):
         assert text in body, text
     # Another filter: use-first-pay-later is shown on the sensor patent's terms.
     page.goto("/search?q=传感器")
@@ -171,7 +179,9 @@ def test_interest_becomes_a_lead_the_owner_accepts(world: World, page_for: Any) 
 def test_upload_csv_with_a_bad_row_reports_it_in_chinese(
     world: World, page_for: Any, tmp_path: Path
 ) -> None:
-    good1 = new_patent("天津测试大学", "一种太阳能电池背板", "太阳能电池背板材料。", ["H01L 31/049"])
+    good1 = new_patent(
+        "天津测试大学", "一种太阳能电池背板", "太阳能电池背板材料。", ["H01L 31/049"]
+    )
     good2 = new_patent("天津测试大学", "一种光伏逆变器", "光伏逆变器控制方法。", ["H02M 7/48"])
     bad = dict(good2, title="校验位错误的专利")
     digits = bad["application_number"]
@@ -179,7 +189,18 @@ def test_upload_csv_with_a_bad_row_reports_it_in_chinese(
     path = tmp_path / "我的专利.csv"
     with path.open("w", encoding="utf-8-sig", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["申请号", "专利名称", "摘要", "IPC分类号", "专利权人", "申请日", "授权公告日", "法律状态"])
+        w.writerow(
+            [
+                "申请号",
+                "专利名称",
+                "摘要",
+                "IPC分类号",
+                "专利权人",
+                "申请日",
+                "授权公告日",
+                "法律状态",
+            ]
+        )
         for p in (good1, bad, good2):
             w.writerow([p["application_number"], p["title"], p["abstract"], ";".join(p["ipc_codes"]),
                         p["patentees"][0], p["application_date"], p["grant_date"], "granted"])  # fmt: skip
@@ -248,7 +269,9 @@ def test_bureau_dashboard_shows_the_indicators_api_numbers(world: World, page_fo
         assert num(kpi.locator(".big").inner_text()) == api[code]["actual"]
         assert num(kpi.locator("[data-target]").inner_text()) == api[code]["final_target"]
     assert api["C04"]["actual"] == 2  # the two deals of the fixture
-    yearly = [num(t) for t in page.locator("#yearly tbody tr").first.locator("td").all_inner_texts()]
+    yearly = [
+        num(t) for t in page.locator("#yearly tbody tr").first.locator("td").all_inner_texts()
+    ]
     assert yearly == [s["value"] for s in api["C04"]["series"]]
     rising = api["C04"]["rising_every_year"]
     assert ("逐年递增：已实现" in page.locator("#rising").inner_text()) == rising["rising"]

@@ -33,7 +33,9 @@ def home_of(role: str) -> str:
 
 
 @router.get("/signin", response_class=HTMLResponse)
-async def signin_form(request: Request, user: OptionalUser, next: str = "/", expired: int = 0) -> Response:
+async def signin_form(
+    request: Request, user: OptionalUser, next: str = "/", expired: int = 0
+) -> Response:
     return render(request, "signin.html", {"next": safe_next(next), "expired": bool(expired)})
 
 
@@ -48,7 +50,9 @@ async def signin(request: Request, api: BackendsDep) -> Response:
         ctx["error"] = i18n.gettext("Enter your e-mail or phone number and your password.")
         return render(request, "signin.html", ctx, status=422)
     try:
-        body = await api.post("catalog", "/v1/sessions", json={"login": login, "password": password})
+        body = await api.post(
+            "catalog", "/v1/sessions", json={"login": login, "password": password}
+        )
     except BackendUnavailable:
         ctx["error"] = i18n.gettext(
             "Sign-in is temporarily unavailable (the catalog service cannot be reached). "

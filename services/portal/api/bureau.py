@@ -49,12 +49,16 @@ def clean(params: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/bureau", response_class=HTMLResponse)
-async def dashboard(request: Request, api: BackendsDep, settings: SettingsDep, user: Bureau) -> Response:
+async def dashboard(
+    request: Request, api: BackendsDep, settings: SettingsDep, user: Bureau
+) -> Response:
     plan = settings.city_plan
     district = scope_district(request, user)
     year = year_param(request)
     progress = await api.get(
-        "indicators", f"/v1/plans/{plan}/progress", params=clean({"year": year, "district": district})
+        "indicators",
+        f"/v1/plans/{plan}/progress",
+        params=clean({"year": year, "district": district}),
     )
     window = {"from": progress["plan"]["start"], "to": progress["as_of"]}
     parts = await asyncio.gather(
@@ -88,7 +92,8 @@ async def dashboard(request: Request, api: BackendsDep, settings: SettingsDep, u
             "patent_deals": i18n.gettext("Patent-deals"),
             "pooled": i18n.gettext("Ever pooled"),
         },
-        "drill": f"/bureau/plans/{plan}/C04/records?" + ("" if not district else f"district={district}&"),
+        "drill": f"/bureau/plans/{plan}/C04/records?"
+        + ("" if not district else f"district={district}&"),
     }
     return render(
         request,
@@ -131,24 +136,35 @@ async def plan_table(request: Request, code: str, api: BackendsDep, user: Bureau
     return render(
         request,
         "bureau/plan.html",
-        {"progress": progress, "code": code, "district": params.get("district"), "districts": TIANJIN_DISTRICTS},
+        {
+            "progress": progress,
+            "code": code,
+            "district": params.get("district"),
+            "districts": TIANJIN_DISTRICTS,
+        },
     )
 
 
 @router.get("/bureau/plans/{code}/{indicator}/records", response_class=HTMLResponse)
-async def records(request: Request, code: str, indicator: str, api: BackendsDep, user: Bureau) -> Response:
+async def records(
+    request: Request, code: str, indicator: str, api: BackendsDep, user: Bureau
+) -> Response:
     district = scope_district(request, user)
     qp = request.query_params
     params = clean(
         {
             "year": year_param(request),
             "district": district,
-            "cumulative": qp.get("cumulative") if qp.get("cumulative") in ("true", "false") else None,
+            "cumulative": qp.get("cumulative")
+            if qp.get("cumulative") in ("true", "false")
+            else None,
             "after": qp.get("after") if (qp.get("after") or "").isdigit() else None,
             "limit": 100,
         }
     )
-    body = await api.get("indicators", f"/v1/plans/{code}/indicators/{indicator}/records", params=params)
+    body = await api.get(
+        "indicators", f"/v1/plans/{code}/indicators/{indicator}/records", params=params
+    )
     return render(
         request,
         "bureau/records.html",
@@ -156,8 +172,12 @@ async def records(request: Request, code: str, indicator: str, api: BackendsDep,
     )
 
 
-async def proxy_export(api: Any, user: User, path: str, params: dict[str, Any], fmt: str, name: str) -> Response:
-    r = await api.request("indicators", "GET", path, params={**params, "format": fmt}, token=user.token, timeout=300)
+async def proxy_export(
+    api: Any, user: User, path: str, params: dict[str, Any], fmt: str, name: str
+) -> Response:
+    r = await api.request(
+        "indicators", "GET", path, params={**params, "format": fmt}, token=user.token, timeout=300
+    )
     return Response(
         r.content,
         media_type=EXPORT_TYPES[fmt],
@@ -166,11 +186,15 @@ async def proxy_export(api: Any, user: User, path: str, params: dict[str, Any], 
 
 
 @router.get("/bureau/export/plans/{code}.{fmt}")
-async def export_plan(request: Request, code: str, fmt: str, api: BackendsDep, user: Bureau) -> Response:
+async def export_plan(
+    request: Request, code: str, fmt: str, api: BackendsDep, user: Bureau
+) -> Response:
     if fmt not in EXPORT_TYPES:
         return render(request, "errors/404.html", status=404)
     params = clean({"year": year_param(request), "district": scope_district(request, user)})
-    return await proxy_export(api, user, f"/v1/plans/{code}/progress", params, fmt, f"{code}-progress")
+    return await proxy_export(
+        api, user, f"/v1/plans/{code}/progress", params, fmt, f"{code}-progress"
+    )
 
 
 @router.get("/bureau/export/ledger.{fmt}")
@@ -185,14 +209,18 @@ async def export_ledger(request: Request, fmt: str, api: BackendsDep, user: Bure
 
 
 @router.get("/bureau/figures", response_class=HTMLResponse)
-async def figures(request: Request, api: BackendsDep, settings: SettingsDep, user: Bureau) -> Response:
+async def figures(
+    request: Request, api: BackendsDep, settings: SettingsDep, user: Bureau
+) -> Response:
     plan_code = request.query_params.get("plan") or settings.city_plan
     plan, current = await asyncio.gather(
         api.get("indicators", f"/v1/plans/{plan_code}"),
         api.get("indicators", "/v1/figures", params={"plan": plan_code}),
     )
     if user.role == "district_bureau":
-        current = [f for f in current if f.get("scope") in (user.district, f"district:{user.district}")]
+        current = [
+            f for f in current if f.get("scope") in (user.district, f"district:{user.district}")
+        ]
     reported = [i for i in plan.get("indicators", []) if i.get("source") == "reported"]
     return render(
         request,
@@ -205,7 +233,11 @@ async def figures(request: Request, api: BackendsDep, settings: SettingsDep, use
 async def submit_figure(request: Request, api: BackendsDep, user: Bureau) -> Response:
     form = await request.form()
     plan = str(form.get("plan") or "")
-    district = user.district if user.role == "district_bureau" else (str(form.get("district") or "") or None)
+    district = (
+        user.district
+        if user.role == "district_bureau"
+        else (str(form.get("district") or "") or None)
+    )
     body = {
         "plan": plan,
         "indicator": str(form.get("indicator") or ""),
@@ -226,7 +258,9 @@ async def submit_figure(request: Request, api: BackendsDep, user: Bureau) -> Res
 
 @router.get("/bureau/snapshots", response_class=HTMLResponse)
 async def snapshots(request: Request, api: BackendsDep, user: Bureau) -> Response:
-    items, plans_ = await asyncio.gather(api.get("indicators", "/v1/snapshots"), api.get("indicators", "/v1/plans"))
+    items, plans_ = await asyncio.gather(
+        api.get("indicators", "/v1/snapshots"), api.get("indicators", "/v1/plans")
+    )
     return render(request, "bureau/snapshots.html", {"snapshots": items, "plans": plans_})
 
 
@@ -250,4 +284,8 @@ async def snapshot(request: Request, snap_id: int, api: BackendsDep, user: Burea
         api.get("indicators", f"/v1/snapshots/{snap_id}"),
         optional(api.get("indicators", f"/v1/snapshots/{snap_id}/diff")),
     )
-    return render(request, "bureau/snapshot.html", {"snap": snap, "diff": diff, "district_name": district_name})
+    return render(
+        request,
+        "bureau/snapshot.html",
+        {"snap": snap, "diff": diff, "district_name": district_name},
+    )

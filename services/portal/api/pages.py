@@ -102,25 +102,37 @@ async def search(request: Request, api: BackendsDep, user: OptionalUser) -> Resp
         "unavailable": unavailable,
         "error": error,
     }
-    template = "partials/search_results.html" if request.headers.get("hx-request") else "search.html"
+    template = (
+        "partials/search_results.html" if request.headers.get("hx-request") else "search.html"
+    )
     return render(request, template, ctx)
 
 
 @router.get("/patents/{number}", response_class=HTMLResponse)
-async def patent_page(request: Request, number: str, api: BackendsDep, user: OptionalUser) -> Response:
+async def patent_page(
+    request: Request, number: str, api: BackendsDep, user: OptionalUser
+) -> Response:
     patent = await api.get("catalog", f"/v1/patents/{number}")
     owners_task = asyncio.gather(
-        *(optional(api.get("catalog", f"/v1/organisations/{i}")) for i in patent.get("owner_org_ids", [])[:5])
+        *(
+            optional(api.get("catalog", f"/v1/organisations/{i}"))
+            for i in patent.get("owner_org_ids", [])[:5]
+        )
     )
     bundles_task = asyncio.gather(
-        *(optional(api.get("catalog", "/v1/bundles", params={"org_id": i})) for i in patent.get("owner_org_ids", [])[:5])
+        *(
+            optional(api.get("catalog", "/v1/bundles", params={"org_id": i}))
+            for i in patent.get("owner_org_ids", [])[:5]
+        )
     )
     similar_task = optional(
         api.post("matching", "/v1/match", json={"text": match_text_of(patent), "k": 6})
     )
-    needs_task = optional(
-        api.get("matching", "/v1/needs", params={"mine": "true"}, token=user.token)
-    ) if user and user.role == "sme" else asyncio.sleep(0, result=None)
+    needs_task = (
+        optional(api.get("matching", "/v1/needs", params={"mine": "true"}, token=user.token))
+        if user and user.role == "sme"
+        else asyncio.sleep(0, result=None)
+    )
     owners, bundle_parts, similar, my_needs = await asyncio.gather(
         owners_task, bundles_task, similar_task, needs_task
     )
@@ -133,7 +145,9 @@ async def patent_page(request: Request, number: str, api: BackendsDep, user: Opt
     ]
     if similar.data:
         similar.data = [
-            h for h in similar.data.get("hits", []) if h["application_number"] != patent["application_number"]
+            h
+            for h in similar.data.get("hits", [])
+            if h["application_number"] != patent["application_number"]
         ][:5]
     open_needs = []
     if my_needs is not None and my_needs.data:
@@ -158,7 +172,13 @@ async def problem_form(request: Request, api: BackendsDep, user: OptionalUser) -
     return render(
         request,
         "problem.html",
-        {"text": "", "result": None, "industries": await industries(request, api), "options": filter_options(), "filters": {}},
+        {
+            "text": "",
+            "result": None,
+            "industries": await industries(request, api),
+            "options": filter_options(),
+            "filters": {},
+        },
     )
 
 
@@ -183,7 +203,10 @@ async def problem_results(request: Request, api: BackendsDep, user: OptionalUser
     body = match_body(form)
     ctx: dict[str, Any] = {
         "text": body["text"],
-        "filters": {k: form.get(k, "") for k in ("industry", "mode", "zero_price", "patent_type", "district")},
+        "filters": {
+            k: form.get(k, "")
+            for k in ("industry", "mode", "zero_price", "patent_type", "district")
+        },
         "industries": await industries(request, api),
         "options": filter_options(),
         "result": None,
@@ -203,5 +226,7 @@ async def problem_results(request: Request, api: BackendsDep, user: OptionalUser
         except BackendError as exc:
             ctx["error"] = exc
             status = 422
-    template = "partials/problem_results.html" if request.headers.get("hx-request") else "problem.html"
+    template = (
+        "partials/problem_results.html" if request.headers.get("hx-request") else "problem.html"
+    )
     return render(request, template, ctx, status=status if template == "problem.html" else 200)

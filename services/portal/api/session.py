@@ -68,7 +68,9 @@ class SessionMiddleware:
                 flags = f"Path=/; HttpOnly; SameSite=Lax{'; Secure' if secure else ''}"
                 if session:
                     value = self.signer.dumps(dict(session))
-                    headers.append("set-cookie", f"{COOKIE}={value}; Max-Age={self.max_age}; {flags}")
+                    headers.append(
+                        "set-cookie", f"{COOKIE}={value}; Max-Age={self.max_age}; {flags}"
+                    )
                 else:
                     headers.append("set-cookie", f"{COOKIE}=; Max-Age=0; {flags}")
             await send(message)

@@ -18,7 +18,9 @@ SmeUser = Annotated[User, require(SME)]
 
 @router.get("/me/needs", response_class=HTMLResponse)
 async def my_needs(request: Request, api: BackendsDep, user: SmeUser) -> Response:
-    needs = await optional(api.get("matching", "/v1/needs", params={"mine": "true", "limit": 100}, token=user.token))
+    needs = await optional(
+        api.get("matching", "/v1/needs", params={"mine": "true", "limit": 100}, token=user.token)
+    )
     return render(request, "sme/needs.html", {"needs": needs})
 
 
@@ -79,11 +81,15 @@ async def interest(request: Request, number: str, api: BackendsDep, user: SmeUse
 
 @router.get("/me/leads", response_class=HTMLResponse)
 async def my_leads(request: Request, api: BackendsDep, user: SmeUser) -> Response:
-    leads = await optional(api.get("matching", "/v1/leads", params={"limit": 200}, token=user.token))
+    leads = await optional(
+        api.get("matching", "/v1/leads", params={"limit": 200}, token=user.token)
+    )
     return render(request, "sme/leads.html", {"leads": leads})
 
 
 @router.post("/me/leads/{lead_id}/withdraw")
-async def withdraw_lead(request: Request, lead_id: int, api: BackendsDep, user: SmeUser) -> Response:
+async def withdraw_lead(
+    request: Request, lead_id: int, api: BackendsDep, user: SmeUser
+) -> Response:
     await api.post("matching", f"/v1/leads/{lead_id}/withdraw", json={}, token=user.token)
     return RedirectResponse("/me/leads", status_code=303)

@@ -47,11 +47,15 @@ async def template(fmt: str, api: BackendsDep, user: Supplier) -> Response:
 
 
 @router.post("/pool/upload", response_class=HTMLResponse)
-async def upload(request: Request, api: BackendsDep, settings: SettingsDep, user: Supplier) -> Response:
+async def upload(
+    request: Request, api: BackendsDep, settings: SettingsDep, user: Supplier
+) -> Response:
     form = await request.form()
     file = form.get("file")
     if not isinstance(file, UploadFile) or not file.filename:
-        return render(request, "pool/upload.html", {"error": i18n.gettext("Choose a file to upload.")}, 422)
+        return render(
+            request, "pool/upload.html", {"error": i18n.gettext("Choose a file to upload.")}, 422
+        )
     fmt = format_of(file.filename)
     if fmt is None:
         return render(
@@ -62,7 +66,9 @@ async def upload(request: Request, api: BackendsDep, settings: SettingsDep, user
         )
     data = await file.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:
-        return render(request, "pool/upload.html", {"error": i18n.gettext("The file is too large.")}, 413)
+        return render(
+            request, "pool/upload.html", {"error": i18n.gettext("The file is too large.")}, 413
+        )
     st = store(request)
     uid = st.create(user.org_id, file.filename, fmt, data)
     try:
@@ -101,7 +107,9 @@ def load_upload(request: Request, uid: str, user: User) -> dict[str, Any]:
     return meta
 
 
-async def refresh_job(request: Request, api: Any, uid: str, meta: dict[str, Any], user: User) -> dict[str, Any]:
+async def refresh_job(
+    request: Request, api: Any, uid: str, meta: dict[str, Any], user: User
+) -> dict[str, Any]:
     """Poll the catalog's job; once finished keep its report with the upload."""
     if "report" in meta or "job_id" not in meta:
         return {"status": "done"}
@@ -116,7 +124,9 @@ async def refresh_job(request: Request, api: Any, uid: str, meta: dict[str, Any]
 def report_context(meta: dict[str, Any]) -> dict[str, Any]:
     report = meta.get("report") or {}
     rejected = [
-        {**r, "problems": explain_row(r)} for r in report.get("rows", []) if r.get("status") == "rejected"
+        {**r, "problems": explain_row(r)}
+        for r in report.get("rows", [])
+        if r.get("status") == "rejected"
     ]
     return {"meta": meta, "summary": report.get("summary"), "rejected": rejected}
 
@@ -125,7 +135,9 @@ def report_context(meta: dict[str, Any]) -> dict[str, Any]:
 async def upload_report(request: Request, uid: str, api: BackendsDep, user: Supplier) -> Response:
     meta = load_upload(request, uid, user)
     job = await refresh_job(request, api, uid, meta, user)
-    return render(request, "pool/upload_report.html", {"uid": uid, "job": job, **report_context(meta)})
+    return render(
+        request, "pool/upload_report.html", {"uid": uid, "job": job, **report_context(meta)}
+    )
 
 
 @router.get("/pool/uploads/{uid}/progress", response_class=HTMLResponse)
@@ -147,7 +159,9 @@ async def rejected_rows(request: Request, uid: str, user: Supplier) -> Response:
     return Response(
         data,
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{_quote(stem)}-rejected.csv"},
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(stem)}-rejected.csv"
+        },
     )
 
 
@@ -164,7 +178,15 @@ def _quote(s: str) -> str:
 async def my_patents(request: Request, api: BackendsDep, user: Supplier) -> Response:
     qp = request.query_params
     params: dict[str, Any] = {"owner": user.org_id, "limit": PAGE}
-    if qp.get("pool_status") in ("pooled", "unlisted", "converted", "withdrawn", "lapsed", "listed", "negotiating"):
+    if qp.get("pool_status") in (
+        "pooled",
+        "unlisted",
+        "converted",
+        "withdrawn",
+        "lapsed",
+        "listed",
+        "negotiating",
+    ):
         params["pool_status"] = qp["pool_status"]
     if qp.get("q"):
         params["q"] = qp["q"][:200]
@@ -173,11 +195,25 @@ async def my_patents(request: Request, api: BackendsDep, user: Supplier) -> Resp
     page = await api.get("catalog", "/v1/patents", params=params)
     unlisted = [p for p in page["items"] if not p.get("listing")]
     eligibility = await asyncio.gather(
-        *(optional(api.get("catalog", f"/v1/patents/{p['application_number']}/eligibility")) for p in unlisted)
+        *(
+            optional(api.get("catalog", f"/v1/patents/{p['application_number']}/eligibility"))
+            for p in unlisted
+        )
     )
-    reasons = {p["application_number"]: e.data for p, e in zip(unlisted, eligibility, strict=True) if e.data}
+    reasons = {
+        p["application_number"]: e.data
+        for p, e in zip(unlisted, eligibility, strict=True)
+        if e.data
+    }
     bundles = await optional(api.get("catalog", "/v1/bundles", params={"org_id": user.org_id}))
-    rows = [{"p": p, "offer": offer_of(p.get("listing")), "eligibility": reasons.get(p["application_number"])} for p in page["items"]]
+    rows = [
+        {
+            "p": p,
+            "offer": offer_of(p.get("listing")),
+            "eligibility": reasons.get(p["application_number"]),
+        }
+        for p in page["items"]
+    ]
     return render(
         request,
         "pool/patents.html",
@@ -215,7 +251,12 @@ async def offer_form(request: Request, number: str, api: BackendsDep, user: Supp
     return render(
         request,
         "pool/offer.html",
-        {"p": patent, "listing": patent.get("listing"), "modes": LABELS["mode"], "eligibility": eligibility},
+        {
+            "p": patent,
+            "listing": patent.get("listing"),
+            "modes": LABELS["mode"],
+            "eligibility": eligibility,
+        },
     )
 
 
@@ -227,23 +268,37 @@ async def save_offer(request: Request, number: str, api: BackendsDep, user: Supp
     try:
         if (patent.get("listing") or {}).get("status") in ("listed", "negotiating"):
             await api.patch(
-                "catalog", f"/v1/listings/{patent['listing']['id']}", json={"terms": terms}, token=user.token
+                "catalog",
+                f"/v1/listings/{patent['listing']['id']}",
+                json={"terms": terms},
+                token=user.token,
             )
         else:
             await api.post(
-                "catalog", "/v1/listings", json={"application_number": number, **terms}, token=user.token
+                "catalog",
+                "/v1/listings",
+                json={"application_number": number, **terms},
+                token=user.token,
             )
     except BackendError as exc:
         if exc.status not in (403, 409, 422):
             raise
-        ctx = {"p": patent, "listing": patent.get("listing"), "modes": LABELS["mode"], "problem": exc, "terms": terms}
+        ctx = {
+            "p": patent,
+            "listing": patent.get("listing"),
+            "modes": LABELS["mode"],
+            "problem": exc,
+            "terms": terms,
+        }
         return render(request, "pool/offer.html", ctx, status=exc.status)
     flash(request, i18n.gettext("The offer terms have been saved."))
     return RedirectResponse("/pool/patents", status_code=303)
 
 
 @router.post("/pool/listings/{listing_id}/status")
-async def listing_status(request: Request, listing_id: int, api: BackendsDep, user: Supplier) -> Response:
+async def listing_status(
+    request: Request, listing_id: int, api: BackendsDep, user: Supplier
+) -> Response:
     form = await request.form()
     status = str(form.get("status") or "")
     if status != "withdrawn":  # re-listing goes through the offer form (new terms)
@@ -255,8 +310,12 @@ async def listing_status(request: Request, listing_id: int, api: BackendsDep, us
 
 
 @router.get("/pool/patents/{number}/needs", response_class=HTMLResponse)
-async def needs_for_patent(request: Request, number: str, api: BackendsDep, user: Supplier) -> Response:
-    result = await optional(api.get("matching", f"/v1/patents/{number}/needs", params={"k": 5}, token=user.token))
+async def needs_for_patent(
+    request: Request, number: str, api: BackendsDep, user: Supplier
+) -> Response:
+    result = await optional(
+        api.get("matching", f"/v1/patents/{number}/needs", params={"k": 5}, token=user.token)
+    )
     return render(request, "pool/patent_needs.html", {"result": result, "number": number})
 
 
@@ -265,17 +324,24 @@ async def needs_for_patent(request: Request, number: str, api: BackendsDep, user
 
 @router.get("/pool/leads", response_class=HTMLResponse)
 async def incoming_leads(request: Request, api: BackendsDep, user: Supplier) -> Response:
-    leads = await optional(api.get("matching", "/v1/leads", params={"limit": 200}, token=user.token))
+    leads = await optional(
+        api.get("matching", "/v1/leads", params={"limit": 200}, token=user.token)
+    )
     return render(request, "pool/leads.html", {"leads": leads})
 
 
 @router.post("/pool/leads/{lead_id}/{answer}")
-async def answer_lead(request: Request, lead_id: int, answer: str, api: BackendsDep, user: Supplier) -> Response:
+async def answer_lead(
+    request: Request, lead_id: int, answer: str, api: BackendsDep, user: Supplier
+) -> Response:
     if answer not in ("accept", "decline"):
         return render(request, "errors/404.html", status=404)
     form = await request.form()
     await api.post(
-        "matching", f"/v1/leads/{lead_id}/{answer}", json={"note": str(form.get("note") or "")[:2000]}, token=user.token
+        "matching",
+        f"/v1/leads/{lead_id}/{answer}",
+        json={"note": str(form.get("note") or "")[:2000]},
+        token=user.token,
     )
     flash(
         request,

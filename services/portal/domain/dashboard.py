@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.portal.i18n import gettext
+
 HEADLINES = ("C03", "C04")  # 3000 pooled, 1000 converted to SMEs
 
 
@@ -35,14 +37,16 @@ def yearly_series(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def breakdown_series(
-    body: dict[str, Any] | list[dict[str, Any]] | None, key: str, names: dict[str, str] | None = None
+    body: dict[str, Any] | list[dict[str, Any]] | None,
+    key: str,
+    names: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     rows = body if isinstance(body, list) else (body or {}).get("rows", [])
     labels = []
     for r in rows:
         raw = r.get(key)
         label = r.get(f"{key}_name") or r.get("name") or (names or {}).get(str(raw), raw)
-        labels.append(str(label if label not in (None, "") else "—"))
+        labels.append(str(label) if label not in (None, "") else gettext("Unclassified"))
     return {
         "keys": [r.get(key) for r in rows],
         "labels": labels,

@@ -88,7 +88,9 @@ def _table_rows(data: bytes, fmt: str) -> list[list[str]]:
     return [["" if c is None else str(c) for c in r] for r in ws.iter_rows(values_only=True)]
 
 
-def rejected_csv(data: bytes, fmt: str, report_rows: list[dict[str, Any]], reason_header: str) -> bytes:
+def rejected_csv(
+    data: bytes, fmt: str, report_rows: list[dict[str, Any]], reason_header: str
+) -> bytes:
     """The rejected rows of the original file (same columns, same order) plus a column with
     the reasons, as UTF-8 CSV with a BOM so Excel opens it in Chinese."""
     rejected = {int(r["row"]): r for r in report_rows if r.get("status") == "rejected"}

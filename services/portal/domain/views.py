@@ -70,7 +70,9 @@ def offer_of(listing: dict[str, Any] | None) -> Offer | None:
         price = gettext("0 yuan (free transfer)")
     elif price_raw not in (None, ""):
         amount = float(price_raw)
-        price = f"¥ {amount:,.0f}" + (" " + gettext("(negotiable)") if listing.get("negotiable") else "")
+        price = f"¥ {amount:,.0f}" + (
+            " " + gettext("(negotiable)") if listing.get("negotiable") else ""
+        )
     else:
         price = gettext("Price negotiable")
     return Offer(
