@@ -55,9 +55,9 @@ def sign_in(base: str, login: str, password: str) -> tuple[httpx.Client, str]:
     token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/signin").text)
     assert token, "no sign-in form"
     r = c.post("/signin", data={"csrf_token": token.group(1), "login": login, "password": password})
-    if "/signin" in str(r.url):
-        sys.exit(f"sign-in as {login} failed")
-    csrf = re.search(r'"X-CSRF-Token": "([^"]+)"', r.text)
+    if r.status_code != 303:
+        sys.exit(f"sign-in as {login} failed ({r.status_code})")
+    csrf = re.search(r'"X-CSRF-Token": "([^"]+)"', c.get("/").text)
     assert csrf
     return c, csrf.group(1)
 
