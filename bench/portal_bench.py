@@ -3,6 +3,7 @@
     scripts/run &                                   # or any running portal + services
     .venv/bin/python bench/portal_bench.py          # 300 requests per page
     .venv/bin/python bench/portal_bench.py --smoke  # 20 per page, a quick check
+    .venv/bin/python bench/portal_bench.py --setup 100000   # its own platform on PostgreSQL
 
 Signs in through the sign-in form as the demo SME and the demo city bureau (from
 var/demo-people.json, or --sme / --bureau / --password), then requests, one at a time over
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import sys
@@ -30,6 +32,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 KEYWORDS = [
     "电池", "传感器", "电路", "材料", "检测 方法", "催化剂", "机器人", "图像", "污水",
     "电池 正极", "LED", "算法", "涂层", "医疗", "不存在的词语",
@@ -109,7 +112,26 @@ def main() -> int:
     ap.add_argument("--bureau", help="city bureau sign-in (e-mail or phone)")
     ap.add_argument("--password")
     ap.add_argument("--year", default="2023")
+    ap.add_argument("--setup", type=int, metavar="N",
+                    help="start a fresh platform on PostgreSQL with N pooled patents first")  # fmt: skip
+    ap.add_argument(
+        "--pg",
+        default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+    )
     args = ap.parse_args()
+    if args.setup:
+        from bench.portal_setup import platform
+
+        with platform(args.setup, args.pg, ROOT / "bench" / "results" / "portal") as env:
+            people = env["people"]
+            args.portal = env["portal"]
+            args.sme, args.bureau = people["sme"]["login"], people["city_bureau"]["login"]
+            args.password = people["sme"]["password"]
+            return run(args)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     n = 20 if args.smoke else args.n
     sme, bureau, pw_sme, pw_bureau = args.sme, args.bureau, args.password, args.password
     if not (sme and bureau) and Path(args.people).exists():

@@ -142,13 +142,21 @@ def install_error_pages(app: FastAPI) -> None:
             return Response(status_code=204, headers={"HX-Redirect": "/signin"})
         return RedirectResponse(f"/signin?next={exc.next_url}", status_code=303)
 
+    def error_page(
+        request: Request, template: str, ctx: dict[str, Any], status: int
+    ) -> HTMLResponse:
+        # An htmx request gets a short message to swap in, not a whole page inside a page.
+        if request.headers.get("hx-request"):
+            template = "partials/error.html"
+        return render(request, template, ctx, status=status)
+
     @app.exception_handler(WrongRole)
     async def _role(request: Request, exc: WrongRole) -> HTMLResponse:
-        return render(request, "errors/403.html", {"reason": "role"}, status=403)
+        return error_page(request, "errors/403.html", {"reason": "role"}, 403)
 
     @app.exception_handler(CsrfRejected)
     async def _csrf(request: Request, exc: CsrfRejected) -> HTMLResponse:
-        return render(request, "errors/403.html", {"reason": "csrf"}, status=403)
+        return error_page(request, "errors/403.html", {"reason": "csrf"}, 403)
 
     @app.exception_handler(BackendUnavailable)
     async def _unavailable(request: Request, exc: BackendUnavailable) -> HTMLResponse:
@@ -165,7 +173,10 @@ def install_error_pages(app: FastAPI) -> None:
             session_of(request).pop("user", None)
             return RedirectResponse(f"/signin?next={request.url.path}&expired=1", status_code=303)
         status = exc.status if exc.status in (403, 404, 409, 422) else 400
-        return render(request, "errors/backend.html", {"error": exc}, status=status)
+        template = (
+            "partials/error.html" if request.headers.get("hx-request") else "errors/backend.html"
+        )
+        return render(request, template, {"error": exc}, status=status)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
@@ -178,4 +189,4 @@ def install_error_pages(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> HTMLResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return render(request, "errors/500.html", {"status": 500}, status=500)
+        return error_page(request, "errors/500.html", {"status": 500}, 500)

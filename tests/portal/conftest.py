@@ -26,9 +26,9 @@ import pytest
 
 from services.portal.main import create_app
 from services.portal.settings import PortalSettings
-from shared.testing import LiveServer
+from shared.testing import LiveServer, fresh_database
 from tests import factories
-from tests.conftest import CatalogHandle
+from tests.conftest import CatalogHandle, start_catalog
 from tests.indicators.conftest import IndicatorsHandle, indicators  # noqa: F401 - fixture
 from tests.matching.conftest import MatchingHandle, matching, new_patent  # noqa: F401 - fixture
 
@@ -42,6 +42,22 @@ PASSWORD = "portal-test-pass-1"
 def engine(request: pytest.FixtureRequest) -> str:
     """SQLite only for the portal (see the module docstring)."""
     return str(request.param)
+
+
+# Uploads above this many rows become catalog jobs, so a small file exercises the
+# progress polling too.
+SYNC_UPLOAD_LIMIT = 5
+
+
+@pytest.fixture(scope="module")
+def catalog(engine: str, db_dir: Path) -> Iterator[CatalogHandle]:
+    """The live catalog of tests/conftest.py, with a small synchronous-upload limit."""
+    with fresh_database(engine, db_dir, "catalog") as url:
+        server, admin_key = start_catalog(url, sync_upload_limit=SYNC_UPLOAD_LIMIT)
+        try:
+            yield CatalogHandle(server.url, url, admin_key)
+        finally:
+            server.stop()
 
 
 @dataclass

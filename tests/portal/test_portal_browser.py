@@ -13,7 +13,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
 from tests.matching.conftest import new_patent
-from tests.portal.conftest import PASSWORD, World, shot
+from tests.portal.conftest import PASSWORD, SYNC_UPLOAD_LIMIT, World, shot
 
 WIDTHS = (360, 1280)
 
@@ -176,6 +176,29 @@ def test_interest_becomes_a_lead_the_owner_accepts(world: World, page_for: Any) 
     assert "已接受" in sme.locator("tr", has_text="LED驱动恒流升压电路").inner_text()
 
 
+HEADERS = [
+    "申请号",
+    "专利名称",
+    "摘要",
+    "IPC分类号",
+    "专利权人",
+    "申请日",
+    "授权公告日",
+    "法律状态",
+]
+
+
+def upload_csv(path: Path, patents: list[dict[str, Any]]) -> Path:
+    """A CSV in the catalog template's Chinese headers, as Excel saves it (UTF-8 + BOM)."""
+    with path.open("w", encoding="utf-8-sig", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(HEADERS)
+        for p in patents:
+            w.writerow([p["application_number"], p["title"], p["abstract"], ";".join(p["ipc_codes"]),
+                        p["patentees"][0], p["application_date"], p["grant_date"], "granted"])  # fmt: skip
+    return path
+
+
 def test_upload_csv_with_a_bad_row_reports_it_in_chinese(
     world: World, page_for: Any, tmp_path: Path
 ) -> None:
@@ -186,24 +209,7 @@ def test_upload_csv_with_a_bad_row_reports_it_in_chinese(
     bad = dict(good2, title="校验位错误的专利")
     digits = bad["application_number"]
     bad["application_number"] = digits[:-1] + ("0" if digits[-1] != "0" else "1")
-    path = tmp_path / "我的专利.csv"
-    with path.open("w", encoding="utf-8-sig", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(
-            [
-                "申请号",
-                "专利名称",
-                "摘要",
-                "IPC分类号",
-                "专利权人",
-                "申请日",
-                "授权公告日",
-                "法律状态",
-            ]
-        )
-        for p in (good1, bad, good2):
-            w.writerow([p["application_number"], p["title"], p["abstract"], ";".join(p["ipc_codes"]),
-                        p["patentees"][0], p["application_date"], p["grant_date"], "granted"])  # fmt: skip
+    path = upload_csv(tmp_path / "我的专利.csv", [good1, bad, good2])
     page = page_for("supplier")
     page.goto("/pool/upload")
     page.get_by_label("文件（CSV 或 XLSX，最多 50,000 行）").set_input_files(str(path))
@@ -226,6 +232,33 @@ def test_upload_csv_with_a_bad_row_reports_it_in_chinese(
         p = page_for("supplier", width)
         p.goto(page.url)
         shot(p, "upload-report")
+
+
+def test_a_large_upload_runs_as_a_job_with_progress(
+    world: World, page_for: Any, tmp_path: Path
+) -> None:
+    rows = [
+        new_patent("天津测试大学", f"一种批量上传的装置{i}", "批量上传测试。", ["B65G 1/00"])
+        for i in range(SYNC_UPLOAD_LIMIT + 3)
+    ]
+    rows[4]["ipc_codes"] = ["H01M-10"]  # one bad row: spreadsheet row 6
+    path = upload_csv(tmp_path / "batch.csv", rows)
+    page = page_for("supplier")
+    page.goto("/pool/upload")
+    page.get_by_label("文件（CSV 或 XLSX，最多 50,000 行）").set_input_files(str(path))
+    page.get_by_role("button", name="上传").click()
+    page.wait_for_load_state()
+    assert "后台" in page.locator("#job").inner_text()  # the catalog answered 202 with a job
+    # Whether the first view showed the progress bar or the job was already done, the
+    # page (polling with htmx) ends on the report.
+    expect(page.locator('[data-count="accepted"]')).to_have_text(str(len(rows) - 1), timeout=30_000)
+    assert page.locator("#rejected tbody tr").first.locator("td").first.inner_text() == "6"
+    uid = page.url.rsplit("/", 1)[-1]
+    c, _ = world.signed_in("supplier")
+    r = c.get(f"/pool/uploads/{uid}/progress", headers={"HX-Request": "true"})
+    assert r.status_code == 200 and r.headers["HX-Refresh"] == "true"
+    other, _ = world.signed_in("sme")  # another organisation's upload does not exist for you
+    assert other.get(f"/pool/uploads/{uid}").status_code == 403  # SMEs: not their pages at all
 
 
 def test_owner_edits_terms_withdraws_and_relists(world: World, page_for: Any) -> None:

@@ -102,3 +102,12 @@ def test_every_chinese_message_is_translated() -> None:
         catalog = read_po(f)
     missing = [m.id for m in catalog if m.id and (not m.string or m.fuzzy)]
     assert not missing, missing
+
+
+def test_htmx_requests_get_a_short_message_not_a_page(world: World) -> None:
+    c, _ = world.signed_in("sme")
+    r = c.post("/problem", data={"text": "LED"}, headers={"HX-Request": "true"})
+    assert r.status_code == 403  # no CSRF token
+    assert "<html" not in r.text and "表单校验失败" in r.text
+    r = c.get("/bureau", headers={"HX-Request": "true"})
+    assert r.status_code == 403 and "<html" not in r.text and "无权打开" in r.text

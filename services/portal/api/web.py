@@ -18,7 +18,7 @@ from services.portal import i18n
 from services.portal.api.session import csrf_token, session_of
 from services.portal.domain.backends import Backends
 from services.portal.domain.labels import district_name, label
-from services.portal.domain.views import offer_of
+from services.portal.domain.views import filtered_note, offer_of
 from services.portal.settings import PortalSettings
 
 TEMPLATES = Path(__file__).parent.parent / "templates"
@@ -149,6 +149,7 @@ def build_env() -> Environment:
         urlq=lambda s: quote(str(s), safe=""),
         tojson_attr=lambda v: json.dumps(v, ensure_ascii=False),
         offer=offer_of,
+        filtered=filtered_note,
     )
     return env
 

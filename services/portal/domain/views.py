@@ -90,3 +90,29 @@ def offer_of(listing: dict[str, Any] | None) -> Offer | None:
 def match_text_of(patent: dict[str, Any]) -> str:
     """What 'similar patents' asks the matcher: the patent's own title and abstract."""
     return f"{patent.get('title', '')}\n{(patent.get('abstract') or '')[:1200]}"
+
+
+def filtered_note(value: Any) -> dict[str, Any] | None:
+    """The matching service's `filtered_out` (better-scoring patents the filters removed),
+    in whatever of its reasonable shapes: a count, a list of hits, or an object with a
+    count and/or the hits and a per-filter tally."""
+    if not value:
+        return None
+    if isinstance(value, int):
+        return {"count": value, "hits": [], "by_filter": {}}
+    if isinstance(value, list):
+        return {"count": len(value), "hits": value[:5], "by_filter": {}}
+    if isinstance(value, dict):
+        hits = value.get("hits") or value.get("patents") or value.get("items") or []
+        count = value.get("count")
+        if count is None:
+            count = value.get("total", len(hits))
+        by_filter = value.get("by_filter") or value.get("reasons") or {}
+        if not count and not hits:
+            return None
+        return {
+            "count": count,
+            "hits": hits[:5] if isinstance(hits, list) else [],
+            "by_filter": by_filter if isinstance(by_filter, dict) else {},
+        }
+    return None
