@@ -78,6 +78,7 @@ class World:
     portal_url: str
     people: dict[str, Person]
     patents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deals: dict[int, int] = field(default_factory=dict)  # effective year -> deal id
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.portal_url, timeout=60, follow_redirects=False)
@@ -171,8 +172,9 @@ def world(
             patents[name] = body
     # Two effective deals to the SME (2022 and 2023): the 1000 target's counts.
     indicators.wait_synced()
+    deals: dict[int, int] = {}
     for name, year in (("water", 2022), ("battery", 2023)):
-        indicators.deal(
+        deals[year] = indicators.deal(
             city_key,
             patents=[patents[name]["application_number"]],
             suppliers=[uni_id],
@@ -180,7 +182,7 @@ def world(
             kind="assignment",
             effective=f"{year}-05-10",
             contract=f"{year}-05-01",
-        )
+        )["id"]
     matching.wait_synced()
 
     upload_dir = tmp_path_factory.mktemp("portal-uploads")
@@ -193,7 +195,7 @@ def world(
     )
     server = LiveServer(create_app(settings)).start()
     try:
-        yield World(catalog, matching, indicators, server.url, people, patents)
+        yield World(catalog, matching, indicators, server.url, people, patents, deals)
     finally:
         server.stop()
 

@@ -280,6 +280,16 @@ def test_owner_edits_terms_withdraws_and_relists(world: World, page_for: Any) ->
     page.get_by_role("button", name="保存交易条件").click()
     page.wait_for_load_state()
     assert "挂牌中" in page.locator(f'[data-appno="{appno}"]').inner_text()
+    # A bundle of two pooled patents, shown on the patent page.
+    led = world.patents["led"]["application_number"]
+    for number in (appno, led):
+        page.locator(f'[data-appno="{number}"]').get_by_label("加入新的专利包").check()
+    page.get_by_label("专利包名称").fill("柔性电子专利包")
+    page.get_by_role("button", name="创建专利包").click()
+    page.wait_for_load_state()
+    assert "柔性电子专利包" in page.locator("#bundles ~ ul").inner_text()
+    page.goto(f"/patents/{led}")
+    assert "柔性电子专利包" in page.locator("#bundle-h ~ p").first.inner_text()
 
 
 def api_progress(world: World, **params: Any) -> dict[str, Any]:
@@ -336,11 +346,20 @@ def test_plan_table_exports_and_snapshot(world: World, page_for: Any) -> None:
         page.get_by_role("link", name="导出（Excel）").click()
     assert Path(dl.value.path()).read_bytes()[:2] == b"PK"  # an XLSX (zip) file
     page.goto("/bureau/snapshots")
+    assert page.get_by_label("方案").input_value() == "city-001"  # the city plan first
     page.get_by_label("年度").fill("2023")
     page.get_by_role("button", name="冻结").click()
     page.wait_for_load_state()
     assert "/bureau/snapshots/" in page.url
     assert "所有指标与实时数据一致" in page.locator("main").inner_text()
+    # A deal cancelled after the freeze: the snapshot keeps 2, the diff shows live 1.
+    with world.indicators.client(world.people["city_bureau"].key) as c:
+        r = c.post(f"/v1/deals/{world.deals[2023]}/cancel", json={"reason": "合同解除"})
+        assert r.status_code == 200, r.text
+    page.reload()
+    c04 = page.locator('#diff tr[data-code="C04"] td')
+    assert [c04.nth(1).inner_text(), c04.nth(2).inner_text()] == ["2", "1"]
+    assert "合同解除" in page.locator("main").inner_text()
 
 
 def test_no_serious_accessibility_violations(world: World, page_for: Any) -> None:

@@ -257,11 +257,17 @@ async def submit_figure(request: Request, api: BackendsDep, user: Bureau) -> Res
 
 
 @router.get("/bureau/snapshots", response_class=HTMLResponse)
-async def snapshots(request: Request, api: BackendsDep, user: Bureau) -> Response:
+async def snapshots(
+    request: Request, api: BackendsDep, settings: SettingsDep, user: Bureau
+) -> Response:
     items, plans_ = await asyncio.gather(
         api.get("indicators", "/v1/snapshots"), api.get("indicators", "/v1/plans")
     )
-    return render(request, "bureau/snapshots.html", {"snapshots": items, "plans": plans_})
+    return render(
+        request,
+        "bureau/snapshots.html",
+        {"snapshots": items, "plans": plans_, "city_plan": settings.city_plan},
+    )
 
 
 @router.post("/bureau/snapshots")

@@ -319,6 +319,32 @@ async def needs_for_patent(
     return render(request, "pool/patent_needs.html", {"result": result, "number": number})
 
 
+@router.post("/pool/bundles", response_class=HTMLResponse)
+async def create_bundle(request: Request, api: BackendsDep, user: Supplier) -> Response:
+    form = await request.form()
+    price = str(form.get("price_cny") or "").strip().replace(",", "")
+    body = {
+        "name": str(form.get("name") or "").strip(),
+        "description": str(form.get("description") or "")[:5000],
+        "price_cny": price or None,
+        "application_numbers": [str(n) for n in form.getlist("application_numbers") if n],
+    }
+    await api.post("catalog", "/v1/bundles", json=body, token=user.token)
+    flash(request, i18n.gettext("The bundle has been created."))
+    return RedirectResponse("/pool/patents#bundles", status_code=303)
+
+
+@router.post("/pool/bundles/{bundle_id}/withdraw")
+async def withdraw_bundle(
+    request: Request, bundle_id: int, api: BackendsDep, user: Supplier
+) -> Response:
+    await api.patch(
+        "catalog", f"/v1/bundles/{bundle_id}", json={"status": "withdrawn"}, token=user.token
+    )
+    flash(request, i18n.gettext("The bundle has been withdrawn."))
+    return RedirectResponse("/pool/patents#bundles", status_code=303)
+
+
 # ------------------------------------------------------------------ incoming leads
 
 
