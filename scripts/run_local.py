@@ -60,20 +60,34 @@ def main() -> int:
     ports = {n: p for n, p, _ in services}
     env = env_for(ports)
     keys_file = VAR / "demo-keys.json"
+    people_file = VAR / "demo-people.json"
     first_start = not (VAR / "catalog.db").exists()
+    catalog_cli = [
+        sys.executable,
+        "-m",
+        "services.catalog.cli",
+        "--database-url",
+        env["CATALOG_DATABASE_URL"],
+    ]
     if first_start:
         print("loading demo data into var/catalog.db ...", flush=True)
         subprocess.run(
             [
-                sys.executable,
-                "-m",
-                "services.catalog.cli",
-                "--database-url",
-                env["CATALOG_DATABASE_URL"],
+                *catalog_cli,
                 "load-demo",
                 "--keys-file",
                 str(keys_file),
+                "--people-file",
+                str(people_file),
             ],
+            check=True,
+            env=env,
+            cwd=ROOT,
+        )
+    elif not people_file.exists():
+        # var/ from before people existed: add the demo people (idempotent).
+        subprocess.run(
+            [*catalog_cli, "load-demo-people", "--people-file", str(people_file)],
             check=True,
             env=env,
             cwd=ROOT,
@@ -137,6 +151,11 @@ def main() -> int:
         )
         for who, key in json.loads(keys_file.read_text(encoding="utf-8")).items():
             print(f"  {who}: {key}")
+    if people_file.exists():
+        print(f"\nDemo sign-ins (POST /v1/sessions; also in {people_file.relative_to(ROOT)}):")
+        for p in json.loads(people_file.read_text(encoding="utf-8")):
+            admin = ", org admin" if p["org_admin"] else ""
+            print(f"  {p['role']:<16} {p['login']} / {p['password']}   ({p['organisation']}{admin})")
     if args.smoke or not ok:
         stop()
         return 0 if ok else 1

@@ -3,7 +3,8 @@
 tjp-catalog create-org --kind university --name 天津大学 --district nankai --uscc ...
 tjp-catalog create-key --org-id 1 --role supplier
 tjp-catalog revoke-key KEY_ID
-tjp-catalog load-demo
+tjp-catalog load-demo [--keys-file var/demo-keys.json] [--people-file var/demo-people.json]
+tjp-catalog load-demo-people --people-file var/demo-people.json
 """
 
 from __future__ import annotations
@@ -95,6 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     d = sub.add_parser("load-demo")
     d.add_argument("--limit", type=int, default=None)
     d.add_argument("--keys-file", default=None, help="write the demo API keys here")
+    d.add_argument("--people-file", default=None, help="write the demo sign-ins here")
+    dp = sub.add_parser("load-demo-people", help="only the demo people (idempotent)")
+    dp.add_argument("--people-file", default=None, help="write the demo sign-ins here")
     args = ap.parse_args(argv)
     url = args.database_url or CatalogSettings().database_url
     upgrade(MIGRATIONS, url)
@@ -122,8 +126,17 @@ def main(argv: list[str] | None = None) -> None:
             from services.catalog.demo.load import load_demo
 
             keys_file = Path(args.keys_file) if args.keys_file else None
-            result = asyncio.run(load_demo(url, limit=args.limit, keys_file=keys_file))
+            people_file = Path(args.people_file) if args.people_file else None
+            result = asyncio.run(
+                load_demo(url, limit=args.limit, keys_file=keys_file, people_file=people_file)
+            )
             print(json.dumps(result, ensure_ascii=False))
+        elif args.cmd == "load-demo-people":
+            from services.catalog.demo.load import load_demo_people
+
+            people_file = Path(args.people_file) if args.people_file else None
+            sign_ins = asyncio.run(load_demo_people(url, people_file))
+            print(json.dumps({"people": len(sign_ins)}, ensure_ascii=False))
     except ValueError as exc:  # pydantic validation of CLI input
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -8,11 +8,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from services.matching.main import MIGRATIONS as MATCHING_MIGRATIONS
+from services.matching.main import create_app as create_matching_app
+from services.matching.settings import MatchingSettings
 from shared.auth import RemoteAuthenticator
+from shared.db import upgrade
+from shared.testing import LiveServer, fresh_database
 from tests.conftest import CatalogHandle, start_catalog
 from tests.factories import patent
 
@@ -408,3 +414,49 @@ def test_other_services_cache_a_token_briefly(catalog: CatalogHandle) -> None:
     assert before is not None and before.person_id is not None and before.org_admin
     assert cached == before  # within the token cache time, the old answer stands
     assert after is None
+
+
+def test_a_token_is_accepted_by_another_service(
+    catalog: CatalogHandle, engine: str, db_dir: Path, tmp_path: Path
+) -> None:
+    """The matching service checks the token through the catalog's introspection and
+    applies its own rules to the principal, exactly as for an API key."""
+    sme_id, _ = catalog.org("天津令牌中小企业", kind="sme", role=None)
+    uni_id, _ = uni(catalog, "天津令牌匹配大学")
+    sme_email, uni_email = unique_email(), unique_email()
+    add_person(catalog, catalog.admin_key, sme_id, "sme", email=sme_email)
+    add_person(catalog, catalog.admin_key, uni_id, "supplier", email=uni_email)
+    need = {
+        "title": "锂电池正极材料循环寿命提升",
+        "description": "现寻求一种提高锂离子电池正极材料循环稳定性的技术",
+        "industry": "1",
+        "modes": ["assignment"],
+    }
+    with fresh_database(engine, db_dir, "matching") as url:
+        upgrade(MATCHING_MIGRATIONS, url)
+        settings = MatchingSettings(
+            database_url=url,
+            catalog_url=catalog.url,
+            index_dir=str(tmp_path / "index"),
+            feed_idle_interval=0.05,
+            snapshot_interval=3600,
+        )
+        server = LiveServer(create_matching_app(settings)).start()
+        try:
+            sme_token = token_of(catalog, sme_email)
+            with httpx.Client(base_url=server.url, timeout=60) as c:
+                auth = {"Authorization": f"Bearer {sme_token}"}
+                r = c.post("/v1/needs", json=need, headers=auth)
+                assert r.status_code == 201, r.text
+                assert r.json()["org_id"] == sme_id
+                uni_auth = {"Authorization": f"Bearer {token_of(catalog, uni_email)}"}
+                assert c.post("/v1/needs", json=need, headers=uni_auth).status_code == 403
+                with catalog.client(sme_token) as cat:
+                    assert cat.delete("/v1/sessions/current").status_code == 204
+                # A token the matching service has not cached is refused at once.
+                fresh = {"Authorization": f"Bearer {token_of(catalog, sme_email)}"}
+                with catalog.client(fresh["Authorization"][7:]) as cat:
+                    assert cat.delete("/v1/sessions/current").status_code == 204
+                assert c.post("/v1/needs", json=need, headers=fresh).status_code == 401
+        finally:
+            server.stop()

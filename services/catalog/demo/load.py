@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.catalog import schemas
 from services.catalog.api.organisations import create_organisation
+from services.catalog.api.people import create_person
 from services.catalog.domain.ingest import (
     Prepared,
     ineligibility,
@@ -22,7 +24,7 @@ from services.catalog.domain.ingest import (
 )
 from services.catalog.domain.keys import issue_key
 from services.catalog.domain.listings import open_listing
-from services.catalog.models import Listing, Organisation, Patent
+from services.catalog.models import Listing, Organisation, Patent, Person
 from shared.auth import Role
 from shared.db import Database
 
@@ -69,6 +71,44 @@ ACCOUNTS: list[dict[str, Any]] = [
     },
 ]
 SUPPLIER_KEYS = ["天津大学", "南开大学", "天津科技大学"]
+# One person per role for signing in to the portal; the password is public on purpose.
+DEMO_PASSWORD = "tianjin-demo-2026"
+DEMO_PEOPLE: list[dict[str, Any]] = [
+    {
+        "org": "天津示例新能源科技有限公司",
+        "name": "王企业（示例）",
+        "email": "sme@tjpatent.example",
+        "phone": "13800138001",
+        "role": "sme",
+    },
+    {
+        "org": "天津大学",
+        "name": "李老师（示例）",
+        "email": "tju@tjpatent.example",
+        "phone": "13800138002",
+        "role": "supplier",
+        "org_admin": True,
+    },
+    {
+        "org": "滨海新区知识产权局（示例）",
+        "name": "赵科长（示例）",
+        "email": "binhai@tjpatent.example",
+        "role": "district_bureau",
+    },
+    {
+        "org": "天津市知识产权局（示例）",
+        "name": "孙处长（示例）",
+        "email": "bureau@tjpatent.example",
+        "role": "city_bureau",
+    },
+    {
+        "org": "平台管理员",
+        "name": "平台管理员（示例）",
+        "email": "admin@tjpatent.example",
+        "role": "admin",
+        "org_admin": True,
+    },
+]
 UPLOAD_DEMO_OWNER = "天津大学"
 
 
@@ -95,8 +135,59 @@ def _terms(rng: random.Random) -> schemas.OfferTerms:
     return schemas.OfferTerms(modes=modes, price_cny=price, negotiable=True)
 
 
+async def add_demo_people(
+    session: AsyncSession, by_name: dict[str, Organisation]
+) -> list[dict[str, Any]]:
+    """Create the demo people that are missing; return every demo sign-in."""
+    sign_ins = []
+    for spec in DEMO_PEOPLE:
+        org = by_name.get(spec["org"])
+        if org is None:
+            continue
+        exists = await session.scalar(select(Person.id).where(Person.email == spec["email"]))
+        if exists is None:
+            body = {k: v for k, v in spec.items() if k != "org"}
+            await create_person(
+                session, org.id, schemas.PersonCreate(**body, password=DEMO_PASSWORD)
+            )
+        sign_ins.append(
+            {
+                "role": spec["role"],
+                "login": spec["email"],
+                "password": DEMO_PASSWORD,
+                "name": spec["name"],
+                "organisation": org.name,
+                "org_admin": spec.get("org_admin", False),
+            }
+        )
+    return sign_ins
+
+
+def write_people_file(people_file: Path, sign_ins: list[dict[str, Any]]) -> None:
+    people_file.parent.mkdir(parents=True, exist_ok=True)
+    people_file.write_text(json.dumps(sign_ins, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+async def load_demo_people(url: str, people_file: Path | None = None) -> list[dict[str, Any]]:
+    """Only the demo people (for a var/ made before people existed). Idempotent."""
+    db = Database(url)
+    try:
+        async with db.sessionmaker() as session, session.begin():
+            orgs = (await session.scalars(select(Organisation))).all()
+            sign_ins = await add_demo_people(session, {o.name: o for o in orgs})
+    finally:
+        await db.dispose()
+    if people_file:
+        write_people_file(people_file, sign_ins)
+    return sign_ins
+
+
 async def load_demo(
-    url: str, *, limit: int | None = None, keys_file: Path | None = None
+    url: str,
+    *,
+    limit: int | None = None,
+    keys_file: Path | None = None,
+    people_file: Path | None = None,
 ) -> dict[str, Any]:
     db = Database(url)
     summary: dict[str, Any] = {}
@@ -126,6 +217,7 @@ async def load_demo(
                 for name in SUPPLIER_KEYS:
                     if name in by_name:
                         keys[name] = await issue_key(session, by_name[name], Role.SUPPLIER, "demo")
+            sign_ins = await add_demo_people(session, by_name)
             # 天津大学's records are left out: they are the demo CSV a university uploads itself.
             records = [
                 r
@@ -178,4 +270,8 @@ async def load_demo(
         summary["keys_file"] = str(keys_file)
     elif keys:
         summary["keys"] = keys
+    summary["people"] = len(sign_ins)
+    if people_file:
+        write_people_file(people_file, sign_ins)
+        summary["people_file"] = str(people_file)
     return summary
