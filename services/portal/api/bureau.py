@@ -4,7 +4,9 @@ figures, snapshots. A district bureau sees its district's figures of the city pl
 from __future__ import annotations
 
 import asyncio
+from datetime import date, datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -24,6 +26,7 @@ from services.portal.domain.labels import LABELS, district_name
 from shared.regions import TIANJIN_DISTRICTS
 
 router = APIRouter(dependencies=[Depends(csrf_protect)])
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 Bureau = Annotated[User, require(*BUREAUS)]
 EXPORT_TYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -48,6 +51,22 @@ def clean(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v not in (None, "")}
 
 
+async def plan_meta(request: Request, api: Any, code: str) -> dict[str, Any]:
+    """A plan's definition (window, years); plans are data files, so read once."""
+    cache: dict[str, Any] = request.app.state.__dict__.setdefault("plans", {})
+    if code not in cache:
+        cache[code] = await api.get("indicators", f"/v1/plans/{code}")
+    return cache[code]  # type: ignore[no-any-return]
+
+
+def breakdown_window(meta: dict[str, Any], year: int | None) -> dict[str, str]:
+    """From the plan's start to the end of the period shown (never past today, Beijing)."""
+    today = datetime.now(SHANGHAI).date()
+    deadline = date.fromisoformat(meta["deadline"])
+    end = date(year, 12, 31) if year else min(today, deadline)
+    return {"from": meta["start"], "to": min(end, today, deadline).isoformat()}
+
+
 @router.get("/bureau", response_class=HTMLResponse)
 async def dashboard(
     request: Request, api: BackendsDep, settings: SettingsDep, user: Bureau
@@ -55,13 +74,16 @@ async def dashboard(
     plan = settings.city_plan
     district = scope_district(request, user)
     year = year_param(request)
-    progress = await api.get(
-        "indicators",
-        f"/v1/plans/{plan}/progress",
-        params=clean({"year": year, "district": district}),
-    )
-    window = {"from": progress["plan"]["start"], "to": progress["as_of"]}
-    parts = await asyncio.gather(
+    meta = await plan_meta(request, api, plan)
+    # The breakdowns cover the plan's window up to the period end (or today), so all six
+    # calls go out together instead of waiting for the progress answer first.
+    window = breakdown_window(meta, year)
+    progress, *parts = await asyncio.gather(
+        api.get(
+            "indicators",
+            f"/v1/plans/{plan}/progress",
+            params=clean({"year": year, "district": district}),
+        ),
         *(
             optional(
                 api.get(
