@@ -141,7 +141,8 @@ def main() -> int:
 
         demo_ledger.main(keys_file)
     print("\nTianjin patent-transfer platform (SQLite under var/):")
-    for name, port, _ in services:
+    # The portal first: it is what a person opens.
+    for name, port, _ in sorted(services, key=lambda s: s[0] != "portal"):
         extra = "" if name == "portal" else f"   API docs: http://127.0.0.1:{port}/docs"
         print(f"  {name:<11} http://127.0.0.1:{port}/{extra}")
     if keys_file.exists():

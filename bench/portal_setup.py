@@ -1,0 +1,227 @@
+"""A whole platform on PostgreSQL with N pooled patents, for bench/portal_bench.py --setup N.
+
+Creates three scratch databases, starts catalog, matching, indicators and the portal as
+uvicorn subprocesses on free loopback ports, and loads through the APIs: a university
+(owner of every patent), an SME, the city bureau, one person each; N patents (demo texts
+recombined, as bench/catalog_bench.py) uploaded in 50,000-record NDJSON jobs; every patent
+pooled with the catalog's listing function (demo-style offer terms, entry dates in
+2021-2023);
+60 effective deals over 2021-2023. Then it waits until matching has indexed and indicators
+has counted everything on the catalog feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.catalog_bench import OWNER, make_records  # noqa: E402
+from services.catalog.cli import create_org_with_key  # noqa: E402
+from services.catalog.main import MIGRATIONS  # noqa: E402
+from shared.auth import Role  # noqa: E402
+from shared.db import upgrade  # noqa: E402
+from shared.testing import _pg_admin, free_port  # noqa: E402
+
+PASSWORD = "bench-pass-2024"
+
+
+def wait(url: str, path: str = "/readyz", timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + path, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(url)
+
+
+def serve(module: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "uvicorn", f"{module}:create_app", "--factory", "--port",
+           str(port), "--log-level", "warning"]  # fmt: skip
+    return subprocess.Popen(
+        cmd, env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+        stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def feed_head(catalog: str) -> int:
+    after = 0
+    with httpx.Client(base_url=catalog, timeout=60) as c:
+        while True:
+            page = c.get("/v1/feed", params={"after": after, "limit": 5000}).json()
+            after = page["next_after"]
+            if not page["has_more"]:
+                return int(after)
+
+
+async def pool_all(database_url: str, org_id: int) -> int:
+    """Pool every patent with the catalog's own listing function (the one its API and the
+    demo loader use: listing, history event, feed entry), 2,000 per transaction, entry dates
+    spread over 2021-2023. Through the API it runs at ~20 listings/s on this machine, which
+    would make 100k take over an hour."""
+    from sqlalchemy import select
+
+    from services.catalog.demo.load import _terms
+    from services.catalog.domain.listings import open_listing
+    from services.catalog.models import Patent
+    from shared.db import Database
+
+    rng = random.Random(7)
+    db = Database(database_url)
+    try:
+        async with db.sessionmaker() as s:
+            ids = list((await s.scalars(select(Patent.id).order_by(Patent.id))).all())
+        start = datetime(2021, 1, 4, 9, tzinfo=UTC)
+        for i in range(0, len(ids), 2000):
+            async with db.sessionmaker() as session, session.begin():
+                for pid in ids[i : i + 2000]:
+                    at = start + timedelta(days=rng.randrange(0, 3 * 365 - 5))
+                    await open_listing(session, patent_id=pid, org_id=org_id,
+                                       terms=_terms(rng), at=at, reason="bench")  # fmt: skip
+        return len(ids)
+    finally:
+        await db.dispose()
+
+
+@contextmanager
+def platform(n: int, pg: str, log_dir: Path) -> Iterator[dict[str, Any]]:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    tag = f"portalbench_{os.getpid()}"
+    urls = {
+        s: pg.rsplit("/", 1)[0] + f"/tjp_{tag}_{s}" for s in ("catalog", "matching", "indicators")
+    }
+    for s in urls:
+        asyncio.run(_pg_admin(pg, f'CREATE DATABASE "tjp_{tag}_{s}"'))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        upgrade(MIGRATIONS, urls["catalog"])
+        _, admin = asyncio.run(
+            create_org_with_key(
+                urls["catalog"],
+                {"kind": "other", "name": "平台管理员", "district": "heping"},
+                Role.ADMIN,
+            )
+        )
+        ports = {s: free_port() for s in ("catalog", "matching", "indicators", "portal")}
+        base = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
+        common = {"CATALOG_URL": base["catalog"], "MATCHING_URL": base["matching"],
+                  "INDICATORS_URL": base["indicators"]}  # fmt: skip
+        for s in ("catalog", "matching", "indicators", "portal"):
+            env = {f"{s.upper()}_{k}": v for k, v in common.items()}
+            if s != "portal":
+                env[f"{s.upper()}_DATABASE_URL"] = urls[s]
+            if s == "catalog":
+                env.pop("CATALOG_INDICATORS_URL")  # deals need not convert listings here
+            if s == "matching":
+                env["MATCHING_INDEX_DIR"] = str(log_dir / "matching-index")
+            env["PORTAL_UPLOAD_DIR"] = str(log_dir / "uploads")
+            procs.append(serve(f"services.{s}.main", ports[s], env, log_dir / f"{s}.log"))
+            wait(base[s], "/healthz" if s == "portal" else "/readyz")
+        t0 = time.perf_counter()
+        people: dict[str, dict[str, Any]] = {}
+        with httpx.Client(base_url=base["catalog"], timeout=600,
+                          headers={"Authorization": f"Bearer {admin}"}) as c:  # fmt: skip
+            for role, kind, name, district, extra in (
+                ("supplier", "university", OWNER, "nankai", {}),
+                (
+                    "sme",
+                    "sme",
+                    "天津基准科技有限公司",
+                    "binhai",
+                    {"is_sme": True, "sme_basis": "小型企业"},
+                ),
+                ("city_bureau", "other", "天津市知识产权局（基准）", "hexi", {}),
+            ):
+                r = c.post(
+                    "/v1/organisations",
+                    json={"kind": kind, "name": name, "district": district, **extra},
+                )
+                assert r.status_code == 201, r.text
+                org = r.json()["id"]
+                key = c.post(f"/v1/organisations/{org}/keys", json={"role": role}).json()["key"]
+                login = f"{role}@bench.cn"
+                r = c.post(f"/v1/organisations/{org}/people",
+                           json={"name": role, "email": login, "password": PASSWORD, "role": role})  # fmt: skip
+                assert r.status_code == 201, r.text
+                people[role] = {"org_id": org, "key": key, "login": login, "password": PASSWORD}
+        records = make_records(n)
+        uni = {
+            "Authorization": f"Bearer {people['supplier']['key']}",
+            "content-type": "application/x-ndjson",
+        }
+        with httpx.Client(base_url=base["catalog"], timeout=900) as c:
+            for i in range(0, n, 50_000):
+                body = b"\n".join(orjson.dumps(r) for r in records[i : i + 50_000])
+                r = c.post("/v1/patents/bulk", content=body, headers=uni)
+                if r.status_code == 202:
+                    while (s := c.get(r.json()["poll"], headers=uni).json())["status"] not in (
+                        "done",
+                        "failed",
+                    ):
+                        time.sleep(0.5)
+                    assert s["status"] == "done", s
+        print(f"setup: {n:,} patents uploaded in {time.perf_counter() - t0:.0f} s", flush=True)
+        numbers = [r["application_number"] for r in records]
+        asyncio.run(pool_all(urls["catalog"], people["supplier"]["org_id"]))
+        print(f"setup: pooled in {time.perf_counter() - t0:.0f} s", flush=True)
+        city = {"Authorization": f"Bearer {people['city_bureau']['key']}"}
+        head = feed_head(base["catalog"])
+        deadline = time.monotonic() + 1800
+        while True:  # indicators must know the patents before deals can name them
+            at = (
+                httpx.get(base["indicators"] + "/readyz", timeout=10).json().get("catalog_feed", "")
+            )
+            if at.startswith("ok at ") and int(at.split()[-1]) >= head:
+                break
+            assert time.monotonic() < deadline, at
+            time.sleep(1)
+        with httpx.Client(base_url=base["indicators"], timeout=60, headers=city) as c:
+            for i in range(60):
+                year = 2021 + i % 3
+                body = {
+                    "kind": "assignment", "status": "effective",
+                    "application_numbers": [numbers[i * 3]],
+                    "supplier_org_ids": [people["supplier"]["org_id"]],
+                    "recipient_org_id": people["sme"]["org_id"],
+                    "contract_date": f"{year}-04-01", "effective_date": f"{year}-04-10",
+                    "evidence": {"type": "transfer_registration", "number": f"BENCH-{i:05d}",
+                                 "date": f"{year}-04-10"},
+                    "contract_amount": "50000",
+                }  # fmt: skip
+                r = c.post("/v1/deals", json=body)
+                assert r.status_code == 201, r.text
+        while True:
+            st = httpx.get(base["matching"] + "/v1/index", timeout=10).json()
+            if st["patents"]["position"] >= head:
+                break
+            assert time.monotonic() < deadline, st
+            time.sleep(1)
+        print(f"setup: indexed and counted in {time.perf_counter() - t0:.0f} s", flush=True)
+        yield {"portal": base["portal"], "people": people}
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        for s in urls:
+            asyncio.run(_pg_admin(pg, f'DROP DATABASE IF EXISTS "tjp_{tag}_{s}" WITH (FORCE)'))
