@@ -11,18 +11,18 @@ from shared.feed import utcnow
 from shared.regions import SUPPLIER_KINDS, OrgKind
 
 # Which organisation kinds may hold which role.
-ROLE_KINDS: dict[Role, frozenset[str] | None] = {
+ROLE_KINDS: dict[Role, frozenset[str]] = {
     Role.SUPPLIER: frozenset(k.value for k in SUPPLIER_KINDS),
     Role.SME: frozenset({OrgKind.SME.value}),
     Role.DISTRICT_BUREAU: frozenset({OrgKind.OTHER.value}),
     Role.CITY_BUREAU: frozenset({OrgKind.OTHER.value}),
-    Role.ADMIN: None,
+    # The platform operator: an organisation of kind `other`, never a supplier or an SME.
+    Role.ADMIN: frozenset({OrgKind.OTHER.value}),
 }
 
 
 async def issue_key(session: AsyncSession, org: Organisation, role: Role, label: str) -> str:
-    allowed = ROLE_KINDS[role]
-    if allowed is not None and org.kind not in allowed:
+    if org.kind not in ROLE_KINDS[role]:
         raise Unprocessable.field(
             "role", f"role {role.value} cannot be held by an organisation of kind {org.kind}"
         )
