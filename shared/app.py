@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from shared.db import Database
 from shared.errors import install_error_handlers
+from shared.guards import DEFAULT_MAX_BODY, GuardMiddleware
 
 log = logging.getLogger("tjp.access")
 
@@ -81,6 +82,11 @@ def create_service_app(
     )
     install_error_handlers(app)
 
+    # Size and NUL checks come before routing and authentication; the request id wraps
+    # them so a refusal still carries one.
+    app.state.max_body_bytes = DEFAULT_MAX_BODY
+    app.state.body_limits = {}
+    app.add_middleware(GuardMiddleware)
     app.add_middleware(RequestIdMiddleware)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness")

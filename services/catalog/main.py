@@ -97,4 +97,6 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
     app.include_router(bulk.router)
     app.include_router(stats.router)
     app.include_router(feed_router(FeedEntry, SessionDep))
+    app.state.max_body_bytes = settings.max_body_bytes
+    app.state.body_limits = {"/v1/patents/bulk": settings.max_upload_bytes}
     return app

@@ -104,4 +104,7 @@ def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
     app.include_router(activity.router)
     app.include_router(feed_router(FeedEntry, SessionDep))
 
+    app.state.max_body_bytes = settings.max_body_bytes
+    # A district's spreadsheet of up to 2,000 deals.
+    app.state.body_limits = {"/v1/deals/batch": 4 * settings.max_body_bytes}
     return app

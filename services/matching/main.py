@@ -107,6 +107,7 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
     app.include_router(leads.router)
     app.include_router(ops.router)
     app.include_router(feed_router(FeedEntry, SessionDep))
+    app.state.max_body_bytes = settings.max_body_bytes
     return app
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import tempfile
 import uuid
-from typing import Any
+from typing import IO, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -13,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from services.catalog.api.deps import SessionDep, SettingsDep
 from services.catalog.api.patents import supplier_org
 from services.catalog.domain import bulk_files
-from services.catalog.domain.bulk import request_hash, run_job, summarise, validate_records
+from services.catalog.domain.bulk import run_job, summarise, validate_records
 from services.catalog.domain.ingest import upsert_batch
 from services.catalog.models import IdempotencyRecord, UploadJob
 from shared.auth import PrincipalDep, Role
@@ -35,30 +37,38 @@ retries safe.
 """
 
 
-async def read_upload(request: Request, limit: int) -> tuple[bytes, str | None, str | None]:
-    """Body bytes, content type and file name, refusing anything over `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the upload is {int(declared):,} bytes; the limit is {limit:,}")
+async def read_upload(request: Request, limit: int) -> tuple[IO[bytes], str | None, str | None]:
+    """The upload as a file (spooled to disk by shared.guards while it streamed in, with
+    the size limit enforced there), its content type and file name."""
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
         form = await request.form(max_part_size=limit)
         file = form.get("file")
         if file is None or isinstance(file, str):
             raise Unprocessable.field("file", "send the file in a multipart field named 'file'")
-        data = await file.read(limit + 1)
-        name, ctype = file.filename, file.content_type
-    else:
-        chunks, size = [], 0
+        file.file.seek(0)
+        return file.file, file.content_type, file.filename
+    spooled: IO[bytes] | None = request.scope.get("state", {}).get("body_file")
+    if spooled is None:  # mounted without the guard (not in this app): read it here
+        spooled = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115
+        size = 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
                 raise PayloadTooLarge(f"the upload exceeds the limit of {limit:,} bytes")
-            chunks.append(chunk)
-        data, name = b"".join(chunks), None
-    if len(data) > limit:
-        raise PayloadTooLarge(f"the upload exceeds the limit of {limit:,} bytes")
-    return data, ctype, name
+            spooled.write(chunk)
+        spooled.seek(0)
+    return spooled, ctype, None
+
+
+def file_hash(file: IO[bytes], fmt: str) -> str:
+    """request_hash of the file's bytes, read in chunks (the file may be 100 MB)."""
+    h = hashlib.sha256(fmt.encode() + b"\0")
+    file.seek(0)
+    while chunk := file.read(1024 * 1024):
+        h.update(chunk)
+    file.seek(0)
+    return h.hexdigest()
 
 
 async def replay(
@@ -91,13 +101,13 @@ async def bulk_upload(
     idempotency_key: str | None = Header(None, max_length=100),
 ) -> JSONResponse:
     org = await supplier_org(session, principal)
-    data, ctype, name = await read_upload(request, settings.max_upload_bytes)
+    file, ctype, name = await read_upload(request, settings.max_upload_bytes)
     fmt = bulk_files.detect_format(ctype, name, format)
-    rhash = request_hash(data, fmt)
+    rhash = await asyncio.to_thread(file_hash, file, fmt)
     replayed = await replay(session, idempotency_key, org.id, rhash)
     if replayed is not None:
         return replayed
-    records = await asyncio.to_thread(bulk_files.parse, data, fmt)
+    records = await asyncio.to_thread(bulk_files.parse, file, fmt, settings.max_upload_records)
     if not records:
         raise bulk_files.Malformed("the file holds no records")
     if len(records) > settings.max_upload_records:

@@ -131,7 +131,9 @@ async def update_organisation(
     return org
 
 
-def check_authority(org: Organisation, body: schemas.OrganisationUpdate, principal: Principal) -> None:
+def check_authority(
+    org: Organisation, body: schemas.OrganisationUpdate, principal: Principal
+) -> None:
     """403 naming every authority attribute the caller tried to change without the right."""
     if principal.role in (Role.CITY_BUREAU, Role.ADMIN):
         return

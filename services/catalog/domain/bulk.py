@@ -18,6 +18,7 @@ from services.catalog.models import Organisation, UploadJob
 from services.catalog.schemas import PatentIn
 from shared.errors import pydantic_errors
 from shared.feed import utcnow
+from shared.guards import NUL_REASON, nul_field
 
 log = logging.getLogger("tjp.catalog.bulk")
 CHUNK = 2000
@@ -49,6 +50,10 @@ def validate_records(
                     ],
                 )
             )
+            continue
+        nul = nul_field(raw)
+        if nul:
+            bad.append(Outcome(row, None, "rejected", [{"field": nul, "reason": NUL_REASON}]))
             continue
         try:
             good.append((row, prepare(PatentIn.model_validate(raw))))
