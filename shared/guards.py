@@ -30,13 +30,13 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 async def send_problem(send: Any, exc: ProblemError, path: str, **headers: str) -> None:
+    """Answer from the middleware itself; `connection="close"` when the rest of the body
+    is left unread (the connection cannot be reused)."""
     body = orjson.dumps(exc.body(path))
     raw = [
         (b"content-type", PROBLEM_JSON.encode()),
         (b"content-length", str(len(body)).encode()),
-        # The rest of an oversized body is never read, so the connection cannot be reused.
-        (b"connection", b"close"),
-        *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+        *((k.lower().replace("_", "-").encode(), v.encode()) for k, v in headers.items()),
     ]
     await send({"type": "http.response.start", "status": exc.status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
@@ -115,13 +115,13 @@ class GuardMiddleware:
         limit = spooled_limits.get(path) or getattr(state, "max_body_bytes", DEFAULT_MAX_BODY)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await send_problem(send, BodyTooLarge(limit, declared), path)
+            await send_problem(send, BodyTooLarge(limit, declared), path, connection="close")
             return
         if spool:
             file = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
             try:
                 if not await _read_body(receive, limit, file.write):
-                    await send_problem(send, BodyTooLarge(limit), path)
+                    await send_problem(send, BodyTooLarge(limit), path, connection="close")
                     return
                 file.seek(0)
                 scope.setdefault("state", {})["body_file"] = file
@@ -131,7 +131,7 @@ class GuardMiddleware:
             return
         chunks: list[bytes] = []
         if not await _read_body(receive, limit, chunks.append):
-            await send_problem(send, BodyTooLarge(limit), path)
+            await send_problem(send, BodyTooLarge(limit), path, connection="close")
             return
         body = b"".join(chunks)
         ctype = _header(scope, b"content-type")

@@ -127,3 +127,11 @@ def test_nul_bytes_in_bodies_are_422_or_a_rejected_row(catalog: CatalogHandle) -
         rows = r.json()["rows"]
         assert [row["status"] for row in rows] == ["accepted", "rejected"]
         assert rows[1]["errors"][0]["field"] == "abstract"
+
+
+def test_every_get_parameter_refuses_nul_and_huge_integers_with_422(
+    catalog: CatalogHandle,
+) -> None:
+    from tests.hostile import probe_parameters
+
+    assert probe_parameters(catalog.url, catalog.admin_key) == []

@@ -20,7 +20,14 @@ from services.catalog.domain.ingest import upsert_batch
 from services.catalog.models import IdempotencyRecord, UploadJob
 from shared.auth import PrincipalDep, Role
 from shared.db import Database
-from shared.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable
+from shared.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Unprocessable,
+    is_unique_violation,
+)
 
 router = APIRouter(prefix="/v1", tags=["bulk"])
 
@@ -168,7 +175,9 @@ async def start_job(
                         body=body,
                     )
                 )
-    except IntegrityError:
+    except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
         raise Conflict("an upload with this Idempotency-Key is already in progress") from None
     task = asyncio.create_task(run_job(db.sessionmaker, job_id, org_id, records, asyncio.to_thread))
     jobs: dict[str, asyncio.Task[None]] = request.app.state.jobs

@@ -13,7 +13,7 @@ from services.catalog.domain.keys import issue_key, revoke_key
 from services.catalog.models import ApiKey, FeedEntry, Organisation
 from shared import feed
 from shared.auth import Principal, PrincipalDep, Role, require_role
-from shared.errors import Conflict, Forbidden, NotFound
+from shared.errors import Conflict, Forbidden, NotFound, is_unique_violation
 from shared.feed import utcnow
 from shared.params import MAX_ID, PathId
 from shared.regions import DISTRICT_BY_CHINESE
@@ -50,6 +50,8 @@ async def create_organisation(
     try:
         await session.flush()
     except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
         raise Conflict("organisation name or USCC already registered") from exc
     await feed.append(
         session, FeedEntry, [("organisation", str(org.id), "upsert", organisation_payload(org))]
@@ -124,6 +126,8 @@ async def update_organisation(
     try:
         await session.flush()
     except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
         raise Conflict("another organisation already has that name") from exc
     await feed.append(
         session, FeedEntry, [("organisation", str(org.id), "upsert", organisation_payload(org))]

@@ -17,7 +17,8 @@ from services.indicators.api.deps import LookupDep, SessionDep
 from services.indicators.domain.ledger import party_at
 from services.indicators.models import Pledge, ProductFiling, Securitisation
 from shared.auth import Principal, PrincipalDep, Role
-from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
+from shared.errors import Conflict, Forbidden, NotFound, Unprocessable, is_unique_violation
+from shared.params import MAX_ID, PathId, YearQuery
 from shared.regions import TIANJIN_DISTRICTS
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -70,6 +71,8 @@ async def create_pledge(
     try:
         await session.flush()
     except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
         raise Conflict("pledge registration number already recorded") from exc
     return pledge
 
@@ -77,9 +80,9 @@ async def create_pledge(
 @router.get("/pledges", response_model=list[schemas.PledgeOut])
 async def list_pledges(
     session: SessionDep,
-    year: int | None = None,
+    year: YearQuery = None,
     district: str | None = None,
-    after: int = Query(0, ge=0),
+    after: int = Query(0, ge=0, le=MAX_ID),
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[Pledge]:
     stmt = select(Pledge).where(Pledge.id > after).order_by(Pledge.id).limit(limit)
@@ -92,7 +95,7 @@ async def list_pledges(
 
 @router.post("/pledges/{pledge_id}/cancel", response_model=schemas.PledgeOut)
 async def cancel_pledge(
-    pledge_id: int, body: schemas.CancelBody, session: SessionDep, principal: PrincipalDep
+    pledge_id: PathId, body: schemas.CancelBody, session: SessionDep, principal: PrincipalDep
 ) -> Pledge:
     pledge = await session.get(Pledge, pledge_id)
     if pledge is None:
@@ -143,9 +146,9 @@ async def create_filing(
 @router.get("/product-filings", response_model=list[schemas.ProductFilingOut])
 async def list_filings(
     session: SessionDep,
-    year: int | None = None,
+    year: YearQuery = None,
     district: str | None = None,
-    after: int = Query(0, ge=0),
+    after: int = Query(0, ge=0, le=MAX_ID),
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[ProductFiling]:
     stmt = select(ProductFiling).where(ProductFiling.id > after).order_by(ProductFiling.id)
@@ -185,9 +188,7 @@ async def create_securitisation(
 
 
 @router.get("/securitisations", response_model=list[schemas.SecuritisationOut])
-async def list_securitisations(
-    session: SessionDep, year: int | None = None
-) -> list[Securitisation]:
+async def list_securitisations(session: SessionDep, year: YearQuery = None) -> list[Securitisation]:
     stmt = select(Securitisation).order_by(Securitisation.id)
     if year:
         stmt = stmt.where(Securitisation.year == year)

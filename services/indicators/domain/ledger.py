@@ -27,7 +27,7 @@ from services.indicators.models import (
 )
 from shared import feed
 from shared.auth import Principal, Role
-from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
+from shared.errors import Conflict, Forbidden, NotFound, Unprocessable, is_unique_violation
 from shared.feed import utcnow
 
 
@@ -292,6 +292,8 @@ async def create_deal(
     try:
         await session.flush()
     except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
         raise Conflict(f"evidence number {ev.number} is already recorded") from exc
     await _write_suppliers(session, deal, suppliers)
     for patent in patents:
