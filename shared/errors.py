@@ -7,7 +7,8 @@
     ├── Conflict            409
     ├── PayloadTooLarge     413
     ├── UnsupportedMedia    415
-    └── Unprocessable       422 (a field-level validation failure)
+    ├── Unprocessable       422 (a field-level validation failure)
+    └── ServiceUnavailable  503 (a dependency is down; `retry_after` seconds → Retry-After)
 
 Validation failures carry `errors: [{"field": "...", "reason": "..."}]`.
 """
@@ -86,6 +87,10 @@ class PayloadTooLarge(ProblemError):
 
 class UnsupportedMedia(ProblemError):
     status, title, type_slug = 415, "Unsupported media type", "unsupported-media-type"
+
+
+class ServiceUnavailable(ProblemError):
+    status, title, type_slug = 503, "Service unavailable", "unavailable"
 
 
 class Unprocessable(ProblemError):

@@ -135,3 +135,13 @@ def test_every_get_parameter_refuses_nul_and_huge_integers_with_422(
     from tests.hostile import probe_parameters
 
     assert probe_parameters(catalog.url, catalog.admin_key) == []
+
+
+def test_a_feed_cursor_past_the_end_is_422(catalog: CatalogHandle) -> None:
+    with catalog.client() as c:
+        head = c.get("/v1/feed", params={"limit": 5000}).json()["next_after"]
+        assert c.get("/v1/feed", params={"after": head}).status_code == 200
+        r = c.get("/v1/feed", params={"after": head + 1_000_000})
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["field"] == "after"
+        assert f"last id {head}" in r.json()["errors"][0]["reason"]

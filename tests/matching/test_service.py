@@ -133,7 +133,7 @@ def numbers(result: dict[str, Any]) -> list[str]:
 def test_ready_and_index_follows_the_feed(matching: MatchingHandle, world: World) -> None:
     with matching.client() as c:
         ready = c.get("/readyz")
-        assert ready.status_code == 200 and ready.json()["migration"] == "0001"
+        assert ready.status_code == 200 and ready.json()["migration"] == "0002"
         status = c.get("/v1/index").json()
     assert status["patents"]["documents"] == 5
     assert status["segmenter"] in ("rjieba", "jieba")
