@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 from tests.conftest import CatalogHandle
 from tests.factories import patent
@@ -145,3 +146,18 @@ def test_a_feed_cursor_past_the_end_is_422(catalog: CatalogHandle) -> None:
         assert r.status_code == 422, r.text
         assert r.json()["errors"][0]["field"] == "after"
         assert f"last id {head}" in r.json()["errors"][0]["reason"]
+
+
+def test_the_upload_report_csv_neutralises_formulas(tmp_path: Path) -> None:
+    import csv
+
+    from services.catalog.upload_client import write_report
+
+    out = tmp_path / "r.csv"
+    write_report(
+        [{"row": 2, "application_number": "=1+1", "status": "rejected",
+          "errors": [{"field": "title", "reason": "@cmd|' /C calc'!A0"}]}],
+        out,
+    )  # fmt: skip
+    rows = list(csv.reader(out.open(encoding="utf-8-sig")))
+    assert rows[1] == ["2", "'=1+1", "rejected", "title", "'@cmd|' /C calc'!A0"]
