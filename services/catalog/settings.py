@@ -15,3 +15,7 @@ class CatalogSettings(ServiceSettings):
     max_upload_records: int = 50_000
     # Uploads above this many records run as a background job the client polls.
     sync_upload_limit: int = 2_000
+    # Records per transaction of an upload job (progress is saved after each).
+    upload_chunk_records: int = 2_000
+    # Upload jobs running at once (each holds its parsed file in memory); more → 503.
+    max_concurrent_jobs: int = 2

@@ -10,12 +10,18 @@ from typing import IO, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from services.catalog.api.deps import SessionDep, SettingsDep
 from services.catalog.api.patents import supplier_org
 from services.catalog.domain import bulk_files
-from services.catalog.domain.bulk import run_job, summarise, validate_records
+from services.catalog.domain.bulk import (
+    outcome_from_dict,
+    run_job,
+    summarise,
+    validate_records,
+)
 from services.catalog.domain.ingest import upsert_batch
 from services.catalog.models import IdempotencyRecord, UploadJob
 from shared.auth import PrincipalDep, Role
@@ -25,6 +31,7 @@ from shared.errors import (
     Forbidden,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
     Unprocessable,
     is_unique_violation,
 )
@@ -79,8 +86,10 @@ def file_hash(file: IO[bytes], fmt: str) -> str:
 
 
 async def replay(
-    session: SessionDep, key: str | None, org_id: int, rhash: str
-) -> JSONResponse | None:
+    request: Request, session: SessionDep, key: str | None, org_id: int, rhash: str
+) -> JSONResponse | UploadJob | None:
+    """The first answer to this Idempotency-Key, or — when that answer was a job which
+    then failed (or died with a restart) — the job, claimed for resuming."""
     if not key:
         return None
     record = await session.get(IdempotencyRecord, f"{org_id}:{key}")
@@ -88,6 +97,21 @@ async def replay(
         return None
     if record.request_hash != rhash:
         raise Conflict("this Idempotency-Key was already used with a different upload")
+    job_id = record.body.get("job_id") if record.status_code == 202 else None
+    if job_id:
+        live: dict[str, Any] = request.app.state.jobs
+        job = await session.get(UploadJob, job_id)
+        if job is not None and (
+            job.status == "failed" or (job.status != "done" and job_id not in live)
+        ):
+            # Claim it (compare-and-set): of two retries at once, one resumes the job.
+            claimed = await session.execute(
+                update(UploadJob)
+                .where(UploadJob.id == job_id, UploadJob.status == job.status)
+                .values(status="queued", error=None, finished_at=None)
+            )
+            if claimed.rowcount == 1:  # type: ignore[attr-defined]
+                return job
     return JSONResponse(
         record.body, status_code=record.status_code, headers={"Idempotency-Replayed": "true"}
     )
@@ -111,10 +135,14 @@ async def bulk_upload(
     file, ctype, name = await read_upload(request, settings.max_upload_bytes)
     fmt = bulk_files.detect_format(ctype, name, format)
     rhash = await asyncio.to_thread(file_hash, file, fmt)
-    replayed = await replay(session, idempotency_key, org.id, rhash)
-    if replayed is not None:
+    replayed = await replay(request, session, idempotency_key, org.id, rhash)
+    if isinstance(replayed, JSONResponse):
         return replayed
     records = await asyncio.to_thread(bulk_files.parse, file, fmt, settings.max_upload_records)
+    if isinstance(replayed, UploadJob):
+        check_job_capacity(request, settings.max_concurrent_jobs)  # a 503 undoes the claim
+        await session.commit()  # the claim; release the request's transaction
+        return await resume_job(request, replayed, records)
     if not records:
         raise bulk_files.Malformed("the file holds no records")
     if len(records) > settings.max_upload_records:
@@ -140,8 +168,46 @@ async def bulk_upload(
                 )
             )
         return JSONResponse(body)
+    check_job_capacity(request, settings.max_concurrent_jobs)
     await session.commit()  # release the request's transaction (SQLite has one writer)
     return await start_job(request, org.id, fmt, records, idempotency_key, rhash)
+
+
+def check_job_capacity(request: Request, limit: int) -> None:
+    """Each job holds its parsed records in memory: bound how many run at once."""
+    if len(request.app.state.jobs) >= limit:
+        raise ServiceUnavailable(
+            f"{limit} upload jobs are running, the most this service runs at once;"
+            " send the file again shortly (uploads up to the synchronous limit are"
+            " still answered at once)",
+            retry_after=10,
+        )
+
+
+def launch(request: Request, job_id: str, org_id: int, records: Any, **kwargs: Any) -> None:
+    db: Database = request.app.state.db
+    settings = request.app.state.settings
+    task = asyncio.create_task(
+        run_job(db.sessionmaker, job_id, org_id, records, asyncio.to_thread,
+                chunk_size=settings.upload_chunk_records, **kwargs)
+    )  # fmt: skip
+    jobs: dict[str, asyncio.Task[None]] = request.app.state.jobs
+    jobs[job_id] = task
+    task.add_done_callback(lambda _t: jobs.pop(job_id, None))
+
+
+async def resume_job(
+    request: Request, job: UploadJob, records: list[tuple[int, dict[str, Any]]]
+) -> JSONResponse:
+    """Carry on a failed job from its saved progress, keeping what was already committed."""
+    if len(records) != job.total:  # same hash, so same file: cannot happen unless tampered
+        raise Conflict("this upload does not match the job it would resume")
+    committed_rows = {row for row, _ in records[: job.processed]}
+    prior = [outcome_from_dict(d) for d in job.report or [] if d["row"] in committed_rows]
+    launch(request, job.id, job.org_id, records, start_at=job.processed, prior=prior)
+    body = {"job_id": job.id, "status": "queued", "total": job.total,
+            "resumed_at": job.processed, "poll": f"/v1/uploads/{job.id}"}  # fmt: skip
+    return JSONResponse(body, status_code=202, headers={"Location": body["poll"]})
 
 
 async def start_job(
@@ -179,10 +245,7 @@ async def start_job(
         if not is_unique_violation(exc):
             raise
         raise Conflict("an upload with this Idempotency-Key is already in progress") from None
-    task = asyncio.create_task(run_job(db.sessionmaker, job_id, org_id, records, asyncio.to_thread))
-    jobs: dict[str, asyncio.Task[None]] = request.app.state.jobs
-    jobs[job_id] = task
-    task.add_done_callback(lambda _t: jobs.pop(job_id, None))
+    launch(request, job_id, org_id, records)
     return JSONResponse(body, status_code=202, headers={"Location": body["poll"]})
 
 

@@ -107,46 +107,60 @@ async def refresh_statistics(sessionmaker: async_sessionmaker[AsyncSession]) -> 
             await session.commit()
 
 
+def outcome_from_dict(d: dict[str, Any]) -> Outcome:
+    return Outcome(d["row"], d.get("application_number"), d["status"], d.get("errors") or [],
+                   d.get("patent_id"))  # fmt: skip
+
+
 async def run_job(
     sessionmaker: async_sessionmaker[AsyncSession],
     job_id: str,
     org_id: int,
     records: list[tuple[int, dict[str, Any]]],
     to_thread: Callable[..., Awaitable[Any]],
+    *,
+    chunk_size: int = CHUNK,
+    start_at: int = 0,
+    prior: list[Outcome] | None = None,
 ) -> None:
-    """Background path: chunks of CHUNK records, each its own transaction, progress saved.
-
-    Re-running an interrupted job is safe: applied records come back as `unchanged`.
+    """Background path: chunks of `chunk_size` records, each its own transaction that also
+    saves the progress. A failed job resumes at `start_at` (its saved progress) with the
+    outcomes of the chunks already committed (`prior`), so a retry neither loses nor
+    doubles a record; re-applying one would anyway come back `unchanged`.
     """
-    outcomes: list[Outcome] = []
+    outcomes: list[Outcome] = list(prior or [])
     try:
         async with sessionmaker() as session, session.begin():
             job = await session.get(UploadJob, job_id)
             assert job is not None
             job.status = "running"
-        starts = list(range(0, len(records), CHUNK))
+        starts = list(range(start_at, len(records), chunk_size))
         # Validate chunk n+1 in a worker thread while chunk n is written: the writes
         # mostly wait on the database, so the two overlap.
-        pending = asyncio.ensure_future(to_thread(validate_records, records[:CHUNK]))
+        pending = asyncio.ensure_future(
+            to_thread(validate_records, records[start_at : start_at + chunk_size])
+        )
         for i, start in enumerate(starts):
-            chunk = records[start : start + CHUNK]
+            chunk = records[start : start + chunk_size]
             good, bad = await pending
             if i + 1 < len(starts):
-                nxt = records[starts[i + 1] : starts[i + 1] + CHUNK]
+                nxt = records[starts[i + 1] : starts[i + 1] + chunk_size]
                 pending = asyncio.ensure_future(to_thread(validate_records, nxt))
             async with sessionmaker() as session, session.begin():
                 org = await session.get(Organisation, org_id)
                 assert org is not None
-                outcomes += bad + await upsert_batch(session, org, good)
+                done = bad + await upsert_batch(session, org, good)
                 job = await session.get(UploadJob, job_id)
                 assert job is not None
                 job.processed = min(len(records), start + len(chunk))
-                job.summary = summarise(outcomes)
+                job.summary = summarise(outcomes + done)
+            outcomes += done  # only once the chunk is committed
         outcomes.sort(key=lambda o: o.row)
         async with sessionmaker() as session, session.begin():
             job = await session.get(UploadJob, job_id)
             assert job is not None
             job.status = "done"
+            job.error = None
             job.summary = summarise(outcomes)
             job.report = [o.to_dict() for o in outcomes]
             job.finished_at = utcnow()
@@ -157,7 +171,10 @@ async def run_job(
             job = await session.get(UploadJob, job_id)
             if job is not None:
                 job.status = "failed"
-                job.error = f"{type(exc).__name__}: {exc}"
+                job.error = (
+                    f"{type(exc).__name__}: {exc}"[:2000]
+                    + " — send the same file again with the same Idempotency-Key to resume"
+                )
                 job.summary = summarise(outcomes)
                 job.report = [o.to_dict() for o in sorted(outcomes, key=lambda o: o.row)]
                 job.finished_at = utcnow()
