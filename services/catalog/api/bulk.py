@@ -18,6 +18,7 @@ from services.catalog.api.patents import supplier_org
 from services.catalog.domain import bulk_files
 from services.catalog.domain.bulk import (
     outcome_from_dict,
+    refresh_statistics,
     run_job,
     summarise,
     validate_records,
@@ -187,13 +188,23 @@ def check_job_capacity(request: Request, limit: int) -> None:
 def launch(request: Request, job_id: str, org_id: int, records: Any, **kwargs: Any) -> None:
     db: Database = request.app.state.db
     settings = request.app.state.settings
-    task = asyncio.create_task(
-        run_job(db.sessionmaker, job_id, org_id, records, asyncio.to_thread,
-                chunk_size=settings.upload_chunk_records, **kwargs)
-    )  # fmt: skip
     jobs: dict[str, asyncio.Task[None]] = request.app.state.jobs
+
+    async def job() -> None:
+        try:
+            await run_job(db.sessionmaker, job_id, org_id, records, asyncio.to_thread,
+                          chunk_size=settings.upload_chunk_records, **kwargs)  # fmt: skip
+        finally:
+            jobs.pop(job_id, None)  # the slot is free as soon as the job has finished
+        await refresh_statistics(db.sessionmaker)
+
+    task = asyncio.create_task(job(), name=f"upload-job-{job_id}")
     jobs[job_id] = task
-    task.add_done_callback(lambda _t: jobs.pop(job_id, None))
+    _running.add(task)  # a strong reference until the statistics refresh is over too
+    task.add_done_callback(_running.discard)
+
+
+_running: set[asyncio.Task[None]] = set()
 
 
 async def resume_job(

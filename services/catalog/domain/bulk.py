@@ -164,7 +164,6 @@ async def run_job(
             job.summary = summarise(outcomes)
             job.report = [o.to_dict() for o in outcomes]
             job.finished_at = utcnow()
-        await refresh_statistics(sessionmaker)
     except Exception as exc:
         log.exception("upload job %s failed", job_id)
         async with sessionmaker() as session, session.begin():
