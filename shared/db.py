@@ -87,9 +87,10 @@ def create_engine(url: str, *, immediate: bool = True, **kwargs: Any) -> AsyncEn
 
         _disable_pysqlite_autobegin(engine)
         return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 10)
-    kwargs.setdefault("pool_pre_ping", True)
+    if "poolclass" not in kwargs:
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 10)
+        kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
 
 

@@ -12,10 +12,12 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.pool import NullPool
 
 from services.catalog.domain.ingest import Outcome, Prepared, RecordError, prepare, upsert_batch
-from services.catalog.models import Organisation, UploadJob
+from services.catalog.models import IdempotencyRecord, Organisation, UploadJob
 from services.catalog.schemas import PatentIn
+from shared.db import create_engine
 from shared.errors import pydantic_errors
 from shared.feed import utcnow
 from shared.guards import NUL_REASON, nul_field
@@ -92,6 +94,54 @@ async def apply_upload(
     good, bad = validate_records(records)
     outcomes = bad + await upsert_batch(session, org, good)
     return sorted(outcomes, key=lambda o: o.row)
+
+
+def apply_upload_in_thread(
+    url: str,
+    org_id: int,
+    fmt: str,
+    records: list[tuple[int, dict[str, Any]]],
+    idempotency_key: str | None,
+    rhash: str,
+) -> dict[str, Any]:
+    """The synchronous upload, run in a worker thread on its own event loop and
+    connection (SQLAlchemy builds statement parameters on the calling thread, so the
+    writing too must leave the service's loop). One transaction; returns the report."""
+    return asyncio.run(_apply_upload(url, org_id, fmt, records, idempotency_key, rhash))
+
+
+async def _apply_upload(
+    url: str,
+    org_id: int,
+    fmt: str,
+    records: list[tuple[int, dict[str, Any]]],
+    idempotency_key: str | None,
+    rhash: str,
+) -> dict[str, Any]:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        maker = async_sessionmaker(engine, expire_on_commit=False)
+        async with maker() as session, session.begin():
+            org = await session.get(Organisation, org_id)
+            assert org is not None
+            outcomes = await apply_upload(session, org, records)
+            body: dict[str, Any] = {
+                "format": fmt,
+                "summary": summarise(outcomes),
+                "rows": [o.to_dict() for o in outcomes],
+            }
+            if idempotency_key:
+                session.add(
+                    IdempotencyRecord(
+                        key=f"{org_id}:{idempotency_key}",
+                        request_hash=rhash,
+                        status_code=200,
+                        body=body,
+                    )
+                )
+        return body
+    finally:
+        await engine.dispose()
 
 
 def request_hash(data: bytes, fmt: str) -> str:
