@@ -44,7 +44,7 @@ def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
         app.state.settings = settings
         catalog = httpx.AsyncClient(base_url=settings.catalog_url, timeout=10.0)
         app.state.authenticator = RemoteAuthenticator(catalog)
-        app.state.lookup = CatalogLookup(catalog)
+        app.state.lookup = CatalogLookup(catalog, db.read_sessionmaker)
         consumers: dict[str, FeedConsumer] = {}
         consumers["catalog"] = FeedConsumer(
             source="catalog",

@@ -25,6 +25,9 @@ async def create_deal(
 ) -> schemas.DealOut:
     """Record a deal. city_bureau/admin: any; district_bureau: a party in its district;
     supplier: its own deals. Parties are frozen as they were at the effective date."""
+    await lookup.prefetch(
+        [*body.supplier_org_ids, body.recipient_org_id], body.application_numbers
+    )  # before the transaction: no HTTP call inside it
     deal = await ledger.create_deal(session, body, principal, lookup)
     return await ledger.deal_out(session, deal)
 
@@ -42,12 +45,21 @@ async def create_deals_batch(
     item, its index and the same errors a single request would get."""
     created: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
+    bodies: list[schemas.DealCreate | None] = []
     for i, raw in enumerate(items):
         try:
-            body = schemas.DealCreate.model_validate(raw)
+            bodies.append(schemas.DealCreate.model_validate(raw))
         except ValidationError as exc:
             errs = pydantic_errors(list(exc.errors()))
             rejected.append({"index": i, "status": 422, "errors": errs})
+            bodies.append(None)
+    valid = [b for b in bodies if b is not None]
+    await lookup.prefetch(  # before the transaction: no HTTP call inside it
+        [o for b in valid for o in (*b.supplier_org_ids, b.recipient_org_id)],
+        [a for b in valid for a in b.application_numbers],
+    )
+    for i, body in enumerate(bodies):
+        if body is None:
             continue
         try:
             async with session.begin_nested():
@@ -56,6 +68,7 @@ async def create_deals_batch(
         except ProblemError as exc:
             errs = exc.errors or [{"field": "body", "reason": exc.detail}]
             rejected.append({"index": i, "status": exc.status, "errors": errs})
+    rejected.sort(key=lambda r: r["index"])
     if atomic and rejected:
         await session.rollback()
         raise Unprocessable(

@@ -43,6 +43,7 @@ async def _known_org(session: Any, lookup: Any, org_id: int, field: str) -> None
 async def create_pledge(
     body: schemas.PledgeCreate, session: SessionDep, principal: PrincipalDep, lookup: LookupDep
 ) -> Pledge:
+    await lookup.prefetch([body.pledgor_org_id])  # before the transaction
     await _known_org(session, lookup, body.pledgor_org_id, "pledgor_org_id")
     party = await party_at(session, body.pledgor_org_id, body.registered_on)
     check_event_writer(principal, party.district)
@@ -118,6 +119,7 @@ async def create_filing(
     principal: PrincipalDep,
     lookup: LookupDep,
 ) -> ProductFiling:
+    await lookup.prefetch([body.org_id])  # before the transaction
     await _known_org(session, lookup, body.org_id, "org_id")
     party = await party_at(session, body.org_id, body.filed_on)
     check_event_writer(principal, party.district)
@@ -172,6 +174,7 @@ async def create_securitisation(
 ) -> Securitisation:
     if body.district is not None and body.district not in TIANJIN_DISTRICTS:
         raise Unprocessable.field("district", f"unknown district {body.district}")
+    await lookup.prefetch(body.originator_org_ids)  # before the transaction
     for i, oid in enumerate(body.originator_org_ids):
         await _known_org(session, lookup, oid, f"originator_org_ids[{i}]")
     check_event_writer(principal, body.district)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.indicators import schemas
 from services.indicators.domain.common import day_end_utc
-from services.indicators.domain.replica import CatalogLookup
+from services.indicators.domain.replica import RequestLookup
 from services.indicators.domain.rules import Party, academic_to_sme, deal_qualifies, lead_supplier
 from services.indicators.models import (
     Deal,
@@ -198,7 +198,7 @@ async def publish(session: AsyncSession, deal: Deal) -> None:
 
 
 async def create_deal(
-    session: AsyncSession, body: schemas.DealCreate, principal: Principal, lookup: CatalogLookup
+    session: AsyncSession, body: schemas.DealCreate, principal: Principal, lookup: RequestLookup
 ) -> Deal:
     errors: list[dict[str, str]] = []
     orgs: list[Org] = []
