@@ -6,7 +6,8 @@
   `app.state.body_limits` ({path: bytes}) get their own and are spooled to a temporary
   file (memory up to 1 MB, then disk), handed to the route as `scope["state"]["body_file"]`.
 - NUL bytes: PostgreSQL cannot store U+0000 in text, so a NUL anywhere in the path, the
-  query string or a JSON body is a 422 naming the parameter or field, never a driver 500.
+  query string or a JSON body is a 422 naming the parameter or field, never a driver 500;
+  so is an integer in a JSON body that no 64-bit column can hold.
 
 Everything here happens before the app sees the request, so a hostile body costs neither
 memory nor an introspection call to the catalog.
@@ -15,6 +16,7 @@ memory nor an introspection call to the catalog.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from typing import IO, Any
 from urllib.parse import parse_qsl
@@ -73,15 +75,46 @@ def query_nul(query_string: bytes) -> str | None:
     return None
 
 
-def json_body_nul(body: bytes) -> str | None:
-    # Cheap test first: a JSON text can only carry a NUL as the escape \u0000.
-    if b"\\u0000" not in body and b"\x00" not in body:
+INT64_REASON = "must be an integer within the signed 64-bit range"
+_LONG_NUMBER = re.compile(rb"\d{19,}")
+
+
+def huge_int_field(obj: Any, loc: tuple[Any, ...] = ()) -> str | None:
+    """The path of the first integer outside the signed 64-bit range, or None."""
+    if isinstance(obj, bool):
+        return None
+    if isinstance(obj, int):
+        return field_path(loc) if not -(2**63) <= obj < 2**63 else None
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            found = huge_int_field(v, (*loc, k))
+            if found:
+                return found
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            found = huge_int_field(v, (*loc, i))
+            if found:
+                return found
+    return None
+
+
+def json_body_problem(body: bytes) -> ProblemError | None:
+    """A NUL in a string or an integer no database column can hold, named by field."""
+    # Cheap tests first: JSON carries a NUL only as the escape \u0000, and an integer
+    # past int64 has at least 19 digits.
+    nul = b"\\u0000" in body or b"\x00" in body
+    if not nul and not _LONG_NUMBER.search(body):
         return None
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        return "body" if b"\x00" in body else None  # the route reports the syntax error
-    return nul_field(doc)
+        # The route reports the syntax error; a raw NUL byte is refused here.
+        return Unprocessable.field("body", NUL_REASON) if b"\x00" in body else None
+    bad = nul_field(doc) if nul else None
+    if bad:
+        return Unprocessable.field(bad, NUL_REASON)
+    bad = huge_int_field(doc)
+    return Unprocessable.field(bad, INT64_REASON) if bad else None
 
 
 class BodyTooLarge(PayloadTooLarge):
@@ -136,9 +169,9 @@ class GuardMiddleware:
         body = b"".join(chunks)
         ctype = _header(scope, b"content-type")
         if b"json" in ctype:
-            bad = json_body_nul(body)
-            if bad:
-                await send_problem(send, Unprocessable.field(bad, NUL_REASON), path)
+            problem = json_body_problem(body)
+            if problem:
+                await send_problem(send, problem, path)
                 return
         await self.app(scope, _replay_bytes(body, receive), send)
 
