@@ -10,6 +10,31 @@ from typing import Any
 from urllib.parse import urlsplit
 
 
+def run_sql(database_url: str, statements: list[str]) -> list[Any]:
+    """Run statements in one transaction on a service's database (what an operator, a
+    schema drift or another client would do); return the rows of the last SELECT."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from shared.db import Database
+
+    async def run() -> list[Any]:
+        db = Database(database_url)
+        rows: list[Any] = []
+        try:
+            async with db.engine.begin() as conn:
+                for stmt in statements:
+                    result = await conn.execute(text(stmt))
+                    if stmt.lstrip().upper().startswith("SELECT"):
+                        rows = list(result.all())
+        finally:
+            await db.dispose()
+        return rows
+
+    return asyncio.run(run())
+
+
 def raw_exchange(
     url: str, head: str, chunks: list[bytes], timeout: float = 30.0
 ) -> tuple[int, dict[str, Any]]:

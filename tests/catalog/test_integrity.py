@@ -4,16 +4,14 @@ are a 422."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import text
 
-from shared.db import Database
 from tests.conftest import CatalogHandle
 from tests.factories import offer, patent
+from tests.hostile import run_sql
 
 
 def test_concurrent_creates_of_one_patent_give_one_201_and_no_500(
@@ -37,16 +35,6 @@ def test_concurrent_creates_of_one_patent_give_one_201_and_no_500(
         assert numbers.count(body["application_number"]) == 1
 
 
-async def _run(database_url: str, sql: list[str]) -> None:
-    db = Database(database_url)
-    try:
-        async with db.engine.begin() as conn:
-            for stmt in sql:
-                await conn.execute(text(stmt))
-    finally:
-        await db.dispose()
-
-
 @pytest.fixture
 def bundle_check(catalog: CatalogHandle) -> object:
     """A real non-unique integrity rule on the bundle table: names may not start with
@@ -60,9 +48,9 @@ def bundle_check(catalog: CatalogHandle) -> object:
             "BEGIN SELECT RAISE(ABORT, 'names may not start with X'); END"
         ]
         drop = ["DROP TRIGGER tr_test_no_x"]
-    asyncio.run(_run(catalog.database_url, add))
+    run_sql(catalog.database_url, add)
     yield None
-    asyncio.run(_run(catalog.database_url, drop))
+    run_sql(catalog.database_url, drop)
 
 
 def test_a_non_unique_integrity_error_is_a_500_with_the_request_id(

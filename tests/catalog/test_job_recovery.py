@@ -17,13 +17,12 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from shared.db import Database
 from shared.testing import fresh_database
 from tests.conftest import CatalogHandle, require_engine, start_catalog
 from tests.factories import patent
+from tests.hostile import run_sql
 
 UNI = "天津续传大学"
 
@@ -41,27 +40,14 @@ def jobs_catalog(engine: str, db_dir: Path) -> Iterator[CatalogHandle]:
             server.stop()
 
 
-async def _sql(url: str, statements: list[str]) -> Any:
-    db = Database(url)
-    try:
-        async with db.engine.begin() as conn:
-            result = None
-            for stmt in statements:
-                result = (await conn.execute(text(stmt))).all() if stmt.startswith("SELECT") \
-                    else await conn.execute(text(stmt))  # fmt: skip
-            return result
-    finally:
-        await db.dispose()
-
-
 def refuse_titles(url: str, prefix: str) -> list[str]:
     """Install the fault; return the SQL that removes it."""
     if url.startswith("postgresql"):
-        asyncio.run(_sql(url, [f"ALTER TABLE patent ADD CONSTRAINT ck_test_fault "
-                               f"CHECK (title NOT LIKE '{prefix}%')"]))  # fmt: skip
+        run_sql(url, [f"ALTER TABLE patent ADD CONSTRAINT ck_test_fault "
+                      f"CHECK (title NOT LIKE '{prefix}%')"])  # fmt: skip
         return ["ALTER TABLE patent DROP CONSTRAINT ck_test_fault"]
-    asyncio.run(_sql(url, [f"CREATE TRIGGER tr_test_fault BEFORE INSERT ON patent WHEN "
-                           f"NEW.title LIKE '{prefix}%' BEGIN SELECT RAISE(ABORT, 'fault'); END"]))  # fmt: skip
+    run_sql(url, [f"CREATE TRIGGER tr_test_fault BEFORE INSERT ON patent WHEN "
+                  f"NEW.title LIKE '{prefix}%' BEGIN SELECT RAISE(ABORT, 'fault'); END"])  # fmt: skip
     return ["DROP TRIGGER tr_test_fault"]
 
 
@@ -90,7 +76,7 @@ def test_a_failed_job_resumes_with_the_same_idempotency_key(jobs_catalog: Catalo
         assert failed["summary"]["accepted"] == 100
         assert "Idempotency-Key" in failed["error"]
 
-        asyncio.run(_sql(cat.database_url, undo))  # the fault passes (database back)
+        run_sql(cat.database_url, undo)  # the fault passes (database back)
         r = c.post("/v1/patents/bulk", json=records, headers={"Idempotency-Key": "resume-1"})
         assert r.status_code == 202, r.text
         assert r.json()["job_id"] == job["job_id"] and r.json()["resumed_at"] == 100
@@ -106,14 +92,14 @@ def test_a_failed_job_resumes_with_the_same_idempotency_key(jobs_catalog: Catalo
         assert c.get(job["poll"]).json()["status"] == "done"
     # Every record is in the catalog exactly once, owned once, and on the feed once.
     numbers = sorted(p["application_number"] for p in records)
-    rows = asyncio.run(_sql(cat.database_url, [
+    rows = run_sql(cat.database_url, [
         f"SELECT application_number FROM patent WHERE id IN "
         f"(SELECT patent_id FROM patent_owner WHERE org_id = {org_id})"
-    ]))  # fmt: skip
+    ])  # fmt: skip
     assert sorted(r[0] for r in rows) == numbers
-    feed = asyncio.run(_sql(cat.database_url, [
+    feed = run_sql(cat.database_url, [
         "SELECT entity_id, COUNT(*) FROM feed_entry WHERE entity = 'patent' GROUP BY entity_id"
-    ]))  # fmt: skip
+    ])  # fmt: skip
     assert len(feed) == 200 and {n for _, n in feed} == {1}
 
 

@@ -12,21 +12,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from services.indicators.models import Patent
 from shared.db import Database
+from tests.hostile import run_sql
 from tests.indicators.conftest import IndicatorsHandle, _append, new_appno
-
-
-async def _sql(url: str, statements: list[str]) -> None:
-    db = Database(url)
-    try:
-        async with db.engine.begin() as conn:
-            for stmt in statements:
-                await conn.execute(text(stmt))
-    finally:
-        await db.dispose()
 
 
 async def _patent(url: str, appno: str) -> Patent | None:
@@ -51,9 +42,9 @@ def refuse_poison(indicators: IndicatorsHandle) -> Iterator[list[str]]:
             "BEGIN SELECT RAISE(ABORT, 'poison'); END"
         ]
         lift = ["DROP TRIGGER IF EXISTS tr_test_poison"]
-    asyncio.run(_sql(indicators.database_url, add))
+    run_sql(indicators.database_url, add)
     yield lift
-    asyncio.run(_sql(indicators.database_url, lift))
+    run_sql(indicators.database_url, lift)
 
 
 def wait_for(check: Any, timeout: float = 30) -> Any:
@@ -113,7 +104,7 @@ def test_a_poison_entry_is_parked_the_rest_applied_and_replayed(
         r = c.post(f"/v1/feed/parked/{item['id']}/replay")
         assert r.status_code == 200 and r.json()["status"] == "failed", r.text
         assert len(c.get("/v1/feed/parked").json()) == 1
-        asyncio.run(_sql(h.database_url, refuse_poison))  # the operator fixes the cause
+        run_sql(h.database_url, refuse_poison)  # the operator fixes the cause
         r = c.post(f"/v1/feed/parked/{item['id']}/replay")
         assert r.json()["status"] == "replayed", r.text
         assert c.get("/v1/feed/parked").json() == []

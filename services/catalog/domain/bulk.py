@@ -96,18 +96,11 @@ async def apply_upload(
     return sorted(outcomes, key=lambda o: o.row)
 
 
-def apply_upload_in_thread(
-    url: str,
-    org_id: int,
-    fmt: str,
-    records: list[tuple[int, dict[str, Any]]],
-    idempotency_key: str | None,
-    rhash: str,
-) -> dict[str, Any]:
-    """The synchronous upload, run in a worker thread on its own event loop and
-    connection (SQLAlchemy builds statement parameters on the calling thread, so the
-    writing too must leave the service's loop). One transaction; returns the report."""
-    return asyncio.run(_apply_upload(url, org_id, fmt, records, idempotency_key, rhash))
+def apply_upload_in_thread(*args: Any) -> dict[str, Any]:
+    """`_apply_upload` in a worker thread on its own event loop and connection
+    (SQLAlchemy builds statement parameters on the calling thread, so the writing too
+    must leave the service's loop)."""
+    return asyncio.run(_apply_upload(*args))
 
 
 async def _apply_upload(
@@ -118,6 +111,7 @@ async def _apply_upload(
     idempotency_key: str | None,
     rhash: str,
 ) -> dict[str, Any]:
+    """The synchronous upload in one transaction of its own; returns the report."""
     engine = create_engine(url, poolclass=NullPool)
     try:
         maker = async_sessionmaker(engine, expire_on_commit=False)
