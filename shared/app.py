@@ -10,11 +10,13 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI, Response
+from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 from sqlalchemy import text
 
 from shared.db import Database
 from shared.errors import install_error_handlers
+from shared.guards import DEFAULT_MAX_BODY, GuardMiddleware
 
 log = logging.getLogger("tjp.access")
 
@@ -81,16 +83,26 @@ def create_service_app(
     )
     install_error_handlers(app)
 
+    # Size and NUL checks come before routing and authentication; the request id wraps
+    # them so a refusal still carries one.
+    app.state.max_body_bytes = DEFAULT_MAX_BODY
+    app.state.body_limits = {}
+    app.add_middleware(GuardMiddleware)
     app.add_middleware(RequestIdMiddleware)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"], summary="Readiness: database reachable and migrated")
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="Readiness: 200 `ok` or `degraded` (serving; feed entries parked), 503 otherwise",
+    )
     async def readyz(response: Response) -> dict[str, Any]:
         db: Database = app.state.db
         checks: dict[str, Any] = {}
+        ready = True
         try:
             async with db.engine.connect() as conn:
                 rev = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
@@ -98,14 +110,32 @@ def create_service_app(
             checks["migration"] = rev
         except Exception as exc:  # readiness must report, never raise
             checks["database"] = f"error: {type(exc).__name__}"
-            response.status_code = 503
+            ready = False
         extra = getattr(app.state, "readiness", None)
         if extra:
             checks.update(extra())
-            if any(str(v).startswith("error") for v in checks.values()):
-                response.status_code = 503
-        checks["status"] = "ok" if response.status_code == 200 else "unavailable"
+        values = [str(v) for v in checks.values()]
+        if any(v.startswith("error") for v in values):
+            ready = False
+        degraded = any(v.startswith("degraded") for v in values)
+        response.status_code = 200 if ready else 503
+        checks["status"] = ("degraded" if degraded else "ok") if ready else "unavailable"
         return checks
+
+    @app.get("/metrics", tags=["ops"], summary="Counters in the Prometheus text format")
+    async def metrics() -> PlainTextResponse:
+        consumers = getattr(app.state, "feed_consumers", None) or {}
+        by_name: dict[str, list[str]] = {}
+        for source, consumer in sorted(consumers.items()):
+            for name, value in consumer.metrics().items():
+                by_name.setdefault(name, []).append(f'tjp_feed_{name}{{source="{source}"}} {value}')
+        lines = []
+        for name, samples in by_name.items():
+            lines.append(
+                f"# TYPE tjp_feed_{name} {'counter' if name.endswith('_total') else 'gauge'}"
+            )
+            lines += samples
+        return PlainTextResponse("\n".join(lines) + "\n")
 
     return app
 

@@ -24,7 +24,7 @@ from typing import Annotated, Any, Protocol
 import httpx
 from fastapi import Depends, Request
 
-from shared.errors import Forbidden, Unauthorized
+from shared.errors import Forbidden, ServiceUnavailable, Unauthorized
 
 
 class Role(StrEnum):
@@ -114,14 +114,20 @@ class RemoteAuthenticator:
 
     A signed-in person's token is cached for at most `token_cache_ttl` seconds (sign-out
     and deactivation reach this service that late at worst) and never past its expiry.
+    When the catalog cannot be reached the request is answered 503 with `Retry-After`.
     """
 
     def __init__(
-        self, client: httpx.AsyncClient, cache_ttl: float = 30.0, token_cache_ttl: float = 5.0
+        self,
+        client: httpx.AsyncClient,
+        cache_ttl: float = 30.0,
+        token_cache_ttl: float = 5.0,
+        retry_after: int = 5,
     ) -> None:
         self.client = client
         self.cache_ttl = cache_ttl
         self.token_cache_ttl = token_cache_ttl
+        self.retry_after = retry_after
         self._cache: dict[str, tuple[float, Principal | None]] = {}
 
     def _ttl(self, principal: Principal | None, expires_at: str | None) -> float:
@@ -138,7 +144,19 @@ class RemoteAuthenticator:
         hit = self._cache.get(key)
         if hit and hit[0] > now:
             return hit[1]
-        resp = await self.client.post("/v1/auth/introspect", json={"key": key})
+        try:
+            resp = await self.client.post("/v1/auth/introspect", json={"key": key})
+        except httpx.TransportError as exc:  # connect, timeout, dropped connection
+            raise ServiceUnavailable(
+                "the catalog, which verifies API keys, cannot be reached; try again shortly",
+                retry_after=self.retry_after,
+            ) from exc
+        if resp.status_code >= 500:
+            raise ServiceUnavailable(
+                f"the catalog, which verifies API keys, is failing ({resp.status_code});"
+                " try again shortly",
+                retry_after=self.retry_after,
+            )
         if resp.status_code != 200:
             raise Unauthorized(f"could not verify the key with the catalog ({resp.status_code})")
         body = resp.json()

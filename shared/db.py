@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from sqlalchemy import JSON, MetaData, Table, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -86,9 +87,10 @@ def create_engine(url: str, *, immediate: bool = True, **kwargs: Any) -> AsyncEn
 
         _disable_pysqlite_autobegin(engine)
         return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 10)
-    kwargs.setdefault("pool_pre_ping", True)
+    if "poolclass" not in kwargs:
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 10)
+        kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
 
 
@@ -216,7 +218,16 @@ async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, 
     ]
     conn = await session.connection()
     raw = await conn.get_raw_connection()
-    await raw.driver_connection.copy_records_to_table(table.name, records=records, columns=columns)
+    import asyncpg
+
+    try:
+        await raw.driver_connection.copy_records_to_table(
+            table.name, records=records, columns=columns
+        )
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        # COPY goes round SQLAlchemy, so its errors arrive unwrapped; wrap them so a
+        # unique-key race is told apart from other integrity errors like any other insert.
+        raise IntegrityError(f"COPY {table.name}", None, exc) from exc
 
 
 async def next_ids(session: AsyncSession, table: Table, n: int) -> list[int] | None:

@@ -8,7 +8,8 @@
     ├── PayloadTooLarge     413
     ├── UnsupportedMedia    415
     ├── Unprocessable       422 (a field-level validation failure)
-    └── TooManyRequests     429 (with Retry-After)
+    ├── TooManyRequests     429 (with Retry-After)
+    └── ServiceUnavailable  503 (a dependency is down; `retry_after` seconds → Retry-After)
 
 Validation failures carry `errors: [{"field": "...", "reason": "..."}]`.
 """
@@ -23,7 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -89,6 +90,10 @@ class UnsupportedMedia(ProblemError):
     status, title, type_slug = 415, "Unsupported media type", "unsupported-media-type"
 
 
+class ServiceUnavailable(ProblemError):
+    status, title, type_slug = 503, "Service unavailable", "unavailable"
+
+
 class Unprocessable(ProblemError):
     status, title, type_slug = 422, "Validation failed", "validation"
 
@@ -138,10 +143,43 @@ def pydantic_errors(errors: list[Any]) -> list[dict[str, Any]]:
     return result
 
 
+def _sqlstate(exc: DBAPIError) -> str | None:
+    orig = exc.orig
+    return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+
+
+def is_unique_violation(exc: IntegrityError) -> bool:
+    """A unique or primary-key violation: two requests made the same thing at once. Any
+    other integrity error (foreign key, check, not null) is a bug, not a race."""
+    code = _sqlstate(exc)
+    if code:
+        return bool(code == "23505")
+    name = getattr(exc.orig, "sqlite_errorname", "")
+    if name:
+        return name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
+    return "UNIQUE constraint failed" in str(exc.orig)
+
+
+# Values the database cannot store (numbers out of range, NUL in text, bad encodings):
+# the input's fault, found late — a 422, never a 500.
+_INPUT_SQLSTATES = {"22003", "22021", "22P05", "22008", "22001"}
+
+
+def is_unstorable_input(exc: Exception) -> bool:
+    if isinstance(exc, OverflowError):
+        return True
+    return isinstance(exc, DBAPIError) and _sqlstate(exc) in _INPUT_SQLSTATES
+
+
+def request_id(request: Request | None) -> str | None:
+    return getattr(request.state, "request_id", None) if request is not None else None
+
+
 def problem_response(exc: ProblemError, request: Request | None = None) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
-    if isinstance(exc, TooManyRequests):
-        headers["Retry-After"] = str(exc.retry_after)
+    headers: dict[str, str] | None = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    retry_after = exc.extra.get("retry_after")
+    if retry_after is not None:
+        headers = {**(headers or {}), "Retry-After": str(retry_after)}
     return JSONResponse(
         exc.body(str(request.url.path) if request else None),
         status_code=exc.status,
@@ -170,11 +208,43 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(IntegrityError)
     async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        if not is_unique_violation(exc):
+            return await _unexpected(request, exc)
         # Our checks run before writing; this is the race they cannot see (two requests
         # creating the same thing at once). Nothing was written: the transaction rolled back.
-        log.info("integrity conflict on %s %s: %s", request.method, request.url.path, exc.orig)
+        log.info(
+            "unique-key race on %s %s rid=%s: %s",
+            request.method,
+            request.url.path,
+            request_id(request),
+            exc.orig,
+        )
         return problem_response(
             Conflict("a concurrent request changed the same data; nothing was written — retry"),
+            request,
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not is_unstorable_input(exc):
+            return await _unexpected(request, exc)
+        log.info("unstorable input on %s %s: %s", request.method, request.url.path, exc.orig)
+        return problem_response(
+            Unprocessable(
+                "a value is out of the range the database can store (too large a number,"
+                " a NUL character or an impossible date)",
+                errors=[{"field": "body", "reason": "value out of storable range"}],
+            ),
+            request,
+        )
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        return problem_response(
+            Unprocessable(
+                "a number is too large to store",
+                errors=[{"field": "body", "reason": "number out of the 64-bit range"}],
+            ),
             request,
         )
 
@@ -188,7 +258,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        err = ProblemError("An unexpected error occurred; it has been logged.")
+        rid = request_id(request)
+        log.error(
+            "unhandled error on %s %s rid=%s",
+            request.method,
+            request.url.path,
+            rid,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        err = ProblemError(
+            "An unexpected error occurred; it has been logged"
+            + (f" under request id {rid}." if rid else "."),
+            request_id=rid,
+        )
         err.status, err.title, err.type_slug = 500, "Internal server error", "internal"
         return problem_response(err, request)

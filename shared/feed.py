@@ -7,6 +7,12 @@ row. SQLite serialises writers anyway.
 
 Consumers poll `GET /v1/feed?after=<cursor>` and store the cursor in the same
 transaction as their own writes (`FeedCursor`), so every entry is applied once.
+
+An entry the handler cannot apply (a "poison" entry) is retried a bounded number of
+times, then parked — stored with its error in the consumer's `parked_feed_entry` table,
+in the same transaction that moves the cursor past it — and the consumer keeps going.
+Parked entries make `/readyz` say `degraded`, are counted on `/metrics`, and an admin
+replays one with `POST /v1/feed/parked/{id}/replay` once the cause is fixed.
 """
 
 import asyncio
@@ -16,13 +22,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, select, text
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Text, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import insert_rows
+from shared.errors import Forbidden, NotFound, Unprocessable
 
 log = logging.getLogger("tjp.feed")
 
@@ -52,6 +59,24 @@ class FeedCursorMixin:
     source: Mapped[str] = mapped_column(String(40), primary_key=True)
     position: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ParkedEntryMixin:
+    """A feed entry the consumer gave up on, with why; `resolved_at` once replayed."""
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    source: Mapped[str] = mapped_column(String(40), index=True)
+    entry_id: Mapped[int] = mapped_column(BigInteger)
+    entity: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    op: Mapped[str] = mapped_column(String(20))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    parked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 async def append(
@@ -99,6 +124,14 @@ def feed_router(model: type[Any], session_dep: Any, *, tag: str = "feed") -> API
         limit: int = Query(500, ge=1, le=5000),
         entity: str | None = Query(None, description="only this entity kind"),
     ) -> FeedPage:
+        if after:
+            # A cursor past the end is a client bug (or a rewound producer): say so rather
+            # than answer "nothing new" forever.
+            head = await session.scalar(select(func.max(model.id))) or 0
+            if after > head:
+                raise Unprocessable.field(
+                    "after", f"cursor {after} is beyond the end of this feed (last id {head})"
+                )
         stmt = select(model).where(model.id > after).order_by(model.id).limit(limit + 1)
         if entity:
             stmt = stmt.where(model.entity == entity)
@@ -125,7 +158,11 @@ Handler = Callable[[AsyncSession, list[dict[str, Any]]], Awaitable[None]]
 
 
 class FeedConsumer:
-    """Polls an upstream feed and applies pages transactionally with the cursor."""
+    """Polls an upstream feed and applies pages transactionally with the cursor.
+
+    A page whose handler fails is retried `max_attempts` times (backing off); then its
+    entries are applied one at a time and an entry that still fails is parked in
+    `parked_model` (when given) so the entries after it are not held up."""
 
     def __init__(
         self,
@@ -137,6 +174,9 @@ class FeedConsumer:
         handler: Handler,
         page_size: int = 1000,
         idle_interval: float = 0.5,
+        parked_model: type[Any] | None = None,
+        max_attempts: int = 3,
+        unready_after: int = 3,
     ) -> None:
         self.source = source
         self.client = client
@@ -145,26 +185,54 @@ class FeedConsumer:
         self.handler = handler
         self.page_size = page_size
         self.idle_interval = idle_interval
+        self.parked_model = parked_model
+        self.max_attempts = max_attempts
+        self.unready_after = unready_after
         self.position = 0
         self.last_error: str | None = None
+        self.failures = 0  # consecutive failed polls
+        self.failures_total = 0
+        self.applied_total = 0
+        self.parked_total = 0
+        self.parked_open = 0
+        self._page_attempts: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
+
+    def health(self) -> str:
+        """`ok at N`, `degraded: ...` (entries parked) or `error: ...` (keeps failing)."""
+        if self.failures >= self.unready_after and self.last_error:
+            return f"error: {self.last_error} ({self.failures} failed tries)"
+        if self.parked_open:
+            return f"degraded: ok at {self.position}, {self.parked_open} entries parked"
+        return f"ok at {self.position}"
+
+    def metrics(self) -> dict[str, int]:
+        return {
+            "position": self.position,
+            "applied_total": self.applied_total,
+            "failures_total": self.failures_total,
+            "parked_total": self.parked_total,
+            "parked_open": self.parked_open,
+        }
 
     async def load_position(self) -> int:
         async with self.sessionmaker() as session:
             row = await session.get(self.cursor_model, self.source)
             self.position = row.position if row else 0
+            if self.parked_model is not None:
+                m = self.parked_model
+                self.parked_open = int(
+                    await session.scalar(
+                        select(func.count())
+                        .select_from(m)
+                        .where(m.source == self.source, m.resolved_at.is_(None))
+                    )
+                    or 0
+                )
         return self.position
 
-    async def poll_once(self) -> int:
-        """Fetch and apply one page; return how many entries were applied."""
-        resp = await self.client.get(
-            "/v1/feed", params={"after": self.position, "limit": self.page_size}
-        )
-        resp.raise_for_status()
-        page = resp.json()
-        items = page["items"]
-        if not items:
-            return 0
+    async def _apply(self, items: list[dict[str, Any]]) -> int:
+        """Apply entries with the cursor in one transaction; return how many were new."""
         async with self.sessionmaker() as session, session.begin():
             # Locked, so two replicas sharing a database never apply the same page twice.
             row = await session.get(self.cursor_model, self.source, with_for_update=True)
@@ -179,7 +247,108 @@ class FeedConsumer:
                 row.updated_at = utcnow()
             new_position = row.position
         self.position = new_position
+        self.applied_total += len(fresh)
         return len(fresh)
+
+    async def _park(self, item: dict[str, Any], error: str, attempts: int) -> None:
+        assert self.parked_model is not None
+        async with self.sessionmaker() as session, session.begin():
+            row = await session.get(self.cursor_model, self.source, with_for_update=True)
+            if row is None:
+                row = self.cursor_model(source=self.source, position=0)
+                session.add(row)
+            if item["id"] <= row.position:
+                return  # another replica got past it
+            session.add(
+                self.parked_model(
+                    source=self.source,
+                    entry_id=item["id"],
+                    entity=item.get("entity", ""),
+                    entity_id=str(item.get("entity_id", "")),
+                    op=item.get("op", ""),
+                    payload=item.get("payload") or {},
+                    error=error[:4000],
+                    attempts=attempts,
+                )
+            )
+            row.position = item["id"]
+            row.updated_at = utcnow()
+        self.position = item["id"]
+        self.parked_total += 1
+        self.parked_open += 1
+        log.error("feed %s: parked entry %s after %s tries: %s", self.source, item["id"],
+                  attempts, error)  # fmt: skip
+
+    async def _apply_one_by_one(self, items: list[dict[str, Any]]) -> int:
+        applied = 0
+        for item in items:
+            if item["id"] <= self.position:
+                continue
+            error = ""
+            for attempt in range(1, self.max_attempts + 1):
+                try:
+                    applied += await self._apply([item])
+                    break
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                    if attempt == self.max_attempts:
+                        await self._park(item, error, attempt)
+        return applied
+
+    async def poll_once(self) -> int:
+        """Fetch and apply one page; return how many entries were applied (or parked)."""
+        resp = await self.client.get(
+            "/v1/feed", params={"after": self.position, "limit": self.page_size}
+        )
+        resp.raise_for_status()
+        page = resp.json()
+        items = page["items"]
+        if not items:
+            return 0
+        first = items[0]["id"]
+        try:
+            n = await self._apply(items)
+        except Exception:
+            tries = self._page_attempts.get(first, 0) + 1
+            if self.parked_model is None or tries < self.max_attempts:
+                self._page_attempts = {first: tries}
+                raise
+            # The page keeps failing: find the entry to blame, park it, go on.
+            self._page_attempts = {}
+            before = self.position
+            await self._apply_one_by_one(items)
+            return len([i for i in items if before < i["id"] <= self.position])
+        self._page_attempts = {}
+        return n
+
+    async def replay(self, parked_id: int) -> dict[str, Any]:
+        """Apply a parked entry again (after its cause was fixed); mark it resolved."""
+        if self.parked_model is None:
+            raise NotFound(f"the {self.source} feed consumer parks nothing")
+        m = self.parked_model
+        async with self.sessionmaker() as session, session.begin():
+            parked = await session.get(m, parked_id, with_for_update=True)
+            if parked is None or parked.source != self.source:
+                raise NotFound(f"parked entry {parked_id} does not exist")
+            if parked.resolved_at is not None:
+                return {"id": parked.id, "status": "already resolved"}
+            entry = {
+                "id": parked.entry_id, "entity": parked.entity, "entity_id": parked.entity_id,
+                "op": parked.op, "payload": parked.payload, "created_at": parked.parked_at,
+            }  # fmt: skip
+            try:
+                async with session.begin_nested():
+                    await self.handler(session, [entry])
+            except Exception as exc:
+                parked.attempts += 1
+                parked.error = f"{type(exc).__name__}: {exc}"[:4000]
+                status, error = "failed", parked.error
+            else:
+                parked.resolved_at = utcnow()
+                status, error = "replayed", None
+        if status == "replayed":
+            self.parked_open = max(0, self.parked_open - 1)
+        return {"id": parked_id, "status": status, "error": error}
 
     async def catch_up(self) -> int:
         total = 0
@@ -196,12 +365,15 @@ class FeedConsumer:
             try:
                 n = await self.poll_once()
                 self.last_error = None
+                self.failures = 0
                 if n == 0:
                     await asyncio.sleep(self.idle_interval)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # keep following; upstream may be restarting
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                self.failures += 1
+                self.failures_total += 1
                 log.warning("feed %s: %s", self.source, self.last_error)
                 await asyncio.sleep(min(5.0, self.idle_interval * 4))
 
@@ -216,3 +388,55 @@ class FeedConsumer:
             except (asyncio.CancelledError, Exception):
                 pass
             self._task = None
+
+
+class ParkedItem(BaseModel):
+    id: int
+    source: str
+    entry_id: int
+    entity: str
+    entity_id: str
+    error: str
+    attempts: int
+    parked_at: datetime
+    resolved_at: datetime | None
+
+
+def parked_router(parked_model: type[Any], session_dep: Any, principal_dep: Any) -> APIRouter:
+    """Admin-only: list parked entries and replay one. Consumers are found by source on
+    `app.state.feed_consumers`."""
+    router = APIRouter(prefix="/v1/feed/parked", tags=["feed"])
+
+    def admin_only(principal: Any) -> None:
+        if principal.role.value != "admin":
+            raise Forbidden("only an admin may see or replay parked feed entries")
+
+    @router.get("", response_model=list[ParkedItem], summary="Parked (poison) feed entries")
+    async def list_parked(
+        session: session_dep,  # type: ignore[valid-type]
+        principal: principal_dep,  # type: ignore[valid-type]
+        include_resolved: bool = False,
+    ) -> list[Any]:
+        admin_only(principal)
+        stmt = select(parked_model).order_by(parked_model.id)
+        if not include_resolved:
+            stmt = stmt.where(parked_model.resolved_at.is_(None))
+        return list((await session.scalars(stmt)).all())
+
+    @router.post("/{parked_id}/replay", summary="Apply a parked feed entry again")
+    async def replay(
+        parked_id: int,
+        request: Request,
+        principal: principal_dep,  # type: ignore[valid-type]
+    ) -> dict[str, Any]:
+        admin_only(principal)
+        if not 1 <= parked_id <= 2**63 - 1:
+            raise Unprocessable.field("parked_id", "out of range")
+        consumers: dict[str, FeedConsumer] = getattr(request.app.state, "feed_consumers", {})
+        async with request.app.state.db.sessionmaker() as session:
+            parked = await session.get(parked_model, parked_id)
+        if parked is None or parked.source not in consumers:
+            raise NotFound(f"parked entry {parked_id} does not exist")
+        return await consumers[parked.source].replay(parked_id)
+
+    return router

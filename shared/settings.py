@@ -12,3 +12,5 @@ class ServiceSettings(BaseSettings):
     # Run Alembic on startup (the embedded default); production runs it as a prestart step.
     migrate_on_startup: bool = True
     log_level: str = "INFO"
+    # Largest request body of an ordinary (JSON) route; upload routes have their own.
+    max_body_bytes: int = 1024 * 1024

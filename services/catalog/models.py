@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import make_base
-from shared.feed import FeedCursorMixin, FeedEntryMixin, utcnow
+from shared.feed import FeedCursorMixin, FeedEntryMixin, ParkedEntryMixin, utcnow
 
 Base = make_base()
 PK = BigInteger().with_variant(Integer, "sqlite")
@@ -243,3 +243,9 @@ class ConvertedPatent(Base):
     patent_id: Mapped[int] = mapped_column(ForeignKey("patent.id"), primary_key=True)
     deal_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ParkedFeedEntry(ParkedEntryMixin, Base):
+    """Feed entries this service could not apply (shared.feed.FeedConsumer parks them)."""
+
+    __tablename__ = "parked_feed_entry"

@@ -21,3 +21,7 @@ class CatalogSettings(ServiceSettings):
     login_max_failures: int = 5
     login_max_failures_per_client: int = 20
     login_failure_window_seconds: float = 15 * 60
+    # Records per transaction of an upload job (progress is saved after each).
+    upload_chunk_records: int = 2_000
+    # Upload jobs running at once (each holds its parsed file in memory); more → 503.
+    max_concurrent_jobs: int = 2

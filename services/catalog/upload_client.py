@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
+from shared.exports import safe_row
+
 CONTENT_TYPES = {
     ".csv": "text/csv",
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -82,13 +84,15 @@ def write_report(rows: list[dict[str, Any]], out: Path) -> None:
             errors = row.get("errors") or [{"field": "", "reason": ""}]
             for e in errors:
                 w.writerow(
-                    [
-                        row["row"],
-                        row.get("application_number") or "",
-                        row["status"],
-                        e["field"],
-                        e["reason"],
-                    ]
+                    safe_row(
+                        [
+                            row["row"],
+                            row.get("application_number") or "",
+                            row["status"],
+                            e["field"],
+                            e["reason"],
+                        ]
+                    )
                 )
 
 

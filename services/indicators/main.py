@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,12 +20,12 @@ from services.indicators.domain.replica import (
     apply_catalog_entries,
     apply_matching_entries,
 )
-from services.indicators.models import FeedCursor, FeedEntry
+from services.indicators.models import FeedCursor, FeedEntry, ParkedFeedEntry
 from services.indicators.settings import IndicatorsSettings
 from shared.app import create_service_app
-from shared.auth import RemoteAuthenticator
+from shared.auth import PrincipalDep, RemoteAuthenticator
 from shared.db import Database, upgrade_async
-from shared.feed import FeedConsumer, feed_router
+from shared.feed import FeedConsumer, feed_router, parked_router
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger("tjp.indicators")
@@ -43,7 +44,7 @@ def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
         app.state.settings = settings
         catalog = httpx.AsyncClient(base_url=settings.catalog_url, timeout=10.0)
         app.state.authenticator = RemoteAuthenticator(catalog)
-        app.state.lookup = CatalogLookup(catalog)
+        app.state.lookup = CatalogLookup(catalog, db.read_sessionmaker)
         consumers: dict[str, FeedConsumer] = {}
         consumers["catalog"] = FeedConsumer(
             source="catalog",
@@ -52,6 +53,7 @@ def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
             cursor_model=FeedCursor,
             handler=apply_catalog_entries,
             idle_interval=settings.feed_idle_interval,
+            parked_model=ParkedFeedEntry,
         )
         matching = None
         if settings.matching_url:
@@ -63,19 +65,22 @@ def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
                 cursor_model=FeedCursor,
                 handler=apply_matching_entries,
                 idle_interval=settings.feed_idle_interval,
+                parked_model=ParkedFeedEntry,
             )
         app.state.consumers = consumers
+        app.state.feed_consumers = consumers
         if settings.follow_feeds:
             for c in consumers.values():
                 c.start()
 
         def readiness() -> dict[str, Any]:
-            return {
-                f"{name}_feed": c.last_error and f"error: {c.last_error}" or f"ok at {c.position}"
-                for name, c in consumers.items()
-            }
+            return {f"{name}_feed": c.health() for name, c in consumers.items()}
 
         app.state.readiness = readiness
+        # Start-up objects (plans, rules) live as long as the service: keep them out of
+        # the cyclic GC's full collections, which would walk them all and stall the loop.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
@@ -103,5 +108,9 @@ def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
     app.include_router(reporting.router)
     app.include_router(activity.router)
     app.include_router(feed_router(FeedEntry, SessionDep))
+    app.include_router(parked_router(ParkedFeedEntry, SessionDep, PrincipalDep))
 
+    app.state.max_body_bytes = settings.max_body_bytes
+    # A district's spreadsheet of up to 2,000 deals.
+    app.state.body_limits = {"/v1/deals/batch": 4 * settings.max_body_bytes}
     return app

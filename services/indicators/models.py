@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import make_base
-from shared.feed import FeedCursorMixin, FeedEntryMixin, utcnow
+from shared.feed import FeedCursorMixin, FeedEntryMixin, ParkedEntryMixin, utcnow
 
 Base = make_base()
 PK = BigInteger().with_variant(Integer, "sqlite")
@@ -414,3 +414,9 @@ class FeedCursor(FeedCursorMixin, Base):
     """Where this service is in the catalog and matching feeds."""
 
     __tablename__ = "feed_cursor"
+
+
+class ParkedFeedEntry(ParkedEntryMixin, Base):
+    """Feed entries this service could not apply (shared.feed.FeedConsumer parks them)."""
+
+    __tablename__ = "parked_feed_entry"

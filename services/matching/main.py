@@ -17,12 +17,12 @@ from services.matching.api import leads, match, needs, ops
 from services.matching.api.deps import SessionDep
 from services.matching.domain.needs import NeedIndexer
 from services.matching.domain.sync import CatalogConsumer, PatentIndexer, apply_catalog_entries
-from services.matching.models import FeedCursor, FeedEntry
+from services.matching.models import FeedCursor, FeedEntry, ParkedFeedEntry
 from services.matching.settings import MatchingSettings
 from shared.app import create_service_app
-from shared.auth import RemoteAuthenticator
+from shared.auth import PrincipalDep, RemoteAuthenticator
 from shared.db import Database, upgrade_async
-from shared.feed import feed_router
+from shared.feed import feed_router, parked_router
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger("tjp.matching")
@@ -59,11 +59,13 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
             sessionmaker=db.sessionmaker,
             cursor_model=FeedCursor,
             handler=apply_catalog_entries,
+            parked_model=ParkedFeedEntry,
             idle_interval=settings.feed_idle_interval,
         )
         if settings.consume_feed:
             consumer.start()
         app.state.consumer = consumer
+        app.state.feed_consumers = {"catalog": consumer}
 
         async def snapshots() -> None:
             while True:
@@ -75,7 +77,7 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
 
         snap_task = asyncio.create_task(snapshots(), name="matching-snapshots")
         app.state.readiness = lambda: {
-            "catalog_feed": consumer.last_error or f"ok at {consumer.position}",
+            "catalog_feed": consumer.health(),
             "index": f"{len(indexer.index)} patents at {indexer.index.position}",
         }
         try:
@@ -107,6 +109,8 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
     app.include_router(leads.router)
     app.include_router(ops.router)
     app.include_router(feed_router(FeedEntry, SessionDep))
+    app.include_router(parked_router(ParkedFeedEntry, SessionDep, PrincipalDep))
+    app.state.max_body_bytes = settings.max_body_bytes
     return app
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import make_base
-from shared.feed import FeedCursorMixin, FeedEntryMixin, utcnow
+from shared.feed import FeedCursorMixin, FeedEntryMixin, ParkedEntryMixin, utcnow
 
 Base = make_base()
 PK = BigInteger().with_variant(Integer, "sqlite")
@@ -139,3 +139,9 @@ class FeedCursor(FeedCursorMixin, Base):
     """Where matching is in the catalog feed."""
 
     __tablename__ = "feed_cursor"
+
+
+class ParkedFeedEntry(ParkedEntryMixin, Base):
+    """Feed entries this service could not apply (shared.feed.FeedConsumer parks them)."""
+
+    __tablename__ = "parked_feed_entry"

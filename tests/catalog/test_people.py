@@ -79,7 +79,7 @@ def uni_admin(catalog: CatalogHandle, org_id: int) -> tuple[dict[str, Any], str]
 
 def test_migration_adds_people(catalog: CatalogHandle) -> None:
     with catalog.client() as c:
-        assert c.get("/readyz").json()["migration"] == "0002"
+        assert c.get("/readyz").json()["migration"] >= "0002"
 
 
 def test_admin_and_city_bureau_create_people_without_showing_the_hash(

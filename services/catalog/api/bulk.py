@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import tempfile
 import uuid
-from typing import Any
+from typing import IO, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from services.catalog.api.deps import SessionDep, SettingsDep
 from services.catalog.api.patents import supplier_org
 from services.catalog.domain import bulk_files
-from services.catalog.domain.bulk import request_hash, run_job, summarise, validate_records
-from services.catalog.domain.ingest import upsert_batch
+from services.catalog.domain.bulk import (
+    apply_upload_in_thread,
+    outcome_from_dict,
+    refresh_statistics,
+    run_job,
+)
 from services.catalog.models import IdempotencyRecord, UploadJob
 from shared.auth import PrincipalDep, Role
 from shared.db import Database
-from shared.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable
+from shared.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unprocessable,
+    is_unique_violation,
+)
 
 router = APIRouter(prefix="/v1", tags=["bulk"])
 
@@ -35,35 +50,45 @@ retries safe.
 """
 
 
-async def read_upload(request: Request, limit: int) -> tuple[bytes, str | None, str | None]:
-    """Body bytes, content type and file name, refusing anything over `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the upload is {int(declared):,} bytes; the limit is {limit:,}")
+async def read_upload(request: Request, limit: int) -> tuple[IO[bytes], str | None, str | None]:
+    """The upload as a file (spooled to disk by shared.guards while it streamed in, with
+    the size limit enforced there), its content type and file name."""
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
         form = await request.form(max_part_size=limit)
         file = form.get("file")
         if file is None or isinstance(file, str):
             raise Unprocessable.field("file", "send the file in a multipart field named 'file'")
-        data = await file.read(limit + 1)
-        name, ctype = file.filename, file.content_type
-    else:
-        chunks, size = [], 0
+        file.file.seek(0)
+        return file.file, file.content_type, file.filename
+    spooled: IO[bytes] | None = request.scope.get("state", {}).get("body_file")
+    if spooled is None:  # mounted without the guard (not in this app): read it here
+        spooled = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115
+        size = 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
                 raise PayloadTooLarge(f"the upload exceeds the limit of {limit:,} bytes")
-            chunks.append(chunk)
-        data, name = b"".join(chunks), None
-    if len(data) > limit:
-        raise PayloadTooLarge(f"the upload exceeds the limit of {limit:,} bytes")
-    return data, ctype, name
+            spooled.write(chunk)
+        spooled.seek(0)
+    return spooled, ctype, None
+
+
+def file_hash(file: IO[bytes], fmt: str) -> str:
+    """request_hash of the file's bytes, read in chunks (the file may be 100 MB)."""
+    h = hashlib.sha256(fmt.encode() + b"\0")
+    file.seek(0)
+    while chunk := file.read(1024 * 1024):
+        h.update(chunk)
+    file.seek(0)
+    return h.hexdigest()
 
 
 async def replay(
-    session: SessionDep, key: str | None, org_id: int, rhash: str
-) -> JSONResponse | None:
+    request: Request, session: SessionDep, key: str | None, org_id: int, rhash: str
+) -> JSONResponse | UploadJob | None:
+    """The first answer to this Idempotency-Key, or — when that answer was a job which
+    then failed (or died with a restart) — the job, claimed for resuming."""
     if not key:
         return None
     record = await session.get(IdempotencyRecord, f"{org_id}:{key}")
@@ -71,6 +96,21 @@ async def replay(
         return None
     if record.request_hash != rhash:
         raise Conflict("this Idempotency-Key was already used with a different upload")
+    job_id = record.body.get("job_id") if record.status_code == 202 else None
+    if job_id:
+        live: dict[str, Any] = request.app.state.jobs
+        job = await session.get(UploadJob, job_id)
+        if job is not None and (
+            job.status == "failed" or (job.status != "done" and job_id not in live)
+        ):
+            # Claim it (compare-and-set): of two retries at once, one resumes the job.
+            claimed = await session.execute(
+                update(UploadJob)
+                .where(UploadJob.id == job_id, UploadJob.status == job.status)
+                .values(status="queued", error=None, finished_at=None)
+            )
+            if claimed.rowcount == 1:  # type: ignore[attr-defined]
+                return job
     return JSONResponse(
         record.body, status_code=record.status_code, headers={"Idempotency-Replayed": "true"}
     )
@@ -91,13 +131,17 @@ async def bulk_upload(
     idempotency_key: str | None = Header(None, max_length=100),
 ) -> JSONResponse:
     org = await supplier_org(session, principal)
-    data, ctype, name = await read_upload(request, settings.max_upload_bytes)
+    file, ctype, name = await read_upload(request, settings.max_upload_bytes)
     fmt = bulk_files.detect_format(ctype, name, format)
-    rhash = request_hash(data, fmt)
-    replayed = await replay(session, idempotency_key, org.id, rhash)
-    if replayed is not None:
+    rhash = await asyncio.to_thread(file_hash, file, fmt)
+    replayed = await replay(request, session, idempotency_key, org.id, rhash)
+    if isinstance(replayed, JSONResponse):
         return replayed
-    records = await asyncio.to_thread(bulk_files.parse, data, fmt)
+    records = await asyncio.to_thread(bulk_files.parse, file, fmt, settings.max_upload_records)
+    if isinstance(replayed, UploadJob):
+        check_job_capacity(request, settings.max_concurrent_jobs)  # a 503 undoes the claim
+        await session.commit()  # the claim; release the request's transaction
+        return await resume_job(request, replayed, records)
     if not records:
         raise bulk_files.Malformed("the file holds no records")
     if len(records) > settings.max_upload_records:
@@ -106,25 +150,65 @@ async def bulk_upload(
             f"{settings.max_upload_records:,} per request — split it"
         )
     if len(records) <= settings.sync_upload_limit:
-        good, bad = await asyncio.to_thread(validate_records, records)
-        outcomes = sorted(bad + await upsert_batch(session, org, good), key=lambda o: o.row)
-        body: dict[str, Any] = {
-            "format": fmt,
-            "summary": summarise(outcomes),
-            "rows": [o.to_dict() for o in outcomes],
-        }
-        if idempotency_key:
-            session.add(
-                IdempotencyRecord(
-                    key=f"{org.id}:{idempotency_key}",
-                    request_hash=rhash,
-                    status_code=200,
-                    body=body,
-                )
-            )
+        # Validating and writing 2,000 records is ~1 s of Python: done in a worker thread
+        # with its own event loop and connection, so this loop keeps serving meanwhile.
+        # The request's own transaction ends first (SQLite has one writer).
+        await session.commit()
+        db: Database = request.app.state.db
+        body = await asyncio.to_thread(
+            apply_upload_in_thread, db.url, org.id, fmt, records, idempotency_key, rhash
+        )
         return JSONResponse(body)
+    check_job_capacity(request, settings.max_concurrent_jobs)
     await session.commit()  # release the request's transaction (SQLite has one writer)
     return await start_job(request, org.id, fmt, records, idempotency_key, rhash)
+
+
+def check_job_capacity(request: Request, limit: int) -> None:
+    """Each job holds its parsed records in memory: bound how many run at once."""
+    if len(request.app.state.jobs) >= limit:
+        raise ServiceUnavailable(
+            f"{limit} upload jobs are running, the most this service runs at once;"
+            " send the file again shortly (uploads up to the synchronous limit are"
+            " still answered at once)",
+            retry_after=10,
+        )
+
+
+def launch(request: Request, job_id: str, org_id: int, records: Any, **kwargs: Any) -> None:
+    db: Database = request.app.state.db
+    settings = request.app.state.settings
+    jobs: dict[str, asyncio.Task[None]] = request.app.state.jobs
+
+    async def job() -> None:
+        try:
+            await run_job(db.sessionmaker, job_id, org_id, records, asyncio.to_thread,
+                          chunk_size=settings.upload_chunk_records, **kwargs)  # fmt: skip
+        finally:
+            jobs.pop(job_id, None)  # the slot is free as soon as the job has finished
+        await refresh_statistics(db.sessionmaker)
+
+    task = asyncio.create_task(job(), name=f"upload-job-{job_id}")
+    jobs[job_id] = task
+    _running.add(task)  # a strong reference until the statistics refresh is over too
+    task.add_done_callback(_running.discard)
+
+
+_running: set[asyncio.Task[None]] = set()
+
+
+async def resume_job(
+    request: Request, job: UploadJob, records: list[tuple[int, dict[str, Any]]]
+) -> JSONResponse:
+    """Carry on a failed job from its saved progress, keeping what was already committed."""
+    if len(records) != job.total:  # same hash, so same file: cannot happen unless tampered
+        raise Conflict("this upload does not match the job it would resume")
+    committed_rows = {row for row, _ in records[: job.processed]}
+    prior = [outcome_from_dict(d) for d in job.report or [] if d["row"] in committed_rows]
+    launch(request, job.id, job.org_id, records, start_at=job.processed, prior=prior)
+    body = {"job_id": job.id, "status": "queued", "total": job.total,
+            "resumed_at": job.processed, "poll": f"/v1/uploads/{job.id}"}  # fmt: skip
+    return JSONResponse(body, status_code=202, headers={"Location": body["poll"]})
 
 
 async def start_job(
@@ -158,12 +242,11 @@ async def start_job(
                         body=body,
                     )
                 )
-    except IntegrityError:
+    except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
         raise Conflict("an upload with this Idempotency-Key is already in progress") from None
-    task = asyncio.create_task(run_job(db.sessionmaker, job_id, org_id, records, asyncio.to_thread))
-    jobs: dict[str, asyncio.Task[None]] = request.app.state.jobs
-    jobs[job_id] = task
-    task.add_done_callback(lambda _t: jobs.pop(job_id, None))
+    launch(request, job_id, org_id, records)
     return JSONResponse(body, status_code=202, headers={"Location": body["poll"]})
 
 

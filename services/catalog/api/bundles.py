@@ -13,7 +13,7 @@ from services.catalog.domain.feed_payloads import bundle_payload
 from services.catalog.models import Bundle, BundleItem, FeedEntry, Listing, Patent, PatentOwner
 from shared import feed
 from shared.auth import PrincipalDep, Role
-from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
+from shared.errors import Conflict, Forbidden, NotFound, Unprocessable, is_unique_violation
 from shared.feed import utcnow
 from shared.params import MAX_ID, PathId
 
@@ -100,7 +100,9 @@ async def create_bundle(
     session.add(bundle)
     try:
         await session.flush()
-    except IntegrityError:
+    except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
         raise Conflict(f"you already have a bundle named {body.name}") from None
     session.add_all([BundleItem(bundle_id=bundle.id, listing_id=i) for i in listing_ids])
     await session.flush()
@@ -150,7 +152,9 @@ async def update_bundle(
     bundle.updated_at = utcnow()
     try:
         await session.flush()
-    except IntegrityError:
+    except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
         raise Conflict("you already have a bundle with that name") from None
     await publish(session, bundle)
     return await to_schema(session, bundle)

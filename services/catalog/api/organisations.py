@@ -12,12 +12,19 @@ from services.catalog.domain.feed_payloads import organisation_payload
 from services.catalog.domain.keys import issue_key, revoke_key
 from services.catalog.models import ApiKey, FeedEntry, Organisation
 from shared import feed
-from shared.auth import PrincipalDep, Role, require_role
-from shared.errors import Conflict, Forbidden, NotFound
+from shared.auth import Principal, PrincipalDep, Role, require_role
+from shared.errors import Conflict, Forbidden, NotFound, is_unique_violation
 from shared.feed import utcnow
 from shared.params import MAX_ID, PathId
+from shared.regions import DISTRICT_BY_CHINESE
 
 router = APIRouter(prefix="/v1", tags=["organisations"])
+
+# What an organisation *is* decides what it may do and whether its deals count: its place
+# (district / province → in_tianjin, and a district bureau's reach), its SME status, and
+# the names that decide which patents it may claim as patentee (name, aliases). Only the
+# city bureau or an admin changes them; kind and USCC cannot be changed at all.
+AUTHORITY_FIELDS = ("name", "aliases", "district", "province", "is_sme", "sme_basis")
 
 
 async def load_org(session: SessionDep, org_id: PathId) -> Organisation:
@@ -43,6 +50,8 @@ async def create_organisation(
     try:
         await session.flush()
     except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
         raise Conflict("organisation name or USCC already registered") from exc
     await feed.append(
         session, FeedEntry, [("organisation", str(org.id), "upsert", organisation_payload(org))]
@@ -99,6 +108,7 @@ async def update_organisation(
     org = await load_org(session, org_id)
     if principal.org_id != org.id:
         require_role(principal, Role.CITY_BUREAU)
+    check_authority(org, body, principal)
     merged = schemas.OrganisationCreate.model_validate(
         {
             **schemas.OrganisationCreate.model_validate(org, from_attributes=True).model_dump(),
@@ -116,11 +126,37 @@ async def update_organisation(
     try:
         await session.flush()
     except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
         raise Conflict("another organisation already has that name") from exc
     await feed.append(
         session, FeedEntry, [("organisation", str(org.id), "upsert", organisation_payload(org))]
     )
     return org
+
+
+def check_authority(
+    org: Organisation, body: schemas.OrganisationUpdate, principal: Principal
+) -> None:
+    """403 naming every authority attribute the caller tried to change without the right."""
+    if principal.role in (Role.CITY_BUREAU, Role.ADMIN):
+        return
+    sent = body.model_dump(exclude_unset=True)
+    current = schemas.OrganisationCreate.model_validate(org, from_attributes=True).model_dump()
+    if isinstance(sent.get("district"), str):
+        # Compare normal forms: `滨海新区` and `binhai` are the same district.
+        d = sent["district"]
+        sent["district"] = DISTRICT_BY_CHINESE.get(d, d.lower()) or None
+    refused = [f for f in AUTHORITY_FIELDS if f in sent and sent[f] != current.get(f)]
+    if refused:
+        raise Forbidden(
+            f"{', '.join(refused)}: only the city bureau or an admin may change "
+            + ("it" if len(refused) == 1 else "them"),
+            errors=[
+                {"field": f, "reason": "only the city bureau or an admin may change it"}
+                for f in refused
+            ],
+        )
 
 
 @router.post(

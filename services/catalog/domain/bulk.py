@@ -12,12 +12,15 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.pool import NullPool
 
 from services.catalog.domain.ingest import Outcome, Prepared, RecordError, prepare, upsert_batch
-from services.catalog.models import Organisation, UploadJob
+from services.catalog.models import IdempotencyRecord, Organisation, UploadJob
 from services.catalog.schemas import PatentIn
+from shared.db import create_engine
 from shared.errors import pydantic_errors
 from shared.feed import utcnow
+from shared.guards import NUL_REASON, nul_field
 
 log = logging.getLogger("tjp.catalog.bulk")
 CHUNK = 2000
@@ -49,6 +52,10 @@ def validate_records(
                     ],
                 )
             )
+            continue
+        nul = nul_field(raw)
+        if nul:
+            bad.append(Outcome(row, None, "rejected", [{"field": nul, "reason": NUL_REASON}]))
             continue
         try:
             good.append((row, prepare(PatentIn.model_validate(raw))))
@@ -89,6 +96,48 @@ async def apply_upload(
     return sorted(outcomes, key=lambda o: o.row)
 
 
+def apply_upload_in_thread(*args: Any) -> dict[str, Any]:
+    """`_apply_upload` in a worker thread on its own event loop and connection
+    (SQLAlchemy builds statement parameters on the calling thread, so the writing too
+    must leave the service's loop)."""
+    return asyncio.run(_apply_upload(*args))
+
+
+async def _apply_upload(
+    url: str,
+    org_id: int,
+    fmt: str,
+    records: list[tuple[int, dict[str, Any]]],
+    idempotency_key: str | None,
+    rhash: str,
+) -> dict[str, Any]:
+    """The synchronous upload in one transaction of its own; returns the report."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        maker = async_sessionmaker(engine, expire_on_commit=False)
+        async with maker() as session, session.begin():
+            org = await session.get(Organisation, org_id)
+            assert org is not None
+            outcomes = await apply_upload(session, org, records)
+            body: dict[str, Any] = {
+                "format": fmt,
+                "summary": summarise(outcomes),
+                "rows": [o.to_dict() for o in outcomes],
+            }
+            if idempotency_key:
+                session.add(
+                    IdempotencyRecord(
+                        key=f"{org_id}:{idempotency_key}",
+                        request_hash=rhash,
+                        status_code=200,
+                        body=body,
+                    )
+                )
+        return body
+    finally:
+        await engine.dispose()
+
+
 def request_hash(data: bytes, fmt: str) -> str:
     return hashlib.sha256(fmt.encode() + b"\0" + data).hexdigest()
 
@@ -102,57 +151,73 @@ async def refresh_statistics(sessionmaker: async_sessionmaker[AsyncSession]) -> 
             await session.commit()
 
 
+def outcome_from_dict(d: dict[str, Any]) -> Outcome:
+    return Outcome(d["row"], d.get("application_number"), d["status"], d.get("errors") or [],
+                   d.get("patent_id"))  # fmt: skip
+
+
 async def run_job(
     sessionmaker: async_sessionmaker[AsyncSession],
     job_id: str,
     org_id: int,
     records: list[tuple[int, dict[str, Any]]],
     to_thread: Callable[..., Awaitable[Any]],
+    *,
+    chunk_size: int = CHUNK,
+    start_at: int = 0,
+    prior: list[Outcome] | None = None,
 ) -> None:
-    """Background path: chunks of CHUNK records, each its own transaction, progress saved.
-
-    Re-running an interrupted job is safe: applied records come back as `unchanged`.
+    """Background path: chunks of `chunk_size` records, each its own transaction that also
+    saves the progress. A failed job resumes at `start_at` (its saved progress) with the
+    outcomes of the chunks already committed (`prior`), so a retry neither loses nor
+    doubles a record; re-applying one would anyway come back `unchanged`.
     """
-    outcomes: list[Outcome] = []
+    outcomes: list[Outcome] = list(prior or [])
     try:
         async with sessionmaker() as session, session.begin():
             job = await session.get(UploadJob, job_id)
             assert job is not None
             job.status = "running"
-        starts = list(range(0, len(records), CHUNK))
+        starts = list(range(start_at, len(records), chunk_size))
         # Validate chunk n+1 in a worker thread while chunk n is written: the writes
         # mostly wait on the database, so the two overlap.
-        pending = asyncio.ensure_future(to_thread(validate_records, records[:CHUNK]))
+        pending = asyncio.ensure_future(
+            to_thread(validate_records, records[start_at : start_at + chunk_size])
+        )
         for i, start in enumerate(starts):
-            chunk = records[start : start + CHUNK]
+            chunk = records[start : start + chunk_size]
             good, bad = await pending
             if i + 1 < len(starts):
-                nxt = records[starts[i + 1] : starts[i + 1] + CHUNK]
+                nxt = records[starts[i + 1] : starts[i + 1] + chunk_size]
                 pending = asyncio.ensure_future(to_thread(validate_records, nxt))
             async with sessionmaker() as session, session.begin():
                 org = await session.get(Organisation, org_id)
                 assert org is not None
-                outcomes += bad + await upsert_batch(session, org, good)
+                done = bad + await upsert_batch(session, org, good)
                 job = await session.get(UploadJob, job_id)
                 assert job is not None
                 job.processed = min(len(records), start + len(chunk))
-                job.summary = summarise(outcomes)
+                job.summary = summarise(outcomes + done)
+            outcomes += done  # only once the chunk is committed
         outcomes.sort(key=lambda o: o.row)
         async with sessionmaker() as session, session.begin():
             job = await session.get(UploadJob, job_id)
             assert job is not None
             job.status = "done"
+            job.error = None
             job.summary = summarise(outcomes)
             job.report = [o.to_dict() for o in outcomes]
             job.finished_at = utcnow()
-        await refresh_statistics(sessionmaker)
     except Exception as exc:
         log.exception("upload job %s failed", job_id)
         async with sessionmaker() as session, session.begin():
             job = await session.get(UploadJob, job_id)
             if job is not None:
                 job.status = "failed"
-                job.error = f"{type(exc).__name__}: {exc}"
+                job.error = (
+                    f"{type(exc).__name__}: {exc}"[:2000]
+                    + " — send the same file again with the same Idempotency-Key to resume"
+                )
                 job.summary = summarise(outcomes)
                 job.report = [o.to_dict() for o in sorted(outcomes, key=lambda o: o.row)]
                 job.finished_at = utcnow()

@@ -10,11 +10,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 import zipfile
-from typing import Any
+from typing import IO, Any
 
 from shared.appno import make_application_number
-from shared.errors import ProblemError, Unprocessable, UnsupportedMedia
+from shared.errors import PayloadTooLarge, ProblemError, Unprocessable, UnsupportedMedia
 
 FORMATS = ("json", "ndjson", "csv", "xlsx")
 
@@ -75,17 +76,24 @@ class Malformed(ProblemError):
     status, title, type_slug = 400, "Malformed file", "malformed-file"
 
 
-def parse(data: bytes, fmt: str) -> list[tuple[int, dict[str, Any]]]:
-    """Return (row number, raw record) pairs; raise Malformed if the file is unreadable."""
+def parse(
+    source: bytes | IO[bytes], fmt: str, max_records: int = 50_000
+) -> list[tuple[int, dict[str, Any]]]:
+    """Return (row number, raw record) pairs; raise Malformed if the file is unreadable.
+
+    `source` is the body or its spooled file; an XLSX is checked from the file without
+    being read into memory first."""
+    if fmt == "xlsx":
+        file = io.BytesIO(source) if isinstance(source, bytes) else source
+        return _table(_xlsx_rows(file, max_records))
+    data = source if isinstance(source, bytes) else source.read()
     if not data.strip():
         raise Malformed("the file is empty")
     if fmt == "json":
         return _json(data)
     if fmt == "ndjson":
         return _ndjson(data)
-    if fmt == "csv":
-        return _table(_csv_rows(data))
-    return _table(_xlsx_rows(data))
+    return _table(_csv_rows(data))
 
 
 def _decode(data: bytes) -> str:
@@ -139,25 +147,102 @@ def _csv_rows(data: bytes) -> list[list[str]]:
         raise Malformed(f"unreadable CSV: {exc}") from None
 
 
-def _xlsx_rows(data: bytes) -> list[list[str]]:
+# An XLSX is a zip: bound what it may expand to before openpyxl parses it. Real patent
+# lists compress 5-20x; a zip bomb compresses 1000x.
+XLSX_MAX_MEMBERS = 500
+XLSX_MAX_EXPANDED = 512 * 1024 * 1024  # all members together, uncompressed
+XLSX_MAX_RATIO = 200  # per member above 1 MB
+XLSX_MAX_COLUMNS = 100
+XLSX_MAX_SECONDS = 120.0
+
+
+class XlsxRefused(ProblemError):
+    """An XLSX that would cost far more to read than its size suggests."""
+
+    status, title, type_slug = 413, "Spreadsheet too large when expanded", "xlsx-too-large"
+
+
+def check_xlsx_archive(file: IO[bytes]) -> None:
+    """Refuse a zip bomb: member count, declared sizes and ratio, then the bytes actually
+    produced while decompressing every member (a header may lie about its size)."""
+    try:
+        zf = zipfile.ZipFile(file)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise Malformed(f"not a readable XLSX workbook ({type(exc).__name__})") from None
+    with zf:
+        members = zf.infolist()
+        if len(members) > XLSX_MAX_MEMBERS:
+            raise XlsxRefused(
+                f"the workbook has {len(members):,} parts; at most {XLSX_MAX_MEMBERS} are read"
+            )
+        declared = sum(m.file_size for m in members)
+        if declared > XLSX_MAX_EXPANDED:
+            raise XlsxRefused(
+                f"the workbook expands to {declared:,} bytes; at most {XLSX_MAX_EXPANDED:,}"
+            )
+        for m in members:
+            if m.file_size > 1024 * 1024 and m.file_size > XLSX_MAX_RATIO * max(m.compress_size, 1):
+                raise XlsxRefused(
+                    f"part {m.filename} expands {m.file_size // max(m.compress_size, 1):,}"
+                    f" times; a spreadsheet expands at most {XLSX_MAX_RATIO} times"
+                )
+        produced = 0
+        try:
+            for m in members:
+                with zf.open(m) as part:
+                    while chunk := part.read(1024 * 1024):
+                        produced += len(chunk)
+                        if produced > XLSX_MAX_EXPANDED:
+                            raise XlsxRefused(
+                                f"the workbook expands past {XLSX_MAX_EXPANDED:,} bytes"
+                            )
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+            raise Malformed(f"not a readable XLSX workbook ({type(exc).__name__}: {exc})") from None
+    file.seek(0)
+
+
+def _xlsx_rows(file: IO[bytes], max_records: int = 50_000) -> list[list[str]]:
     from openpyxl import load_workbook
 
+    check_xlsx_archive(file)
+    started = time.monotonic()
     try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        wb = load_workbook(file, read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
         raise Malformed(f"not a readable XLSX workbook ({type(exc).__name__})") from None
-    ws = wb.worksheets[0]
-    rows = []
-    for row in ws.iter_rows(values_only=True):
-        rows.append(
-            [
-                ""
-                if v is None
-                else (v.date().isoformat() if hasattr(v, "date") and callable(v.date) else str(v))
-                for v in row
-            ]
-        )
-    wb.close()
+    try:
+        ws = wb.worksheets[0]
+        max_row, max_col = ws.max_row or 0, ws.max_column or 0
+        if max_row > max_records + 1:
+            raise PayloadTooLarge(
+                f"the sheet declares {max_row:,} rows; the limit is {max_records:,} records"
+                " per request — split it"
+            )
+        if max_col > XLSX_MAX_COLUMNS:
+            raise Unprocessable.field(
+                "file", f"the sheet declares {max_col:,} columns; at most {XLSX_MAX_COLUMNS}"
+            )
+        rows = []
+        # The declared dimension may be missing or lie: bound what is actually read too.
+        for row in ws.iter_rows(values_only=True, max_col=XLSX_MAX_COLUMNS):
+            if len(rows) > max_records:
+                raise PayloadTooLarge(
+                    f"the sheet holds more than {max_records:,} records; split it"
+                )
+            if len(rows) % 256 == 0 and time.monotonic() - started > XLSX_MAX_SECONDS:
+                raise XlsxRefused(f"the workbook took over {XLSX_MAX_SECONDS:.0f} s to read")
+            rows.append(
+                [
+                    ""
+                    if v is None
+                    else (
+                        v.date().isoformat() if hasattr(v, "date") and callable(v.date) else str(v)
+                    )
+                    for v in row
+                ]
+            )
+    finally:
+        wb.close()
     return rows
 
 

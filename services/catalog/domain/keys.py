@@ -17,12 +17,13 @@ from shared.feed import utcnow
 from shared.regions import SUPPLIER_KINDS, OrgKind
 
 # Which organisation kinds may hold which role.
-ROLE_KINDS: dict[Role, frozenset[str] | None] = {
+ROLE_KINDS: dict[Role, frozenset[str]] = {
     Role.SUPPLIER: frozenset(k.value for k in SUPPLIER_KINDS),
     Role.SME: frozenset({OrgKind.SME.value}),
     Role.DISTRICT_BUREAU: frozenset({OrgKind.OTHER.value}),
     Role.CITY_BUREAU: frozenset({OrgKind.OTHER.value}),
-    Role.ADMIN: None,
+    # The platform operator: an organisation of kind `other`, never a supplier or an SME.
+    Role.ADMIN: frozenset({OrgKind.OTHER.value}),
 }
 
 SESSION_LABEL = "session"
@@ -30,8 +31,7 @@ SESSION_LABEL = "session"
 
 def check_role_fits(org: Organisation, role: Role) -> None:
     """The one rule for keys and people: the role must fit the organisation's kind."""
-    allowed = ROLE_KINDS[role]
-    if allowed is not None and org.kind not in allowed:
+    if org.kind not in ROLE_KINDS[role]:
         raise Unprocessable.field(
             "role", f"role {role.value} cannot be held by an organisation of kind {org.kind}"
         )

@@ -14,6 +14,7 @@ from services.indicators.domain import ledger
 from services.indicators.models import Deal, DealPatent, DealSupplier
 from shared.auth import PrincipalDep
 from shared.errors import ProblemError, Unprocessable, pydantic_errors
+from shared.params import MAX_ID, MAX_YEAR, MIN_YEAR, IdQuery, PathId
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
 
@@ -24,6 +25,9 @@ async def create_deal(
 ) -> schemas.DealOut:
     """Record a deal. city_bureau/admin: any; district_bureau: a party in its district;
     supplier: its own deals. Parties are frozen as they were at the effective date."""
+    await lookup.prefetch(
+        [*body.supplier_org_ids, body.recipient_org_id], body.application_numbers
+    )  # before the transaction: no HTTP call inside it
     deal = await ledger.create_deal(session, body, principal, lookup)
     return await ledger.deal_out(session, deal)
 
@@ -41,12 +45,21 @@ async def create_deals_batch(
     item, its index and the same errors a single request would get."""
     created: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
+    bodies: list[schemas.DealCreate | None] = []
     for i, raw in enumerate(items):
         try:
-            body = schemas.DealCreate.model_validate(raw)
+            bodies.append(schemas.DealCreate.model_validate(raw))
         except ValidationError as exc:
             errs = pydantic_errors(list(exc.errors()))
             rejected.append({"index": i, "status": 422, "errors": errs})
+            bodies.append(None)
+    valid = [b for b in bodies if b is not None]
+    await lookup.prefetch(  # before the transaction: no HTTP call inside it
+        [o for b in valid for o in (*b.supplier_org_ids, b.recipient_org_id)],
+        [a for b in valid for a in b.application_numbers],
+    )
+    for i, body in enumerate(bodies):
+        if body is None:
             continue
         try:
             async with session.begin_nested():
@@ -55,6 +68,7 @@ async def create_deals_batch(
         except ProblemError as exc:
             errs = exc.errors or [{"field": "body", "reason": exc.detail}]
             rejected.append({"index": i, "status": exc.status, "errors": errs})
+    rejected.sort(key=lambda r: r["index"])
     if atomic and rejected:
         await session.rollback()
         raise Unprocessable(
@@ -68,15 +82,17 @@ async def create_deals_batch(
 @router.get("/deals", response_model=schemas.DealPage)
 async def list_deals(
     session: SessionDep,
-    year: int | None = Query(None, description="year of the effective date"),
+    year: int | None = Query(
+        None, ge=MIN_YEAR, le=MAX_YEAR, description="year of the effective date"
+    ),
     district: str | None = Query(None, description="recipient's district (frozen)"),
     status_: str | None = Query(None, alias="status"),
     kind: str | None = None,
-    supplier_org_id: int | None = None,
-    recipient_org_id: int | None = None,
+    supplier_org_id: IdQuery = None,
+    recipient_org_id: IdQuery = None,
     application_number: str | None = None,
     qualifies: bool | None = Query(None, description="parties meet the 1000-target rule"),
-    after: int = Query(0, ge=0, description="cursor: the last id seen"),
+    after: int = Query(0, ge=0, le=MAX_ID, description="cursor: the last id seen"),
     limit: int = Query(100, ge=1, le=1000),
 ) -> schemas.DealPage:
     stmt = select(Deal).where(Deal.id > after).order_by(Deal.id)
@@ -113,13 +129,13 @@ async def list_deals(
 
 
 @router.get("/deals/{deal_id}", response_model=schemas.DealOut)
-async def get_deal(deal_id: int, session: SessionDep) -> schemas.DealOut:
+async def get_deal(deal_id: PathId, session: SessionDep) -> schemas.DealOut:
     return await ledger.deal_out(session, await ledger.load_deal(session, deal_id))
 
 
 @router.post("/deals/{deal_id}/payments", response_model=schemas.DealOut)
 async def add_payments(
-    deal_id: int, body: schemas.PaymentsAdd, session: SessionDep, principal: PrincipalDep
+    deal_id: PathId, body: schemas.PaymentsAdd, session: SessionDep, principal: PrincipalDep
 ) -> schemas.DealOut:
     """Record payments actually received (实际到账); their total never exceeds the contract."""
     deal = await ledger.load_deal(session, deal_id, lock=True)
@@ -130,7 +146,7 @@ async def add_payments(
 
 @router.post("/deals/{deal_id}/effective", response_model=schemas.DealOut)
 async def make_effective(
-    deal_id: int, body: schemas.DealActivate, session: SessionDep, principal: PrincipalDep
+    deal_id: PathId, body: schemas.DealActivate, session: SessionDep, principal: PrincipalDep
 ) -> schemas.DealOut:
     """A registered deal takes effect; its parties are re-frozen at the effective date."""
     deal = await ledger.load_deal(session, deal_id, lock=True)
@@ -141,7 +157,7 @@ async def make_effective(
 
 @router.post("/deals/{deal_id}/cancel", response_model=schemas.DealOut)
 async def cancel_deal(
-    deal_id: int, body: schemas.DealCancel, session: SessionDep, principal: PrincipalDep
+    deal_id: PathId, body: schemas.DealCancel, session: SessionDep, principal: PrincipalDep
 ) -> schemas.DealOut:
     """Cancel (注销) with a reason: the deal stops counting everywhere, live figures drop,
     frozen snapshots keep their values, and the catalog puts the patents back in the pool."""

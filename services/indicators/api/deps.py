@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.indicators.domain.replica import CatalogLookup
+from services.indicators.domain.replica import RequestLookup
 from services.indicators.settings import IndicatorsSettings
 from shared.deps import SessionDep as SessionDep  # re-exported for the routers
 
@@ -20,10 +20,10 @@ def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     return request.app.state.db.sessionmaker  # type: ignore[no-any-return]
 
 
-def get_lookup(request: Request) -> CatalogLookup:
-    return request.app.state.lookup  # type: ignore[no-any-return]
+def get_lookup(request: Request) -> RequestLookup:
+    return request.app.state.lookup.for_request()  # type: ignore[no-any-return]
 
 
 SettingsDep = Annotated[IndicatorsSettings, Depends(get_settings)]
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
-LookupDep = Annotated[CatalogLookup, Depends(get_lookup)]
+LookupDep = Annotated[RequestLookup, Depends(get_lookup)]

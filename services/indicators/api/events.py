@@ -17,7 +17,8 @@ from services.indicators.api.deps import LookupDep, SessionDep
 from services.indicators.domain.ledger import party_at
 from services.indicators.models import Pledge, ProductFiling, Securitisation
 from shared.auth import Principal, PrincipalDep, Role
-from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
+from shared.errors import Conflict, Forbidden, NotFound, Unprocessable, is_unique_violation
+from shared.params import MAX_ID, PathId, YearQuery
 from shared.regions import TIANJIN_DISTRICTS
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -42,6 +43,7 @@ async def _known_org(session: Any, lookup: Any, org_id: int, field: str) -> None
 async def create_pledge(
     body: schemas.PledgeCreate, session: SessionDep, principal: PrincipalDep, lookup: LookupDep
 ) -> Pledge:
+    await lookup.prefetch([body.pledgor_org_id])  # before the transaction
     await _known_org(session, lookup, body.pledgor_org_id, "pledgor_org_id")
     party = await party_at(session, body.pledgor_org_id, body.registered_on)
     check_event_writer(principal, party.district)
@@ -70,6 +72,8 @@ async def create_pledge(
     try:
         await session.flush()
     except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
         raise Conflict("pledge registration number already recorded") from exc
     return pledge
 
@@ -77,9 +81,9 @@ async def create_pledge(
 @router.get("/pledges", response_model=list[schemas.PledgeOut])
 async def list_pledges(
     session: SessionDep,
-    year: int | None = None,
+    year: YearQuery = None,
     district: str | None = None,
-    after: int = Query(0, ge=0),
+    after: int = Query(0, ge=0, le=MAX_ID),
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[Pledge]:
     stmt = select(Pledge).where(Pledge.id > after).order_by(Pledge.id).limit(limit)
@@ -92,7 +96,7 @@ async def list_pledges(
 
 @router.post("/pledges/{pledge_id}/cancel", response_model=schemas.PledgeOut)
 async def cancel_pledge(
-    pledge_id: int, body: schemas.CancelBody, session: SessionDep, principal: PrincipalDep
+    pledge_id: PathId, body: schemas.CancelBody, session: SessionDep, principal: PrincipalDep
 ) -> Pledge:
     pledge = await session.get(Pledge, pledge_id)
     if pledge is None:
@@ -115,6 +119,7 @@ async def create_filing(
     principal: PrincipalDep,
     lookup: LookupDep,
 ) -> ProductFiling:
+    await lookup.prefetch([body.org_id])  # before the transaction
     await _known_org(session, lookup, body.org_id, "org_id")
     party = await party_at(session, body.org_id, body.filed_on)
     check_event_writer(principal, party.district)
@@ -143,9 +148,9 @@ async def create_filing(
 @router.get("/product-filings", response_model=list[schemas.ProductFilingOut])
 async def list_filings(
     session: SessionDep,
-    year: int | None = None,
+    year: YearQuery = None,
     district: str | None = None,
-    after: int = Query(0, ge=0),
+    after: int = Query(0, ge=0, le=MAX_ID),
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[ProductFiling]:
     stmt = select(ProductFiling).where(ProductFiling.id > after).order_by(ProductFiling.id)
@@ -169,6 +174,7 @@ async def create_securitisation(
 ) -> Securitisation:
     if body.district is not None and body.district not in TIANJIN_DISTRICTS:
         raise Unprocessable.field("district", f"unknown district {body.district}")
+    await lookup.prefetch(body.originator_org_ids)  # before the transaction
     for i, oid in enumerate(body.originator_org_ids):
         await _known_org(session, lookup, oid, f"originator_org_ids[{i}]")
     check_event_writer(principal, body.district)
@@ -185,9 +191,7 @@ async def create_securitisation(
 
 
 @router.get("/securitisations", response_model=list[schemas.SecuritisationOut])
-async def list_securitisations(
-    session: SessionDep, year: int | None = None
-) -> list[Securitisation]:
+async def list_securitisations(session: SessionDep, year: YearQuery = None) -> list[Securitisation]:
     stmt = select(Securitisation).order_by(Securitisation.id)
     if year:
         stmt = stmt.where(Securitisation.year == year)

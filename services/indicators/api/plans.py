@@ -28,6 +28,7 @@ from services.indicators.domain.records import (
 )
 from services.indicators.domain.rules import RULES, Window
 from shared.errors import Unprocessable
+from shared.params import MAX_ID, MAX_YEAR, MIN_YEAR, YearQuery
 
 router = APIRouter(prefix="/v1", tags=["plans"])
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -70,7 +71,12 @@ def _as_of(as_of: date | None) -> date:
 async def progress(
     code: str,
     sessionmaker: SessionmakerDep,
-    year: int | None = Query(None, description="the period (default: this year or the deadline)"),
+    year: int | None = Query(
+        None,
+        ge=MIN_YEAR,
+        le=MAX_YEAR,
+        description="the period (default: this year or the deadline)",
+    ),
     district: str | None = Query(None, description="city plan only: one district's figures"),
     as_of: date | None = Query(None, description="count as of this date (default today)"),
     format: str = Query("json", pattern="^(json|csv|xlsx)$"),
@@ -103,13 +109,13 @@ async def indicator_records(
     code: str,
     indicator: str,
     session: SessionDep,
-    year: int | None = None,
+    year: YearQuery = None,
     district: str | None = None,
     cumulative: bool | None = Query(
         None, description="records from the plan start (default for cumulative indicators)"
     ),
     as_of: date | None = None,
-    after: int = Query(0, ge=0),
+    after: int = Query(0, ge=0, le=MAX_ID),
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
     """The records behind a figure: ledger lines, deals, payments, pledges, listings,
@@ -181,7 +187,7 @@ async def breakdown_rule(
 async def export_ledger(
     session: SessionDep,
     format: str = Query("xlsx", pattern="^(csv|xlsx)$"),
-    year: int | None = None,
+    year: YearQuery = None,
     district: str | None = None,
     status: str | None = None,
 ) -> Any:

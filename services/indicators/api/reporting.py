@@ -13,6 +13,7 @@ from services.indicators.domain.common import today
 from services.indicators.domain.plans import get_plan
 from services.indicators.models import ReportedFigure, Snapshot
 from shared.auth import PrincipalDep, Role, require_role
+from shared.params import PathId, YearQuery
 
 router = APIRouter(prefix="/v1", tags=["reporting"])
 
@@ -34,7 +35,7 @@ async def list_figures(
     plan: str,
     indicator: str | None = None,
     scope: str | None = None,
-    year: int | None = None,
+    year: YearQuery = None,
     history: bool = False,
 ) -> list[ReportedFigure]:
     """Current values, or with history=true every submission (who, when, what, why)."""
@@ -67,12 +68,12 @@ async def list_snapshots(session: SessionDep, plan: str | None = None) -> list[S
 
 
 @router.get("/snapshots/{snap_id}", response_model=schemas.SnapshotOut)
-async def get_snapshot(snap_id: int, session: SessionDep) -> Snapshot:
+async def get_snapshot(snap_id: PathId, session: SessionDep) -> Snapshot:
     return await reporting.load_snapshot(session, snap_id)
 
 
 @router.get("/snapshots/{snap_id}/diff")
-async def snapshot_diff(snap_id: int, sessionmaker: SessionmakerDep) -> dict[str, Any]:
+async def snapshot_diff(snap_id: PathId, sessionmaker: SessionmakerDep) -> dict[str, Any]:
     """What changed between the frozen figures and the live ones, and the deals why."""
     # short sessions only: on SQLite a held transaction would block the progress queries
     async with sessionmaker() as session:

@@ -21,6 +21,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.indicators.models import Deal, DealPatent, DealSupplier
+from shared.exports import safe_row, xlsx_row
 from shared.regions import TIANJIN_DISTRICTS
 
 KIND_ZH = {"assignment": "转让", "licence": "许可", "equity": "作价入股"}
@@ -86,7 +87,7 @@ def progress_csv(progress: dict[str, Any]) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(PROGRESS_HEADERS)
-    w.writerows(main)
+    w.writerows(safe_row(r) for r in main)
     return buf.getvalue().encode("utf-8-sig")
 
 
@@ -107,11 +108,11 @@ def progress_xlsx(progress: dict[str, Any]) -> bytes:
     ws.freeze_panes = "A2"
     _header(ws, PROGRESS_HEADERS)
     for row in main:
-        ws.append(row)
+        ws.append(xlsx_row(ws, row))
     ws2 = wb.create_sheet("逐年数据")
     _header(ws2, SERIES_HEADERS)
     for row in series:
-        ws2.append(row)
+        ws2.append(xlsx_row(ws2, row))
     ws3 = wb.create_sheet("说明")
     plan = progress["plan"]
     for k, v in [
@@ -119,7 +120,7 @@ def progress_xlsx(progress: dict[str, Any]) -> bytes:
         ("起始日期", plan["start"]), ("截止日期", plan["deadline"]), ("统计截至", progress["as_of"]),
         ("说明", plan["notes"]),
     ]:  # fmt: skip
-        ws3.append([k, v])
+        ws3.append(xlsx_row(ws3, [k, v]))
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
@@ -216,7 +217,7 @@ async def ledger_csv(session: AsyncSession, **filters: Any) -> AsyncIterator[byt
     async for rows in ledger_batches(session, **filters):
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerows([[_cell(v) for v in r] for r in rows])
+        w.writerows([safe_row(_cell(v) for v in r) for r in rows])
         yield buf.getvalue().encode("utf-8")
 
 
@@ -229,7 +230,7 @@ async def ledger_xlsx_file(session: AsyncSession, **filters: Any) -> str:
 
     def append(rows: list[list[Any]]) -> None:
         for r in rows:
-            ws.append(r)
+            ws.append(xlsx_row(ws, r))
 
     async for rows in ledger_batches(session, **filters):
         await asyncio.to_thread(append, rows)

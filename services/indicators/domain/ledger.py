@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.indicators import schemas
 from services.indicators.domain.common import day_end_utc
-from services.indicators.domain.replica import CatalogLookup
+from services.indicators.domain.replica import RequestLookup
 from services.indicators.domain.rules import Party, academic_to_sme, deal_qualifies, lead_supplier
 from services.indicators.models import (
     Deal,
@@ -27,7 +27,7 @@ from services.indicators.models import (
 )
 from shared import feed
 from shared.auth import Principal, Role
-from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
+from shared.errors import Conflict, Forbidden, NotFound, Unprocessable, is_unique_violation
 from shared.feed import utcnow
 
 
@@ -198,7 +198,7 @@ async def publish(session: AsyncSession, deal: Deal) -> None:
 
 
 async def create_deal(
-    session: AsyncSession, body: schemas.DealCreate, principal: Principal, lookup: CatalogLookup
+    session: AsyncSession, body: schemas.DealCreate, principal: Principal, lookup: RequestLookup
 ) -> Deal:
     errors: list[dict[str, str]] = []
     orgs: list[Org] = []
@@ -292,6 +292,8 @@ async def create_deal(
     try:
         await session.flush()
     except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
         raise Conflict(f"evidence number {ev.number} is already recorded") from exc
     await _write_suppliers(session, deal, suppliers)
     for patent in patents:

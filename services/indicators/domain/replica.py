@@ -9,12 +9,14 @@ pool can be counted at any past date.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.indicators.domain.common import normalise_appno, parse_dt
 from services.indicators.models import Lead, Listing, Need, Org, OrgVersion, Patent, PoolEvent
@@ -190,38 +192,86 @@ async def apply_matching_entries(session: AsyncSession, entries: list[dict[str, 
 
 
 class CatalogLookup:
-    """Asks the catalog for an organisation or patent not yet seen on its feed."""
+    """Fetches from the catalog the organisations and patents its feed has not brought yet.
 
-    def __init__(self, client: httpx.AsyncClient | None) -> None:
+    Fetching happens in `RequestLookup.prefetch`, which a route calls before it touches
+    its session: no HTTP call is ever made while the request's write transaction is open
+    (a slow catalog would otherwise hold locks — on SQLite the only write lock)."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient | None,
+        sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    ) -> None:
         self.client = client
+        self.sessionmaker = sessionmaker
+
+    def for_request(self) -> RequestLookup:
+        return RequestLookup(self)
+
+    async def fetch(self, path: str) -> dict[str, Any] | None:
+        assert self.client is not None
+        try:
+            r = await self.client.get(path)
+        except httpx.HTTPError as exc:
+            log.warning("catalog lookup %s failed: %s", path, exc)
+            return None
+        return r.json() if r.status_code == 200 else None  # type: ignore[no-any-return]
+
+
+class RequestLookup:
+    """One request's view: local copies first, then what `prefetch` brought."""
+
+    def __init__(self, source: CatalogLookup) -> None:
+        self.source = source
+        self.orgs: dict[int, dict[str, Any]] = {}
+        self.patents: dict[str, dict[str, Any]] = {}
+
+    async def prefetch(self, org_ids: Iterable[int] = (), appnos: Iterable[str] = ()) -> None:
+        """Fetch what the local copies lack. Call before the request's transaction."""
+        src = self.source
+        org_ids, appnos = sorted(set(org_ids)), sorted(set(appnos))
+        if src.client is None or src.sessionmaker is None or not (org_ids or appnos):
+            return
+        async with src.sessionmaker() as s:  # a short read, closed before any HTTP call
+            known_orgs = set(await s.scalars(select(Org.id).where(Org.id.in_(org_ids)))) \
+                if org_ids else set()  # fmt: skip
+            known_patents = set(await s.scalars(
+                select(Patent.application_number).where(Patent.application_number.in_(appnos))
+            )) if appnos else set()  # fmt: skip
+        limit = asyncio.Semaphore(8)
+
+        async def get(path: str) -> dict[str, Any] | None:
+            async with limit:
+                return await src.fetch(path)
+
+        missing_orgs = [o for o in org_ids if o not in known_orgs]
+        missing_patents = [a for a in appnos if a not in known_patents]
+        found = await asyncio.gather(
+            *(get(f"/v1/organisations/{o}") for o in missing_orgs),
+            *(get(f"/v1/patents/{a}") for a in missing_patents),
+        )
+        for oid, body in zip(missing_orgs, found[: len(missing_orgs)], strict=True):
+            if body is not None:
+                self.orgs[oid] = body
+        for appno, body in zip(missing_patents, found[len(missing_orgs) :], strict=True):
+            if body is None:
+                continue
+            if "owner_org_ids" not in body and isinstance(body.get("owners"), list):
+                body["owner_org_ids"] = [
+                    o["id"] if isinstance(o, dict) else o for o in body["owners"]
+                ]
+            if "id" in body and "application_number" in body:
+                self.patents[appno] = body
 
     async def org(self, session: AsyncSession, org_id: int) -> Org | None:
         org = await session.get(Org, org_id)
-        if org is not None or self.client is None:
-            return org
-        try:
-            r = await self.client.get(f"/v1/organisations/{org_id}")
-        except httpx.HTTPError as exc:
-            log.warning("catalog lookup of organisation %s failed: %s", org_id, exc)
-            return None
-        if r.status_code != 200:
-            return None
-        return await apply_org(session, r.json())
+        if org is None and org_id in self.orgs:
+            return await apply_org(session, self.orgs[org_id])
+        return org
 
     async def patent(self, session: AsyncSession, appno: str) -> Patent | None:
         patent = await session.scalar(select(Patent).where(Patent.application_number == appno))
-        if patent is not None or self.client is None:
-            return patent
-        try:
-            r = await self.client.get(f"/v1/patents/{appno}")
-        except httpx.HTTPError as exc:
-            log.warning("catalog lookup of patent %s failed: %s", appno, exc)
-            return None
-        if r.status_code != 200:
-            return None
-        body = r.json()
-        if "owner_org_ids" not in body and isinstance(body.get("owners"), list):
-            body["owner_org_ids"] = [o["id"] if isinstance(o, dict) else o for o in body["owners"]]
-        if "id" not in body or "application_number" not in body:
-            return None
-        return await apply_patent(session, body)
+        if patent is None and appno in self.patents:
+            return await apply_patent(session, self.patents[appno])
+        return patent

@@ -27,6 +27,7 @@ from shared.appno import InvalidNumber, normalize_application_number
 from shared.auth import Principal, PrincipalDep, Role, require_role
 from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shared.feed import utcnow
+from shared.params import MAX_ID, PathId
 
 router = APIRouter(prefix="/v1", tags=["leads"])
 
@@ -148,7 +149,7 @@ async def list_leads(
     session: SessionDep,
     principal: PrincipalDep,
     status_: str | None = Query(None, alias="status"),
-    after: int = Query(0, ge=0),
+    after: int = Query(0, ge=0, le=MAX_ID),
     limit: int = Query(50, ge=1, le=500),
 ) -> schemas.LeadPage:
     """Leads you are party to: an SME sees its own, an owner the leads on its patents,
@@ -174,7 +175,7 @@ async def load_lead(session: SessionDep, lead_id: int, principal: Principal) -> 
 
 
 @router.get("/leads/{lead_id}", response_model=schemas.Lead)
-async def get_lead(lead_id: int, session: SessionDep, principal: PrincipalDep) -> schemas.Lead:
+async def get_lead(lead_id: PathId, session: SessionDep, principal: PrincipalDep) -> schemas.Lead:
     return await lead_view(session, await load_lead(session, lead_id, principal), principal)
 
 
@@ -199,7 +200,7 @@ async def move(
 
 @router.post("/leads/{lead_id}/accept", response_model=schemas.Lead)
 async def accept(
-    lead_id: int,
+    lead_id: PathId,
     session: SessionDep,
     principal: PrincipalDep,
     body: schemas.LeadAnswer | None = None,
@@ -209,7 +210,7 @@ async def accept(
 
 @router.post("/leads/{lead_id}/decline", response_model=schemas.Lead)
 async def decline(
-    lead_id: int,
+    lead_id: PathId,
     session: SessionDep,
     principal: PrincipalDep,
     body: schemas.LeadAnswer | None = None,
@@ -219,7 +220,7 @@ async def decline(
 
 @router.post("/leads/{lead_id}/withdraw", response_model=schemas.Lead)
 async def withdraw(
-    lead_id: int,
+    lead_id: PathId,
     session: SessionDep,
     principal: PrincipalDep,
     body: schemas.LeadAnswer | None = None,

@@ -31,6 +31,7 @@ from services.matching.models import Need, Organisation, Patent
 from shared.appno import InvalidNumber, normalize_application_number
 from shared.auth import OptionalPrincipalDep, PrincipalDep, Role
 from shared.errors import Forbidden, NotFound, Unprocessable
+from shared.params import PathId
 
 router = APIRouter(prefix="/v1", tags=["matching"])
 
@@ -235,7 +236,7 @@ def filters_query(
 
 @router.get("/needs/{need_id}/matches", response_model=schemas.MatchResult)
 async def match_need(
-    need_id: int,
+    need_id: PathId,
     session: SessionDep,
     request: Request,
     principal: OptionalPrincipalDep,

@@ -14,6 +14,7 @@ from shared import feed
 from shared.auth import OptionalPrincipalDep, PrincipalDep, Role, require_role
 from shared.errors import Forbidden, NotFound, Unprocessable
 from shared.feed import utcnow
+from shared.params import MAX_ID, PathId
 
 router = APIRouter(prefix="/v1", tags=["needs"])
 
@@ -59,7 +60,7 @@ async def list_needs(
     principal: OptionalPrincipalDep,
     mine: bool = Query(False, description="only my organisation's needs, in any state"),
     industry: str | None = None,
-    after: int = Query(0, ge=0),
+    after: int = Query(0, ge=0, le=MAX_ID),
     limit: int = Query(50, ge=1, le=500),
 ) -> schemas.NeedPage:
     """Open needs (public, without contact details), or with `mine=true` your own in full."""
@@ -89,7 +90,7 @@ async def list_needs(
 
 @router.get("/needs/{need_id}", response_model=schemas.Need)
 async def get_need(
-    need_id: int, session: SessionDep, principal: OptionalPrincipalDep
+    need_id: PathId, session: SessionDep, principal: OptionalPrincipalDep
 ) -> schemas.Need:
     need = await load_need(session, need_id)
     full = sees_contact(need, principal)
@@ -100,7 +101,7 @@ async def get_need(
 
 @router.patch("/needs/{need_id}", response_model=schemas.Need)
 async def update_need(
-    need_id: int,
+    need_id: PathId,
     body: schemas.NeedUpdate,
     session: SessionDep,
     principal: PrincipalDep,
