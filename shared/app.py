@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from shared.db import Database
 from shared.errors import install_error_handlers
+from shared.openapi import install_openapi
 
 log = logging.getLogger("tjp.access")
 
@@ -78,8 +79,12 @@ def create_service_app(
         version=version,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        # /docs is served by install_openapi with local assets; ReDoc would need a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_openapi(app)
 
     app.add_middleware(RequestIdMiddleware)
 

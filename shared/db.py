@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 from sqlalchemy import JSON, MetaData, Table, event, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -21,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql import sqltypes
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -85,11 +88,45 @@ def create_engine(url: str, *, immediate: bool = True, **kwargs: Any) -> AsyncEn
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         _disable_pysqlite_autobegin(engine)
+        _utc_datetimes(engine)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
+
+
+class _UtcSQLiteDateTime(sqlite.DATETIME):
+    """SQLite keeps no time zone: store `timezone=True` columns in UTC and read them back
+    as aware UTC datetimes, as PostgreSQL's timestamptz does (the API promises RFC 3339
+    date-times with an offset)."""
+
+    def bind_processor(self, dialect: Any) -> Any:
+        parent = super().bind_processor(dialect)
+
+        def process(value: Any) -> Any:
+            if isinstance(value, datetime) and value.tzinfo is not None:
+                value = value.astimezone(UTC)
+            return parent(value) if parent else value
+
+        return process
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        parent = super().result_processor(dialect, coltype)
+        aware = bool(self.timezone)
+
+        def process(value: Any) -> Any:
+            value = parent(value) if parent else value
+            if aware and isinstance(value, datetime) and value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)
+            return value
+
+        return process
+
+
+def _utc_datetimes(engine: AsyncEngine) -> None:
+    dialect = engine.sync_engine.dialect
+    dialect.colspecs = {**dialect.colspecs, sqltypes.DateTime: _UtcSQLiteDateTime}
 
 
 def _disable_pysqlite_autobegin(engine: AsyncEngine) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -129,14 +130,36 @@ def pydantic_errors(errors: list[Any]) -> list[dict[str, Any]]:
     return result
 
 
-def problem_response(exc: ProblemError, request: Request | None = None) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+def problem_response(
+    exc: ProblemError, request: Request | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    headers = dict(headers or {})
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(
         exc.body(str(request.url.path) if request else None),
         status_code=exc.status,
         media_type=PROBLEM_JSON,
         headers=headers,
     )
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route accepts on this path. Starlette's own 405 names only the
+    first route that matched the path, while GET and PATCH of one path are two routes."""
+    routes: Iterable[Any] = request.app.router.routes
+    try:  # FastAPI >= 0.16x includes routers lazily; this walks into them
+        from fastapi.routing import iter_route_contexts
+
+        routes = list(iter_route_contexts(request.app.router.routes))
+    except ImportError:
+        pass
+    methods: set[str] = set()
+    for route in routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.scope["path"]):
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -173,7 +196,10 @@ def install_error_handlers(app: FastAPI) -> None:
         err.status = exc.status_code
         err.title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
         err.type_slug = "http-error"
-        return problem_response(err, request)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+        return problem_response(err, request, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -19,6 +19,7 @@ from services.catalog.models import IdempotencyRecord, UploadJob
 from shared.auth import PrincipalDep, Role
 from shared.db import Database
 from shared.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable
+from shared.openapi import file_responses
 
 router = APIRouter(prefix="/v1", tags=["bulk"])
 
@@ -33,6 +34,35 @@ a per-record report; larger ones return `202` and a job to poll at `/v1/uploads/
 A file that cannot be read at all changes nothing. Send `Idempotency-Key` to make
 retries safe.
 """
+
+
+CSV = "text/csv"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+_FILE = {"type": "string", "format": "binary"}
+# The route reads the raw body itself (to stream and bound it), so FastAPI cannot infer it.
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/PatentIn"},
+                "minItems": 1,
+            }
+        },
+        "application/x-ndjson": {"schema": _FILE},
+        CSV: {"schema": _FILE},
+        XLSX: {"schema": _FILE},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {**_FILE, "description": "JSON, NDJSON, CSV or XLSX"}},
+            },
+            "encoding": {"file": {"contentType": f"application/json, {CSV}, {XLSX}"}},
+        },
+    },
+}
 
 
 async def read_upload(request: Request, limit: int) -> tuple[bytes, str | None, str | None]:
@@ -81,6 +111,7 @@ async def replay(
     summary="Bulk upload",
     description=UPLOAD_DOC,
     responses={200: {"description": "report"}, 202: {"description": "job started"}},
+    openapi_extra={"requestBody": UPLOAD_BODY},
 )
 async def bulk_upload(
     request: Request,
@@ -207,16 +238,20 @@ async def job_report(
     return {"job_id": job.id, "summary": job.summary, "rows": rows}
 
 
-@router.get("/patents/bulk/template", summary="Upload template (XLSX or CSV, Chinese headers)")
+@router.get(
+    "/patents/bulk/template",
+    summary="Upload template (XLSX or CSV, Chinese headers)",
+    responses=file_responses(CSV, XLSX),
+)
 async def template(format: str = Query("xlsx", pattern="^(xlsx|csv)$")) -> Response:
     if format == "csv":
         return Response(
             bulk_files.template_csv(),
-            media_type="text/csv; charset=utf-8",
+            media_type=f"{CSV}; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="patent-template.csv"'},
         )
     return Response(
         bulk_files.template_xlsx(),
-        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        media_type=XLSX,
         headers={"Content-Disposition": 'attachment; filename="patent-template.xlsx"'},
     )
