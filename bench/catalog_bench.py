@@ -238,9 +238,9 @@ def main() -> None:
                 headers={**auth, "content-type": "application/x-ndjson"},
             )
             s = job = r.json()  # a small file is answered at once, a large one is a job
-            while r.status_code == 202 and (
-                s := c.get(job["poll"], headers=auth).json()
-            )["status"] not in ("done", "failed"):
+            while r.status_code == 202 and (s := c.get(job["poll"], headers=auth).json())[
+                "status"
+            ] not in ("done", "failed"):
                 time.sleep(0.05)
             unchanged_rate = len(chunks[0]) / (time.perf_counter() - t1)
             assert s["summary"]["unchanged"] == len(chunks[0]), s["summary"]

@@ -12,10 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 from sqlalchemy import JSON, MetaData, Table, event, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -253,7 +255,15 @@ async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, 
     ]
     conn = await session.connection()
     raw = await conn.get_raw_connection()
-    await raw.driver_connection.copy_records_to_table(table.name, records=records, columns=columns)
+    driver = raw.driver_connection
+    assert driver is not None
+    try:
+        await driver.copy_records_to_table(table.name, records=records, columns=columns)
+    except asyncpg.exceptions.UniqueViolationError as exc:
+        # COPY bypasses SQLAlchemy, so its unique-key violation arrives as asyncpg's own
+        # exception; re-raise it as the IntegrityError a concurrent INSERT would have given
+        # (the error handlers answer 409 "retry"; the request's transaction rolls back).
+        raise IntegrityError(f"COPY {table.name}", None, exc) from exc
 
 
 async def next_ids(session: AsyncSession, table: Table, n: int) -> list[int] | None:

@@ -54,6 +54,17 @@ class FeedCursorMixin:
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+async def lock(session: AsyncSession) -> None:
+    """Take the feed's append lock for the rest of the transaction (PostgreSQL; SQLite
+    writers already hold the database lock). Entries get ids in commit order because
+    appenders queue here. A transaction that will append and also updates rows another
+    appender may update (a listing an upload re-evaluates) must call this *before* its
+    first such row lock: holding the row and then waiting here, while the other side
+    holds this lock and waits for the row, is a deadlock."""
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_KEY})
+
+
 async def append(
     session: AsyncSession,
     model: type[Any],
@@ -62,8 +73,7 @@ async def append(
     """Write (entity, entity_id, op, payload) rows in the caller's transaction."""
     if not entries:
         return
-    if session.bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_KEY})
+    await lock(session)
     now = utcnow()
     rows = [
         {"entity": e, "entity_id": str(i), "op": o, "payload": p, "created_at": now}

@@ -402,6 +402,7 @@ async def set_listing_status(
     session: AsyncSession, listing: Listing, status: str, reason: str
 ) -> None:
     """Move a listing and record the event and the feed entry."""
+    await feed.lock(session)  # before the listing's row lock (see shared.feed.lock)
     if listing.status == status:
         return
     session.add(
