@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy import JSON, MetaData, Table, event, text
+from sqlalchemy import JSON, MetaData, event, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
@@ -34,6 +34,16 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def service_metadata() -> MetaData:
+    """A fresh MetaData with our constraint naming convention, for a service's `Base`:
+
+        class Base(DeclarativeBase):
+            metadata = service_metadata()
+
+    (a class statement rather than `Base = make_base()`, so type checkers see a class)."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
 
 
 def make_base() -> type[DeclarativeBase]:
@@ -236,7 +246,7 @@ def run_async_migrations(target_metadata: MetaData) -> None:
     raise RuntimeError("call shared.db.upgrade() from a thread, not inside an event loop")
 
 
-async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+async def insert_rows(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
     """Insert many rows in the session's transaction; COPY on PostgreSQL.
 
     COPY through asyncpg is several times faster than a multi-row INSERT for bulk
@@ -244,7 +254,7 @@ async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, 
     """
     if not rows:
         return
-    if session.bind.dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql":
         await session.execute(table.insert(), rows)
         return
     columns = list(rows[0])
@@ -266,9 +276,9 @@ async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, 
         raise IntegrityError(f"COPY {table.name}", None, exc) from exc
 
 
-async def next_ids(session: AsyncSession, table: Table, n: int) -> list[int] | None:
+async def next_ids(session: AsyncSession, table: Any, n: int) -> list[int] | None:
     """Reserve n ids from the table's sequence (PostgreSQL), so rows can be COPYed with ids."""
-    if session.bind.dialect.name != "postgresql" or n == 0:
+    if session.get_bind().dialect.name != "postgresql" or n == 0:
         return None
     res = await session.execute(
         text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),

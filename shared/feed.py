@@ -61,7 +61,7 @@ async def lock(session: AsyncSession) -> None:
     appender may update (a listing an upload re-evaluates) must call this *before* its
     first such row lock: holding the row and then waiting here, while the other side
     holds this lock and waits for the row, is a deadlock."""
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_KEY})
 
 
@@ -102,7 +102,7 @@ def feed_router(model: type[Any], session_dep: Any, *, tag: str = "feed") -> API
 
     @router.get("/v1/feed", response_model=FeedPage, summary="Change feed in commit order")
     async def read_feed(
-        session: session_dep,  # type: ignore[valid-type]
+        session: session_dep,
         after: int = Query(
             0, ge=0, le=2**63 - 1, description="return entries with id greater than this"
         ),

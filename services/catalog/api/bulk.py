@@ -77,7 +77,7 @@ async def read_upload(request: Request, limit: int) -> tuple[bytes, str | None, 
         if file is None or isinstance(file, str):
             raise Unprocessable.field("file", "send the file in a multipart field named 'file'")
         data = await file.read(limit + 1)
-        name, ctype = file.filename, file.content_type
+        name, ctype = file.filename, file.content_type or ctype
     else:
         chunks, size = [], 0
         async for chunk in request.stream():
@@ -168,7 +168,7 @@ async def start_job(
 ) -> JSONResponse:
     db: Database = request.app.state.db
     job_id = uuid.uuid4().hex
-    body = {
+    body: dict[str, Any] = {
         "job_id": job_id,
         "status": "queued",
         "total": len(records),

@@ -13,15 +13,15 @@ from shared.deps import SessionDep as SessionDep  # re-exported for the routers
 
 
 def get_settings(request: Request) -> IndicatorsSettings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
-    return request.app.state.db.sessionmaker  # type: ignore[no-any-return]
+    return request.app.state.db.sessionmaker
 
 
 def get_lookup(request: Request) -> CatalogLookup:
-    return request.app.state.lookup  # type: ignore[no-any-return]
+    return request.app.state.lookup
 
 
 SettingsDep = Annotated[IndicatorsSettings, Depends(get_settings)]
