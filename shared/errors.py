@@ -154,12 +154,18 @@ def allowed_methods(request: Request) -> str:
         routes = list(iter_route_contexts(request.app.router.routes))
     except ImportError:
         pass
-    methods: set[str] = set()
+    path = request.scope["path"]
+    exact: set[str] = set()  # routes declared for exactly this path (no parameters)
+    matching: set[str] = set()
     for route in routes:
         regex = getattr(route, "path_regex", None)
-        if regex is not None and regex.match(request.scope["path"]):
-            methods |= set(getattr(route, "methods", None) or ())
-    return ", ".join(sorted(methods))
+        if regex is not None and regex.match(path):
+            methods = set(getattr(route, "methods", None) or ())
+            matching |= methods
+            if getattr(route, "path_format", None) == path:
+                exact |= methods
+    # /v1/patents/bulk is its own resource, although /v1/patents/{number} matches it too.
+    return ", ".join(sorted(exact or matching))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -44,9 +44,11 @@ UPLOAD_BODY = {
     "required": True,
     "content": {
         "application/json": {
+            # Any array: each element is checked as a record (the fields of PatentIn) and
+            # a bad one is rejected in the per-row report, not with the whole request.
             "schema": {
                 "type": "array",
-                "items": {"$ref": "#/components/schemas/PatentIn"},
+                "items": {"description": "a patent record: the fields of `PatentIn`"},
                 "minItems": 1,
             }
         },
