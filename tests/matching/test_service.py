@@ -409,3 +409,25 @@ def test_restart_resumes_from_snapshot_and_catches_up(
     assert led["owners"][0]["name"] == UNI and led["owners"][0]["district"] == "nankai"
     assert led["offer"]["modes"] == ["assignment", "non_exclusive_licence"]
     assert "<mark>" in led["explanation"]["snippet"]
+
+
+def test_patch_with_nulls_keeps_required_fields(matching: MatchingHandle, world: World) -> None:
+    """The schema lets every PATCH field be null: null must not reach a required column
+    (it answered 500), it leaves it unchanged, and it clears an optional one."""
+    body = {"title": "电池隔膜需求", "description": "现寻求一种耐高温锂电池隔膜技术",
+            "industry": "1.2", "modes": ["assignment"], "contact_name": "李经理",
+            "budget_max_cny": "90000"}  # fmt: skip
+    with matching.client(world.sme_key) as c:
+        r = c.post("/v1/needs", json=body)
+        assert r.status_code == 201, r.text
+        need = r.json()
+        nulls = dict.fromkeys(
+            ["title", "description", "industry", "ipc_hints", "modes", "status",
+             "contact_name", "budget_max_cny"]
+        )  # fmt: skip
+        r = c.patch(f"/v1/needs/{need['id']}", json=nulls)
+        assert r.status_code == 200, r.text
+        after = r.json()
+    for field in ("title", "description", "industry", "ipc_hints", "modes", "status"):
+        assert after[field] == need[field], field
+    assert after["contact_name"] in ("", None) and after["budget_max_cny"] is None
