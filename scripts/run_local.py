@@ -155,7 +155,9 @@ def main() -> int:
         print(f"\nDemo sign-ins (POST /v1/sessions; also in {people_file.relative_to(ROOT)}):")
         for p in json.loads(people_file.read_text(encoding="utf-8")):
             admin = ", org admin" if p["org_admin"] else ""
-            print(f"  {p['role']:<16} {p['login']} / {p['password']}   ({p['organisation']}{admin})")
+            print(
+                f"  {p['role']:<16} {p['login']} / {p['password']}   ({p['organisation']}{admin})"
+            )
     if args.smoke or not ok:
         stop()
         return 0 if ok else 1

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from shared.db import Database
 from shared.errors import install_error_handlers
 from shared.guards import DEFAULT_MAX_BODY, GuardMiddleware
+from shared.openapi import install_openapi
 
 log = logging.getLogger("tjp.access")
 
@@ -80,8 +81,12 @@ def create_service_app(
         version=version,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        # /docs is served by install_openapi with local assets; ReDoc would need a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_openapi(app)
 
     # Size and NUL checks come before routing and authentication; the request id wraps
     # them so a refusal still carries one.

@@ -22,7 +22,8 @@ from enum import StrEnum
 from typing import Annotated, Any, Protocol
 
 import httpx
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.errors import Forbidden, ServiceUnavailable, Unauthorized
 
@@ -167,7 +168,26 @@ class RemoteAuthenticator:
         return principal
 
 
-async def current_principal(request: Request) -> Principal:
+# Declared as security dependencies so the OpenAPI names the scheme on every operation that
+# takes a key (and /docs has an Authorize button). The key itself is read by
+# `key_from_request`, which also accepts `X-API-Key`. shared/openapi.py turns the
+# "optional" scheme into an optional requirement of `bearerAuth`.
+BEARER_SCHEME = "bearerAuth"
+OPTIONAL_BEARER_SCHEME = "bearerAuthOptional"
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name=BEARER_SCHEME,
+    bearerFormat="tjp_<key id>_<secret>",
+    description="An API key issued by the catalog (`POST /v1/organisations/{id}/keys`).",
+)
+_optional_bearer = HTTPBearer(auto_error=False, scheme_name=OPTIONAL_BEARER_SCHEME)
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+OptionalBearerCredentials = Annotated[
+    HTTPAuthorizationCredentials | None, Security(_optional_bearer)
+]
+
+
+async def current_principal(request: Request, _declared: BearerCredentials = None) -> Principal:
     key = key_from_request(request)
     if not key:
         raise Unauthorized("an API key is required: send 'Authorization: Bearer <key>'")
@@ -178,7 +198,9 @@ async def current_principal(request: Request) -> Principal:
     return principal
 
 
-async def optional_principal(request: Request) -> Principal | None:
+async def optional_principal(
+    request: Request, _declared: OptionalBearerCredentials = None
+) -> Principal | None:
     return await current_principal(request) if key_from_request(request) else None
 
 

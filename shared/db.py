@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
-from sqlalchemy import JSON, MetaData, Table, event, text
+from sqlalchemy import JSON, MetaData, event, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
@@ -22,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql import sqltypes
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -30,6 +34,16 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def service_metadata() -> MetaData:
+    """A fresh MetaData with our constraint naming convention, for a service's `Base`:
+
+        class Base(DeclarativeBase):
+            metadata = service_metadata()
+
+    (a class statement rather than `Base = make_base()`, so type checkers see a class)."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
 
 
 def make_base() -> type[DeclarativeBase]:
@@ -86,12 +100,46 @@ def create_engine(url: str, *, immediate: bool = True, **kwargs: Any) -> AsyncEn
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         _disable_pysqlite_autobegin(engine)
+        _utc_datetimes(engine)
         return engine
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 10)
         kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
+
+
+class _UtcSQLiteDateTime(sqlite.DATETIME):
+    """SQLite keeps no time zone: store `timezone=True` columns in UTC and read them back
+    as aware UTC datetimes, as PostgreSQL's timestamptz does (the API promises RFC 3339
+    date-times with an offset)."""
+
+    def bind_processor(self, dialect: Any) -> Any:
+        parent = super().bind_processor(dialect)
+
+        def process(value: Any) -> Any:
+            if isinstance(value, datetime) and value.tzinfo is not None:
+                value = value.astimezone(UTC)
+            return parent(value) if parent else value
+
+        return process
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        parent = super().result_processor(dialect, coltype)
+        aware = bool(self.timezone)
+
+        def process(value: Any) -> Any:
+            value = parent(value) if parent else value
+            if aware and isinstance(value, datetime) and value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)
+            return value
+
+        return process
+
+
+def _utc_datetimes(engine: AsyncEngine) -> None:
+    dialect = engine.sync_engine.dialect
+    dialect.colspecs = {**dialect.colspecs, sqltypes.DateTime: _UtcSQLiteDateTime}
 
 
 def _disable_pysqlite_autobegin(engine: AsyncEngine) -> None:
@@ -199,7 +247,7 @@ def run_async_migrations(target_metadata: MetaData) -> None:
     raise RuntimeError("call shared.db.upgrade() from a thread, not inside an event loop")
 
 
-async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+async def insert_rows(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
     """Insert many rows in the session's transaction; COPY on PostgreSQL.
 
     COPY through asyncpg is several times faster than a multi-row INSERT for bulk
@@ -207,7 +255,7 @@ async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, 
     """
     if not rows:
         return
-    if session.bind.dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql":
         await session.execute(table.insert(), rows)
         return
     columns = list(rows[0])
@@ -218,21 +266,21 @@ async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, 
     ]
     conn = await session.connection()
     raw = await conn.get_raw_connection()
-    import asyncpg
+    driver = raw.driver_connection
+    assert driver is not None
 
     try:
-        await raw.driver_connection.copy_records_to_table(
-            table.name, records=records, columns=columns
-        )
+        await driver.copy_records_to_table(table.name, records=records, columns=columns)
     except asyncpg.IntegrityConstraintViolationError as exc:
         # COPY goes round SQLAlchemy, so its errors arrive unwrapped; wrap them so a
-        # unique-key race is told apart from other integrity errors like any other insert.
+        # unique-key race (409, retry) is told apart from other integrity errors (a bug, 500)
+        # like any other insert; the request's transaction rolls back.
         raise IntegrityError(f"COPY {table.name}", None, exc) from exc
 
 
-async def next_ids(session: AsyncSession, table: Table, n: int) -> list[int] | None:
+async def next_ids(session: AsyncSession, table: Any, n: int) -> list[int] | None:
     """Reserve n ids from the table's sequence (PostgreSQL), so rows can be COPYed with ids."""
-    if session.bind.dialect.name != "postgresql" or n == 0:
+    if session.get_bind().dialect.name != "postgresql" or n == 0:
         return None
     res = await session.execute(
         text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -175,17 +176,45 @@ def request_id(request: Request | None) -> str | None:
     return getattr(request.state, "request_id", None) if request is not None else None
 
 
-def problem_response(exc: ProblemError, request: Request | None = None) -> JSONResponse:
-    headers: dict[str, str] | None = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+def problem_response(
+    exc: ProblemError, request: Request | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    headers = dict(headers or {})
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     retry_after = exc.extra.get("retry_after")
     if retry_after is not None:
-        headers = {**(headers or {}), "Retry-After": str(retry_after)}
+        headers["Retry-After"] = str(retry_after)
     return JSONResponse(
         exc.body(str(request.url.path) if request else None),
         status_code=exc.status,
         media_type=PROBLEM_JSON,
         headers=headers,
     )
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route accepts on this path. Starlette's own 405 names only the
+    first route that matched the path, while GET and PATCH of one path are two routes."""
+    routes: Iterable[Any] = request.app.router.routes
+    try:  # FastAPI >= 0.16x includes routers lazily; this walks into them
+        from fastapi.routing import iter_route_contexts
+
+        routes = list(iter_route_contexts(request.app.router.routes))
+    except ImportError:
+        pass
+    path = request.scope["path"]
+    exact: set[str] = set()  # routes declared for exactly this path (no parameters)
+    matching: set[str] = set()
+    for route in routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods = set(getattr(route, "methods", None) or ())
+            matching |= methods
+            if getattr(route, "path_format", None) == path:
+                exact |= methods
+    # /v1/patents/bulk is its own resource, although /v1/patents/{number} matches it too.
+    return ", ".join(sorted(exact or matching))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -254,7 +283,10 @@ def install_error_handlers(app: FastAPI) -> None:
         err.status = exc.status_code
         err.title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
         err.type_slug = "http-error"
-        return problem_response(err, request)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+        return problem_response(err, request, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

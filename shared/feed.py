@@ -79,6 +79,17 @@ class ParkedEntryMixin:
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+async def lock(session: AsyncSession) -> None:
+    """Take the feed's append lock for the rest of the transaction (PostgreSQL; SQLite
+    writers already hold the database lock). Entries get ids in commit order because
+    appenders queue here. A transaction that will append and also updates rows another
+    appender may update (a listing an upload re-evaluates) must call this *before* its
+    first such row lock: holding the row and then waiting here, while the other side
+    holds this lock and waits for the row, is a deadlock."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_KEY})
+
+
 async def append(
     session: AsyncSession,
     model: type[Any],
@@ -87,8 +98,7 @@ async def append(
     """Write (entity, entity_id, op, payload) rows in the caller's transaction."""
     if not entries:
         return
-    if session.bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_KEY})
+    await lock(session)
     now = utcnow()
     rows = [
         {"entity": e, "entity_id": str(i), "op": o, "payload": p, "created_at": now}
@@ -117,7 +127,7 @@ def feed_router(model: type[Any], session_dep: Any, *, tag: str = "feed") -> API
 
     @router.get("/v1/feed", response_model=FeedPage, summary="Change feed in commit order")
     async def read_feed(
-        session: session_dep,  # type: ignore[valid-type]
+        session: session_dep,
         after: int = Query(
             0, ge=0, le=2**63 - 1, description="return entries with id greater than this"
         ),
@@ -413,8 +423,8 @@ def parked_router(parked_model: type[Any], session_dep: Any, principal_dep: Any)
 
     @router.get("", response_model=list[ParkedItem], summary="Parked (poison) feed entries")
     async def list_parked(
-        session: session_dep,  # type: ignore[valid-type]
-        principal: principal_dep,  # type: ignore[valid-type]
+        session: session_dep,
+        principal: principal_dep,
         include_resolved: bool = False,
     ) -> list[Any]:
         admin_only(principal)
@@ -427,7 +437,7 @@ def parked_router(parked_model: type[Any], session_dep: Any, principal_dep: Any)
     async def replay(
         parked_id: int,
         request: Request,
-        principal: principal_dep,  # type: ignore[valid-type]
+        principal: principal_dep,
     ) -> dict[str, Any]:
         admin_only(principal)
         if not 1 <= parked_id <= 2**63 - 1:

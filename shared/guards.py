@@ -145,7 +145,9 @@ class GuardMiddleware:
         state = getattr(scope.get("app"), "state", None)
         spooled_limits: dict[str, int] = getattr(state, "body_limits", None) or {}
         spool = path in spooled_limits
-        limit = spooled_limits.get(path) or getattr(state, "max_body_bytes", DEFAULT_MAX_BODY)
+        limit: int = spooled_limits.get(path) or int(
+            getattr(state, "max_body_bytes", DEFAULT_MAX_BODY)
+        )
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await send_problem(send, BodyTooLarge(limit, declared), path, connection="close")

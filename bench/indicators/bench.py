@@ -1,7 +1,7 @@
 """Indicators benchmark: 1,000,000 deals and 100,000 pooled patents in PostgreSQL.
 
     .venv/bin/python -m bench.indicators.bench [--deals 1000000] [--pooled 100000]
-        [--url postgresql://postgres@127.0.0.1:5432/test] [--keep] [--skip-xlsx]
+        [--url postgresql://postgres@127.0.0.1:5432/test] [--keep] [--skip-xlsx] [--smoke]
 
 Creates a scratch database, migrates it with the service's own Alembic history, loads
 synthetic data with COPY (party attributes frozen and the counting flags set by the same
@@ -43,6 +43,7 @@ from services.indicators.domain.rules import (
 )
 from services.indicators.main import MIGRATIONS, create_app
 from services.indicators.settings import IndicatorsSettings
+from shared.appno import check_char
 from shared.db import Database, upgrade
 from shared.regions import TIANJIN_DISTRICTS
 from shared.testing import LiveServer
@@ -58,8 +59,6 @@ def pg_parts(url: str) -> dict[str, Any]:
 
 
 def appno(i: int) -> str:
-    from services.indicators.domain.common import check_char
-
     digits = f"2019{1 if i % 3 else 2}{i:07d}"
     return f"{digits}.{check_char(digits)}"
 
@@ -393,7 +392,11 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the scratch database")
     ap.add_argument("--skip-xlsx", action="store_true")
     ap.add_argument("--db", help="measure an existing database kept with --keep (no load)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="a tiny run (2,000 deals, 500 pooled, 1 run) so CI sees it still works")  # fmt: skip
     args = ap.parse_args()
+    if args.smoke:
+        args.deals, args.pooled, args.runs = 2_000, 500, 1
     admin = make_url(args.url)
     if args.db:
         url = admin.set(database=args.db).render_as_string(hide_password=False)

@@ -27,7 +27,8 @@ def main() -> None:
     idx = MatchIndex()
     t0 = time.perf_counter()
     idx.build(
-        (i, analyse_patent(t, a), Attrs(pooled=True)) for i, (t, a) in enumerate(synthetic(args.docs))
+        (i, analyse_patent(t, a), Attrs(pooled=True))
+        for i, (t, a) in enumerate(synthetic(args.docs))
     )
     needs = load_needs()
     bags = [analyse_query(needs[n].description, needs[n].title) for n in dev_need_ids()[:200]]

@@ -268,6 +268,24 @@ def _legal_status(v: Any) -> Any:
 class PatentIn(Model):
     """One patent as a university uploads it."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "application_number": "202110123456.7",
+                    "title": "一种锂离子电池正极材料的制备方法",
+                    "abstract": "本发明公开了一种锂离子电池正极材料，提高了电池的循环寿命。",
+                    "ipc_codes": ["H01M 4/131", "H01M 10/0525"],
+                    "patentees": ["天津大学"],
+                    "inventors": ["张三"],
+                    "application_date": "2021-03-01",
+                    "grant_date": "2023-05-01",
+                    "legal_status": "granted",
+                }
+            ]
+        }
+    )
+
     application_number: str = Field(description="CN application number, e.g. 202110123456.7")
     publication_number: str | None = None
     title: str = Field(min_length=2, max_length=500)
@@ -411,6 +429,19 @@ class OfferTerms(Model):
 
 
 class ListingCreate(OfferTerms):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "application_number": "202110123456.7",
+                    "modes": ["assignment", "non_exclusive_licence"],
+                    "price_cny": "50000",
+                    "negotiable": True,
+                }
+            ]
+        }
+    )
+
     application_number: str
 
 

@@ -32,12 +32,16 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import make_base
+from shared.db import service_metadata
 from shared.feed import FeedCursorMixin, FeedEntryMixin, ParkedEntryMixin, utcnow
 
-Base = make_base()
+
+class Base(DeclarativeBase):
+    metadata = service_metadata()
+
+
 PK = BigInteger().with_variant(Integer, "sqlite")
 MONEY = Numeric(16, 2)
 

@@ -78,6 +78,29 @@ def _appnos(values: list[str], field: str) -> list[str]:
 
 
 class DealCreate(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "licence",
+                    "licence_type": "non_exclusive",
+                    "application_numbers": ["202110123456.7"],
+                    "supplier_org_ids": [2],
+                    "recipient_org_id": 5,
+                    "contract_date": "2023-04-01",
+                    "effective_date": "2023-04-10",
+                    "evidence": {
+                        "type": "licence_filing",
+                        "number": "2023120000123",
+                        "date": "2023-04-10",
+                    },
+                    "contract_amount": "50000",
+                    "payments": [{"amount": "20000", "received_on": "2023-05-01"}],
+                }
+            ]
+        }
+    )
+
     kind: DealKind
     licence_type: LicenceType | None = None
     status: DealStatus = DealStatus.EFFECTIVE

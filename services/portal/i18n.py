@@ -64,4 +64,4 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 
 
 def pgettext(context: str, message: str) -> str:
-    return _t().pgettext(context, message)
+    return str(_t().pgettext(context, message))

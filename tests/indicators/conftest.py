@@ -13,13 +13,11 @@ import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from services.catalog.models import FeedEntry as CatalogFeedEntry
@@ -189,27 +187,6 @@ def deal_body(
     }
     body.update(extra)
     return body
-
-
-def fake_matching_app(items: list[dict[str, Any]]) -> FastAPI:
-    """A stand-in matching service: serves the given entries on /v1/feed."""
-    app = FastAPI()
-
-    @app.get("/v1/feed")
-    def read(after: int = 0, limit: int = 500) -> dict[str, Any]:
-        page = [i for i in items if i["id"] > after][:limit]
-        return {
-            "items": page,
-            "next_after": page[-1]["id"] if page else after,
-            "has_more": len([i for i in items if i["id"] > after]) > limit,
-        }
-
-    return app
-
-
-def feed_item(n: int, entity: str, payload: dict[str, Any]) -> dict[str, Any]:
-    return {"id": n, "entity": entity, "entity_id": str(payload["id"]), "op": "upsert",
-            "payload": payload, "created_at": datetime.now(UTC).isoformat()}  # fmt: skip
 
 
 def start_indicators(

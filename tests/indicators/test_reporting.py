@@ -5,19 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
 
-from shared.testing import LiveServer, fresh_database
-from tests.indicators.conftest import (
-    IndicatorsHandle,
-    fake_matching_app,
-    feed_item,
-    start_indicators,
-)
+from services.matching.main import MIGRATIONS as MATCHING_MIGRATIONS
+from shared.db import upgrade
+from shared.testing import fresh_database
+from tests.indicators.conftest import IndicatorsHandle, start_indicators
+from tests.matching.conftest import MatchingHandle
 
 
 @pytest.fixture(scope="module")
@@ -166,38 +166,57 @@ def test_ledger_export(indicators: IndicatorsHandle, world: dict[str, Any]) -> N
 
 
 def test_matchmaking_activity_from_the_matching_feed(
-    indicators: IndicatorsHandle, world: dict[str, Any], engine: str, db_dir: Path
+    indicators: IndicatorsHandle,
+    world: dict[str, Any],
+    engine: str,
+    db_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
+    """A real matching service (on the same catalog) publishes a need and two leads, one
+    accepted by the patent's owner; an indicators service following its feed counts them,
+    and the accepted lead as converted once the deal is recorded."""
     h, w = indicators, world
-    leads = [
-        {"id": 1, "need_id": 7, "patent_id": 1, "application_number": w["p"][2],
-         "sme_org_id": w["sme"], "owner_org_ids": [w["uni"]], "status": "accepted",
-         "created_at": "2023-01-01T00:00:00+00:00", "updated_at": None},
-        {"id": 2, "need_id": 7, "patent_id": 2, "application_number": w["p"][3],
-         "sme_org_id": 99999, "owner_org_ids": [w["uni"]], "status": "open",
-         "created_at": "2023-01-02T00:00:00+00:00", "updated_at": None},
-    ]  # fmt: skip
-    need = {"id": 7, "org_id": w["sme"], "title": "电池材料", "industry": "1.2",
-            "status": "open", "created_at": "2022-12-01T00:00:00+00:00"}  # fmt: skip
-    items = [feed_item(1, "need", need), feed_item(2, "lead", leads[0]),
-             feed_item(3, "lead", leads[1])]  # fmt: skip
-    matching = LiveServer(fake_matching_app(items)).start()
-    with fresh_database(engine, db_dir, "activity") as url:
-        server, ind = start_indicators(h.catalog, url, matching_url=matching.url)
+    pa, pb = (h.patent(w["uni_key"], "天津报表大学", listed=True) for _ in range(2))
+    with fresh_database(engine, db_dir, "matching") as matching_url:
+        upgrade(MATCHING_MIGRATIONS, matching_url)
+        matching = MatchingHandle(h.catalog, matching_url, tmp_path_factory.mktemp("index"))
+        matching.start()
         try:
-            ind.wait_synced()
-            # the deal of lead 1: p[2] to the SME
-            ind.deal(w["bureau"], patents=[w["p"][2]], suppliers=[w["uni"]],
-                     recipient=w["sme"])  # fmt: skip
-            with ind.client() as c:
-                for _ in range(200):
-                    if c.get("/readyz").json().get("matching_feed") == "ok at 3":
-                        break
-                    time.sleep(0.05)
-                act = c.get("/v1/activity").json()
+            matching.wait_synced()
+            with matching.client(w["sme_key"]) as c:
+                r = c.post("/v1/needs", json={
+                    "title": "电池材料", "industry": "1.2",
+                    "description": "现寻求一种提高锂离子电池正极材料循环寿命的技术"})  # fmt: skip
+                assert r.status_code == 201, r.text
+                need = r.json()["id"]
+                lead_ids = []
+                for number in (pa, pb):
+                    r = c.post("/v1/leads", json={"need_id": need, "application_number": number})
+                    assert r.status_code == 201, r.text
+                    lead_ids.append(r.json()["id"])
+            with matching.client(w["uni_key"]) as c:
+                r = c.post(f"/v1/leads/{lead_ids[0]}/accept", json={"note": "欢迎洽谈"})
+                assert r.status_code == 200, r.text
+            with matching.client() as c:
+                head = c.get("/v1/feed", params={"limit": 5000}).json()["next_after"]
+            with fresh_database(engine, db_dir, "activity") as url:
+                server, ind = start_indicators(h.catalog, url, matching_url=matching.url)
+                try:
+                    ind.wait_synced()
+                    # the deal of the accepted lead: pa to the SME
+                    ind.deal(w["bureau"], patents=[pa], suppliers=[w["uni"]],
+                             recipient=w["sme"])  # fmt: skip
+                    with ind.client() as c:
+                        for _ in range(400):
+                            if c.get("/readyz").json().get("matching_feed") == f"ok at {head}":
+                                break
+                            time.sleep(0.05)
+                        act = c.get("/v1/activity").json()
+                finally:
+                    server.stop()
         finally:
-            server.stop()
             matching.stop()
     assert act["totals"] == {"needs_posted": 1, "leads": 2, "leads_accepted": 1,
                              "leads_converted": 1}  # fmt: skip
-    assert [y["year"] for y in act["by_year"]] == [2022, 2023]
+    this_year = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).year
+    assert [y["year"] for y in act["by_year"]] == [this_year]

@@ -6,6 +6,7 @@ figures for that district, so the tests of this module do not see each other's d
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ def world(indicators: IndicatorsHandle, bureau: str) -> dict[str, Any]:
     w["soe"], _ = h.org("天津规则集团", "soe", "supplier", district="hexi")
     w["ent"], _ = h.org("天津规则实业公司", "enterprise", None, district="nankai")
     w["bj_uni"], _ = h.org("北京规则大学", "university", None, district=None, province="北京市")
-    w["patents"] = [h.patent(w["uni_key"], "天津规则大学") for _ in range(14)]
+    w["patents"] = [h.patent(w["uni_key"], "天津规则大学") for _ in range(17)]
     h.wait_synced()
     return w
 
@@ -297,3 +298,39 @@ def test_pool_ever_and_currently_pooled(
     with h.client() as c:
         rows = c.get("/v1/breakdowns/pool", params={"by": "district"}).json()
     assert {"district": "wuqing", "ever_pooled": 3, "currently_pooled": 1} in rows
+
+
+def test_money_indicators_c05_to_c07(indicators: IndicatorsHandle, world: dict[str, Any]) -> None:
+    """C05 contract amount and C07 SMEs benefiting count effective qualifying deals by the
+    year they took effect; C06 counts their payments by the year each was received.
+    Deals that do not qualify (supplier outside Tianjin, an ordinary enterprise as
+    supplier) add nothing to any of the three."""
+    h, w = indicators, world
+    p, q, r = w["patents"][14:17]
+    a = sme(h, "津南金额甲公司", "jinnan")
+    b = sme(h, "津南金额乙公司", "jinnan")
+    h.wait_synced()
+    pay = [{"amount": "20000", "received_on": "2022-06-01"},
+           {"amount": "30000", "received_on": "2023-02-01"}]  # fmt: skip
+    h.deal(w["bureau"], patents=[p], suppliers=[w["uni"]], recipient=a, amount="50000",
+           payments=pay)  # fmt: skip
+    h.deal(w["bureau"], patents=[q], suppliers=[w["uni"]], recipient=a, kind="assignment",
+           amount="70000")  # fmt: skip
+    h.deal(w["bureau"], patents=[r], suppliers=[w["uni"]], recipient=b, amount="10000",
+           payments=[{"amount": "10000", "received_on": "2022-07-01"}])  # fmt: skip
+    # Not qualifying: a supplier outside Tianjin; an ordinary enterprise as supplier.
+    out = h.deal(w["bureau"], patents=[q], suppliers=[w["bj_uni"]], recipient=b,
+                 amount="999999", payments=[{"amount": "1000", "received_on": "2022-08-01"}])  # fmt: skip
+    ent = h.deal(w["bureau"], patents=[r], suppliers=[w["ent"]], recipient=b, amount="888888",
+                 payments=[{"amount": "2000", "received_on": "2022-09-01"}])  # fmt: skip
+    assert out["counted_lines"] == 0 and ent["counted_lines"] == 0
+
+    def money(code: str, year: int) -> Decimal:
+        return Decimal(str(h.progress("city-001", year, district="jinnan")[code]["actual"]))
+
+    assert money("C05", 2022) == Decimal("130000")  # 50,000 + 70,000 + 10,000
+    assert money("C06", 2022) == Decimal("30000")  # 20,000 + 10,000 received in 2022
+    assert money("C06", 2023) == Decimal("30000")  # the second instalment, received in 2023
+    assert money("C05", 2023) == 0  # no deal took effect in 2023
+    assert money("C07", 2022) == 2  # A (two deals) and B: distinct SMEs
+    assert money("C07", 2023) == 0

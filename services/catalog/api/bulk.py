@@ -34,6 +34,7 @@ from shared.errors import (
     Unprocessable,
     is_unique_violation,
 )
+from shared.openapi import file_responses
 
 router = APIRouter(prefix="/v1", tags=["bulk"])
 
@@ -48,6 +49,37 @@ a per-record report; larger ones return `202` and a job to poll at `/v1/uploads/
 A file that cannot be read at all changes nothing. Send `Idempotency-Key` to make
 retries safe.
 """
+
+
+CSV = "text/csv"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+_FILE = {"type": "string", "format": "binary"}
+# The route reads the raw body itself (to stream and bound it), so FastAPI cannot infer it.
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            # Any array: each element is checked as a record (the fields of PatentIn) and
+            # a bad one is rejected in the per-row report, not with the whole request.
+            "schema": {
+                "type": "array",
+                "items": {"description": "a patent record: the fields of `PatentIn`"},
+                "minItems": 1,
+            }
+        },
+        "application/x-ndjson": {"schema": _FILE},
+        CSV: {"schema": _FILE},
+        XLSX: {"schema": _FILE},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {**_FILE, "description": "JSON, NDJSON, CSV or XLSX"}},
+            },
+            "encoding": {"file": {"contentType": f"application/json, {CSV}, {XLSX}"}},
+        },
+    },
+}
 
 
 async def read_upload(request: Request, limit: int) -> tuple[IO[bytes], str | None, str | None]:
@@ -121,6 +153,7 @@ async def replay(
     summary="Bulk upload",
     description=UPLOAD_DOC,
     responses={200: {"description": "report"}, 202: {"description": "job started"}},
+    openapi_extra={"requestBody": UPLOAD_BODY},
 )
 async def bulk_upload(
     request: Request,
@@ -206,9 +239,10 @@ async def resume_job(
     committed_rows = {row for row, _ in records[: job.processed]}
     prior = [outcome_from_dict(d) for d in job.report or [] if d["row"] in committed_rows]
     launch(request, job.id, job.org_id, records, start_at=job.processed, prior=prior)
+    poll = f"/v1/uploads/{job.id}"
     body = {"job_id": job.id, "status": "queued", "total": job.total,
-            "resumed_at": job.processed, "poll": f"/v1/uploads/{job.id}"}  # fmt: skip
-    return JSONResponse(body, status_code=202, headers={"Location": body["poll"]})
+            "resumed_at": job.processed, "poll": poll}  # fmt: skip
+    return JSONResponse(body, status_code=202, headers={"Location": poll})
 
 
 async def start_job(
@@ -221,7 +255,7 @@ async def start_job(
 ) -> JSONResponse:
     db: Database = request.app.state.db
     job_id = uuid.uuid4().hex
-    body = {
+    body: dict[str, Any] = {
         "job_id": job_id,
         "status": "queued",
         "total": len(records),
@@ -290,16 +324,20 @@ async def job_report(
     return {"job_id": job.id, "summary": job.summary, "rows": rows}
 
 
-@router.get("/patents/bulk/template", summary="Upload template (XLSX or CSV, Chinese headers)")
+@router.get(
+    "/patents/bulk/template",
+    summary="Upload template (XLSX or CSV, Chinese headers)",
+    responses=file_responses(CSV, XLSX),
+)
 async def template(format: str = Query("xlsx", pattern="^(xlsx|csv)$")) -> Response:
     if format == "csv":
         return Response(
             bulk_files.template_csv(),
-            media_type="text/csv; charset=utf-8",
+            media_type=f"{CSV}; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="patent-template.csv"'},
         )
     return Response(
         bulk_files.template_xlsx(),
-        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        media_type=XLSX,
         headers={"Content-Disposition": 'attachment; filename="patent-template.xlsx"'},
     )

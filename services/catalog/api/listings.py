@@ -18,6 +18,7 @@ from services.catalog.domain.ingest import ineligibility, publish_listing, set_l
 from services.catalog.domain.listings import apply_terms, open_listing, terms_of
 from services.catalog.domain.search import Filters, build_query
 from services.catalog.models import Listing, ListingEvent, Patent
+from shared import feed
 from shared.auth import PrincipalDep, Role
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.feed import utcnow
@@ -72,6 +73,7 @@ async def create_listing(
     if listing is None:
         listing = await open_listing(session, patent_id=patent.id, org_id=org.id, terms=body)
     else:  # re-listing a withdrawn or lapsed patent keeps its history
+        await feed.lock(session)  # before the listing's row lock (see update_listing)
         apply_terms(listing, body)
         listing.listed_by_org_id = org.id
         await set_listing_status(session, listing, "listed", "re-listed by the owner")
@@ -99,6 +101,7 @@ async def update_listing(
     listing_id: PathId, body: schemas.ListingUpdate, session: SessionDep, principal: PrincipalDep
 ) -> schemas.Listing:
     """Change offer terms, or move listed <-> negotiating, or withdraw (owners only)."""
+    await feed.lock(session)  # before the listing's row lock: the order bulk upload uses
     listing = await load_listing(session, listing_id)
     patent = await session.get(Patent, listing.patent_id)
     assert patent is not None

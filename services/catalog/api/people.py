@@ -56,7 +56,7 @@ async def _refuse_taken(session: SessionDep, email: str | None, phone: str | Non
     if email and clash.email == email:
         field, value = "email", email
     else:
-        field, value = "phone", phone
+        field, value = "phone", phone or ""
     raise Conflict(
         f"the {field} {value} is already registered",
         errors=[{"field": field, "reason": "already registered"}],

@@ -146,7 +146,7 @@ async def refresh_statistics(sessionmaker: async_sessionmaker[AsyncSession]) -> 
     """After a big upload, refresh the planner's statistics at once: with stale ones
     PostgreSQL picks slow plans for keyword search until autovacuum gets round to it."""
     async with sessionmaker() as session:
-        if session.bind.dialect.name == "postgresql":
+        if session.get_bind().dialect.name == "postgresql":
             await session.execute(text("ANALYZE patent, patent_search, patent_owner"))
             await session.commit()
 

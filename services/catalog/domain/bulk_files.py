@@ -140,7 +140,7 @@ def _csv_rows(data: bytes) -> list[list[str]]:
     try:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",\t;")
     except csv.Error:
-        dialect = csv.excel  # type: ignore[assignment]
+        dialect = csv.excel
     try:
         return [row for row in csv.reader(io.StringIO(text), dialect)]
     except csv.Error as exc:
@@ -222,7 +222,7 @@ def _xlsx_rows(file: IO[bytes], max_records: int = 50_000) -> list[list[str]]:
             raise Unprocessable.field(
                 "file", f"the sheet declares {max_col:,} columns; at most {XLSX_MAX_COLUMNS}"
             )
-        rows = []
+        rows: list[list[str]] = []
         # The declared dimension may be missing or lie: bound what is actually read too.
         for row in ws.iter_rows(values_only=True, max_col=XLSX_MAX_COLUMNS):
             if len(rows) > max_records:

@@ -43,7 +43,7 @@ def patent_payload_from(
     values: dict[str, Any], patent_id: int, version: int, owner_org_ids: list[int]
 ) -> dict[str, Any]:
     """The same payload, built from the values just written (no ORM object needed)."""
-    payload = {"id": patent_id}
+    payload: dict[str, Any] = {"id": patent_id}
     payload.update({k: values.get(k) for k in PATENT_FIELDS})
     payload["owner_org_ids"] = sorted(owner_org_ids)
     for k in ("application_date", "grant_date", "expiry_date"):

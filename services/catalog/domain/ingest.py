@@ -14,10 +14,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import BigInteger, Text, bindparam, func, insert, literal, select, update
+from sqlalchemy import BigInteger, Table, Text, bindparam, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.catalog.domain.feed_payloads import (
@@ -127,7 +127,7 @@ def _hash(values: dict[str, Any]) -> str:
     return hashlib.md5(orjson.dumps([values[k] for k in HASHED_FIELDS])).hexdigest()
 
 
-PATENT = Patent.__table__
+PATENT = cast(Table, Patent.__table__)
 _COLUMNS = {c.key for c in PATENT.columns} - {"id"}
 
 
@@ -181,12 +181,12 @@ async def upsert_batch(
             existing[num] = (pid, h, ls, pats, ver)
         ids = [existing[n][0] for n in chunk if n in existing]
         if ids:
-            res = await session.execute(
+            owner_rows = await session.execute(
                 select(PatentOwner.patent_id, PatentOwner.org_id).where(
                     _in(PatentOwner.patent_id, ids, session)
                 )
             )
-            for pid, oid in res.all():
+            for pid, oid in owner_rows.all():
                 owners.setdefault(pid, set()).add(oid)
 
     my_names = names_of(org)
@@ -268,10 +268,10 @@ async def upsert_batch(
             await insert_rows(session, PATENT, rows)
         else:
             for chunk in _chunks(rows, 2000):
-                res = await session.execute(
+                inserted = await session.execute(
                     insert(PATENT).returning(PATENT.c.id, PATENT.c.application_number), chunk
                 )
-                new_ids.update({num: pid for pid, num in res.all()})
+                new_ids.update({num: pid for pid, num in inserted.all()})
         await insert_rows(
             session,
             PatentSearch.__table__,
@@ -306,7 +306,7 @@ async def upsert_batch(
                 for _, p, pid, _ in updates
             ],
         )
-        search = PatentSearch.__table__
+        search = cast(Table, PatentSearch.__table__)
         await session.execute(
             update(search).where(search.c.patent_id == bindparam("pid")),
             [{"pid": pid, "text": p.values["_search"]} for _, p, pid, _ in updates],
@@ -314,7 +314,7 @@ async def upsert_batch(
         for row, p, pid, _ in updates:
             outcomes[row] = Outcome(row, p.application_number, "updated", patent_id=pid)
             changed_records.append((pid, existing[p.application_number][4] + 1, p))
-    new_owner_rows = [
+    new_owner_rows: list[dict[str, Any]] = [
         {"patent_id": pid, "org_id": org.id, "created_at": now}
         for _, _, pid, _ in updates
         if org.id not in owners.get(pid, set())
@@ -402,6 +402,7 @@ async def set_listing_status(
     session: AsyncSession, listing: Listing, status: str, reason: str
 ) -> None:
     """Move a listing and record the event and the feed entry."""
+    await feed.lock(session)  # before the listing's row lock (see shared.feed.lock)
     if listing.status == status:
         return
     session.add(
@@ -453,7 +454,7 @@ async def reevaluate_listings(session: AsyncSession, patent_ids: list[int]) -> N
 
 def _in(column: Any, values: list[Any], session: AsyncSession) -> Any:
     """`column IN values`; on PostgreSQL as `= ANY(array)`, one parameter instead of thousands."""
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import ARRAY
 
         item = Text() if isinstance(values[0], str) else BigInteger()

@@ -32,7 +32,7 @@ class ContainsText(ColumnElement[bool]):
     inherit_cache = True
     type = Boolean()
 
-    def __init__(self, haystack: ColumnElement[str], needle: str) -> None:
+    def __init__(self, haystack: ColumnElement[str] | Any, needle: str) -> None:
         self.haystack = haystack
         self.needle = literal(needle)
 
@@ -74,9 +74,9 @@ class Filters:
     pool_status: str | None = None  # a listing status, or "pooled" / "unlisted"
 
 
-def build_query(f: Filters) -> Select[Any]:
+def build_query(f: Filters) -> Select[*tuple[Any, ...]]:
     stmt = select(Patent, Listing).outerjoin(Listing, Listing.patent_id == Patent.id)
-    conds = []
+    conds: list[ColumnElement[bool]] = []
     terms = normalize_query(f.q).split() if f.q else []
     if terms:
         hits = select(PatentSearch.patent_id).where(
@@ -124,7 +124,9 @@ def encode_cursor(sort: str, value: Any, pid: int) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def apply_sort(stmt: Select[Any], sort: str, cursor: str | None) -> Select[Any]:
+def apply_sort(
+    stmt: Select[*tuple[Any, ...]], sort: str, cursor: str | None
+) -> Select[*tuple[Any, ...]]:
     if sort not in SORTS:
         raise Unprocessable.field("sort", f"unknown sort '{sort}'; use one of {sorted(SORTS)}")
     col, desc = SORTS[sort]

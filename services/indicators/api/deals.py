@@ -128,7 +128,8 @@ async def list_deals(
     )
 
 
-@router.get("/deals/{deal_id}", response_model=schemas.DealOut)
+# `:int` so that GET /deals/batch is "405, POST only" rather than "batch is not an id".
+@router.get("/deals/{deal_id:int}", response_model=schemas.DealOut)
 async def get_deal(deal_id: PathId, session: SessionDep) -> schemas.DealOut:
     return await ledger.deal_out(session, await ledger.load_deal(session, deal_id))
 

@@ -13,15 +13,16 @@ from shared.deps import SessionDep as SessionDep  # re-exported for the routers
 
 
 def get_settings(request: Request) -> IndicatorsSettings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
-    return request.app.state.db.sessionmaker  # type: ignore[no-any-return]
+    return request.app.state.db.sessionmaker
 
 
 def get_lookup(request: Request) -> RequestLookup:
-    return request.app.state.lookup.for_request()  # type: ignore[no-any-return]
+    lookup: RequestLookup = request.app.state.lookup.for_request()
+    return lookup
 
 
 SettingsDep = Annotated[IndicatorsSettings, Depends(get_settings)]

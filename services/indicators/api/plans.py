@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
@@ -28,10 +28,12 @@ from services.indicators.domain.records import (
 )
 from services.indicators.domain.rules import RULES, Window
 from shared.errors import Unprocessable
+from shared.openapi import file_responses
 from shared.params import MAX_ID, MAX_YEAR, MIN_YEAR, YearQuery
 
 router = APIRouter(prefix="/v1", tags=["plans"])
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CSV = "text/csv"
 
 
 @router.get("/plans")
@@ -67,7 +69,7 @@ def _as_of(as_of: date | None) -> date:
     return d
 
 
-@router.get("/plans/{code}/progress")
+@router.get("/plans/{code}/progress", responses=file_responses(CSV, XLSX, json_too=True))
 async def progress(
     code: str,
     sessionmaker: SessionmakerDep,
@@ -165,7 +167,7 @@ async def breakdown_pool(
 
 @router.get("/breakdowns/{rule}")
 async def breakdown_rule(
-    rule: str,
+    rule: Annotated[str, Path(pattern=f"^({'|'.join(BREAKDOWN_RULES)})$")],
     session: SessionDep,
     by: str = Query("year", description="year | district | supplier | industry | kind"),
     from_: date = Query(date(2000, 1, 1), alias="from"),
@@ -183,7 +185,7 @@ async def breakdown_rule(
             "total_patent_deals": sum(r["patent_deals"] for r in rows)}  # fmt: skip
 
 
-@router.get("/ledger/export")
+@router.get("/ledger/export", responses=file_responses(CSV, XLSX))
 async def export_ledger(
     session: SessionDep,
     format: str = Query("xlsx", pattern="^(csv|xlsx)$"),

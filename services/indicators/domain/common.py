@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 from shared.appno import InvalidNumber, normalize_application_number
 
@@ -28,6 +28,10 @@ def year_end(year: int) -> date:
     return date(year, 12, 31)
 
 
+@overload
+def aware(dt: datetime) -> datetime: ...
+@overload
+def aware(dt: None) -> None: ...
 def aware(dt: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; every stored datetime is UTC."""
     if dt is None:

@@ -159,7 +159,7 @@ async def ledger_batches(
         stmt = select(*cols).where(Deal.id > after).order_by(Deal.id).limit(batch)
         if where is not None:
             stmt = stmt.where(where)
-        deals = (await session.execute(stmt)).all()
+        deals: list[Any] = list((await session.execute(stmt)).all())
         if not deals:
             return
         lo, hi = deals[0][0], deals[-1][0]

@@ -311,8 +311,8 @@ async def reported_series(
         if ind is None or not ind.additive:
             continue
         target = own.setdefault(code, {})
-        for y, v in by_year.items():
-            target.setdefault(y, v)
+        for y, total in by_year.items():
+            target.setdefault(y, total)
     return own
 
 

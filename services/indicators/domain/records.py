@@ -68,7 +68,7 @@ def _deal_cols() -> list[Any]:
     ]
 
 
-def record_query(rule: str, w: Window) -> tuple[Select[Any], Any]:
+def record_query(rule: str, w: Window) -> tuple[Select[*tuple[Any, ...]], Any]:
     """The rows behind a rule's figure over the window; returns (select, id column)."""
     if rule in ("sme_patent_deals", "sme_patents_distinct"):
         q = select(*_line_cols()).join(Deal, Deal.id == DealPatent.deal_id)

@@ -104,12 +104,12 @@ async def apply_listing(session: AsyncSession, p: dict[str, Any]) -> Listing:
     appno = normalise_appno(str(p.get("application_number") or "")) or str(
         p.get("application_number") or ""
     )
-    listing = await session.get(Listing, int(p["id"]))
-    new = listing is None
+    existing = await session.get(Listing, int(p["id"]))
+    new = existing is None
+    listing = existing if existing is not None else Listing(id=int(p["id"]), status=status)
     if new:
-        listing = Listing(id=int(p["id"]), status=status)
         session.add(listing)
-    previous = None if new else listing.status
+    previous = None if existing is None else existing.status
     listing.patent_id = int(p.get("patent_id") or 0)
     listing.application_number = appno
     listing.owner_org_ids = owners
@@ -216,7 +216,7 @@ class CatalogLookup:
         except httpx.HTTPError as exc:
             log.warning("catalog lookup %s failed: %s", path, exc)
             return None
-        return r.json() if r.status_code == 200 else None  # type: ignore[no-any-return]
+        return r.json() if r.status_code == 200 else None
 
 
 class RequestLookup:

@@ -113,7 +113,7 @@ def _in_window(col: Any, w: Window) -> Any:
     return and_(col >= w.start, col <= w.as_of)
 
 
-def _first_year(key: Any, year: Any, where: Any) -> Select[Any]:
+def _first_year(key: Any, year: Any, where: Any) -> Select[*tuple[Any, ...]]:
     first = select(key.label("k"), func.min(year).label("y")).where(where).group_by(key).subquery()
     return select(first.c.y, func.count()).group_by(first.c.y)
 
@@ -132,7 +132,7 @@ def _deals_where(w: Window, *extra: Any) -> Any:
     return and_(*conds)
 
 
-def sme_patent_deals_stmt(w: Window) -> Select[Any]:
+def sme_patent_deals_stmt(w: Window) -> Select[*tuple[Any, ...]]:
     return (
         select(DealPatent.year, func.count())
         .where(_lines_where(w, DealPatent.counts))
@@ -270,7 +270,7 @@ async def pooled_ever(session: AsyncSession, w: Window) -> dict[int, Decimal]:
     return {y: Decimal(v or 0) for y, v in zip(_years(w), row, strict=True)}
 
 
-def pooled_at_stmt(bound: Any, district: str | None) -> Select[Any]:
+def pooled_at_stmt(bound: Any, district: str | None) -> Select[*tuple[Any, ...]]:
     """Listings in the pool (listed or negotiating) just before `bound`."""
     stmt = (
         select(func.count())

@@ -11,7 +11,7 @@ from shared.deps import SessionDep as SessionDep  # re-exported for the routers
 
 
 def get_settings(request: Request) -> MatchingSettings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 SettingsDep = Annotated[MatchingSettings, Depends(get_settings)]

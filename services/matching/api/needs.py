@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request, status
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Request, status
 from sqlalchemy import select
 
 from services.matching import schemas
@@ -15,6 +17,22 @@ from shared.auth import OptionalPrincipalDep, PrincipalDep, Role, require_role
 from shared.errors import Forbidden, NotFound, Unprocessable
 from shared.feed import utcnow
 from shared.params import MAX_ID, PathId
+
+# A need always has these; an explicit null in a PATCH leaves them unchanged.
+REQUIRED_NEED_FIELDS = {"title", "description", "industry", "ipc_hints", "modes", "status"}
+
+NEED_EXAMPLES = {
+    "battery": {
+        "summary": "An SME looks for a battery technology",
+        "value": {
+            "title": "锂电池正极材料循环寿命提升",
+            "description": "现寻求一种提高锂离子电池正极材料循环稳定性的技术",
+            "industry": "1.2",
+            "modes": ["assignment", "non_exclusive_licence"],
+            "budget_max_cny": "500000",
+        },
+    }
+}
 
 router = APIRouter(prefix="/v1", tags=["needs"])
 
@@ -38,7 +56,7 @@ async def publish_need(session: SessionDep, need: Need) -> None:
 
 @router.post("/needs", response_model=schemas.Need, status_code=status.HTTP_201_CREATED)
 async def create_need(
-    body: schemas.NeedCreate,
+    body: Annotated[schemas.NeedCreate, Body(openapi_examples=NEED_EXAMPLES)],
     session: SessionDep,
     principal: PrincipalDep,
     request: Request,
@@ -107,13 +125,19 @@ async def update_need(
     principal: PrincipalDep,
     request: Request,
 ) -> schemas.Need:
-    """Edit, close or re-open your need."""
+    """Edit, close or re-open your need. Fields left out are unchanged; `null` clears an
+    optional field (budget, validity, contact) and leaves a required one (title,
+    description, industry, IPC hints, modes, status) as it is."""
     require_role(principal, Role.SME)
     need = await load_need(session, need_id)
     if need.org_id != principal.org_id and principal.role is not Role.ADMIN:
         raise Forbidden("only the organisation that posted a need may change it")
     changes = body.model_dump(exclude_unset=True, mode="python")
     for field, value in changes.items():
+        if value is None and field in REQUIRED_NEED_FIELDS:
+            continue
+        if value is None and field.startswith("contact_"):
+            value = ""
         if field == "modes":
             value = list(dict.fromkeys(m.value for m in value))
         elif field == "status":

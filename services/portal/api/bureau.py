@@ -56,7 +56,7 @@ async def plan_meta(request: Request, api: Any, code: str) -> dict[str, Any]:
     cache: dict[str, Any] = request.app.state.__dict__.setdefault("plans", {})
     if code not in cache:
         cache[code] = await api.get("indicators", f"/v1/plans/{code}")
-    return cache[code]  # type: ignore[no-any-return]
+    return cache[code]
 
 
 def breakdown_window(meta: dict[str, Any], year: int | None) -> dict[str, str]:

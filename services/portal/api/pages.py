@@ -26,7 +26,7 @@ async def industries(request: Request, api: Backends) -> list[dict[str, Any]]:
     """SEI industries (reference data, cached once read)."""
     cached = getattr(request.app.state, "industries", None)
     if cached:
-        return cached  # type: ignore[no-any-return]
+        return cached
     try:
         rows = await api.get("catalog", "/v1/industries")
     except (BackendUnavailable, BackendError):

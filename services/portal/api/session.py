@@ -31,7 +31,7 @@ class Session(dict[str, Any]):
         self.modified = True
         super().__delitem__(key)
 
-    def pop(self, key: str, *default: Any) -> Any:  # type: ignore[override]
+    def pop(self, key: str, *default: Any) -> Any:
         self.modified = True
         return super().pop(key, *default)
 
@@ -89,7 +89,7 @@ def _cookie(scope: Any, name: str) -> str | None:
 
 
 def session_of(request: Request) -> Session:
-    return request.state.session  # type: ignore[no-any-return]
+    return request.state.session
 
 
 def csrf_token(request: Request) -> str:

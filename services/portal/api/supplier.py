@@ -118,7 +118,7 @@ async def refresh_job(
         report = await api.get("catalog", f"/v1/uploads/{meta['job_id']}/report", token=user.token)
         meta["report"] = {"summary": report["summary"], "rows": report["rows"]}
         store(request).save_meta(uid, meta)
-    return job  # type: ignore[no-any-return]
+    return job
 
 
 def report_context(meta: dict[str, Any]) -> dict[str, Any]:

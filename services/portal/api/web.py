@@ -64,11 +64,11 @@ def current_user(request: Request) -> User | None:
 
 
 def backends(request: Request) -> Backends:
-    return request.app.state.backends  # type: ignore[no-any-return]
+    return request.app.state.backends
 
 
 def settings(request: Request) -> PortalSettings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def require(*roles: str) -> Any:

@@ -44,7 +44,7 @@ class UploadStore:
         path = self._folder(uid) / "meta.json"
         if not path.exists():
             raise KeyError(uid)
-        return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+        return json.loads(path.read_text(encoding="utf-8"))
 
     def save_meta(self, uid: str, meta: dict[str, Any]) -> None:
         path = self._folder(uid) / "meta.json"
