@@ -44,3 +44,54 @@ def test_benchmark_smoke(command: list[str], expected: list[str]) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for text in expected:
         assert text in result.stdout, f"{text!r} missing from:\n{result.stdout[-3000:]}"
+
+
+# The matching benchmarks read the real evaluation data beside the repository
+# (../shared/data, never needed by the product): CI has it; elsewhere they are skipped.
+MATCHING_BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
+    (
+        "matching-evaluate",
+        [PY, "-m", "bench.matching.evaluate", "--smoke"],
+        ["| matcher |", "| char-ngram-tfidf |", "Paired nDCG@10 difference"],
+    ),
+    (
+        "matching-calibrate",
+        [PY, "-m", "bench.matching.calibrate", "--smoke"],
+        ["shipped: strong from", "| strong |"],
+    ),
+    (
+        "matching-perf",
+        [PY, "-m", "bench.matching.perf", "--docs", "2000", "--workers", "1"],
+        ['"matcher_p99_ms"', '"bm25_p99_ms"'],
+    ),  # fmt: skip
+    (
+        "matching-profile",
+        [PY, "-m", "bench.matching.profile_query", "--docs", "2000", "--rounds", "1"],
+        ['"+ explanations (shipped)"'],
+    ),
+    (
+        "matching-http",
+        [PY, "-m", "bench.matching.http_bench", "--smoke"],
+        ['"http_p99_ms"', '"upload_to_matchable_median_s"'],
+    ),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [(c, e) for _, c, e in MATCHING_BENCHMARKS],
+    ids=[i for i, _, _ in MATCHING_BENCHMARKS],
+)
+def test_matching_benchmark_smoke(command: list[str], expected: list[str]) -> None:
+    from bench.matching.corpus import PATENTS
+
+    if not PATENTS.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the evaluation data {PATENTS} is missing; CI has ../shared/data")
+        pytest.skip(f"the evaluation data {PATENTS} is not on this machine")
+    result = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=900, env={**os.environ}
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for text in expected:
+        assert text in result.stdout, f"{text!r} missing from:\n{result.stdout[-3000:]}"
