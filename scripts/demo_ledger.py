@@ -93,7 +93,9 @@ def deals(patents: list[dict[str, Any]], smes: dict[str, int]) -> list[dict[str,
     return out
 
 
-def main(keys_file: Path) -> int:
+def main(keys_file: Path, catalog: int = 8101, indicators: int = 8103) -> int:
+    global CATALOG, INDICATORS
+    CATALOG, INDICATORS = f"http://127.0.0.1:{catalog}", f"http://127.0.0.1:{indicators}"
     keys = json.loads(keys_file.read_text(encoding="utf-8"))
     bureau = {"Authorization": f"Bearer {keys['天津市知识产权局（示例）']}"}
     with httpx.Client(timeout=60) as c:

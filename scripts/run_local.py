@@ -20,14 +20,21 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var"
+# TJP_VAR_DIR and TJP_PORT_BASE let a second copy run beside the first (the README test
+# does); the defaults are what the README shows.
+VAR = Path(os.environ.get("TJP_VAR_DIR", ROOT / "var")).resolve()
+BASE = int(os.environ.get("TJP_PORT_BASE", "8100"))
 SERVICES = [
     # name, port, module
-    ("catalog", 8101, "services.catalog.main"),
-    ("matching", 8102, "services.matching.main"),
-    ("indicators", 8103, "services.indicators.main"),
-    ("portal", 8100, "services.portal.main"),
+    ("catalog", BASE + 1, "services.catalog.main"),
+    ("matching", BASE + 2, "services.matching.main"),
+    ("indicators", BASE + 3, "services.indicators.main"),
+    ("portal", BASE, "services.portal.main"),
 ]
+
+
+def shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def available(module: str) -> bool:
@@ -139,20 +146,20 @@ def main() -> int:
     if ok and first_start and "indicators" in ports:
         import demo_ledger
 
-        demo_ledger.main(keys_file)
-    print("\nTianjin patent-transfer platform (SQLite under var/):")
+        demo_ledger.main(keys_file, catalog=ports["catalog"], indicators=ports["indicators"])
+    print(f"\nTianjin patent-transfer platform (SQLite under {shown(VAR)}/):")
     # The portal first: it is what a person opens.
     for name, port, _ in sorted(services, key=lambda s: s[0] != "portal"):
         extra = "" if name == "portal" else f"   API docs: http://127.0.0.1:{port}/docs"
         print(f"  {name:<11} http://127.0.0.1:{port}/{extra}")
     if keys_file.exists():
         print(
-            f"\nDemo API keys (Authorization: Bearer <key>) are in {keys_file.relative_to(ROOT)}:"
+            f"\nDemo API keys (Authorization: Bearer <key>) are in {shown(keys_file)}:"
         )
         for who, key in json.loads(keys_file.read_text(encoding="utf-8")).items():
             print(f"  {who}: {key}")
     if people_file.exists():
-        print(f"\nDemo sign-ins (POST /v1/sessions; also in {people_file.relative_to(ROOT)}):")
+        print(f"\nDemo sign-ins (POST /v1/sessions; also in {shown(people_file)}):")
         for p in json.loads(people_file.read_text(encoding="utf-8")):
             admin = ", org admin" if p["org_admin"] else ""
             print(
