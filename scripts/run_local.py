@@ -153,9 +153,7 @@ def main() -> int:
         extra = "" if name == "portal" else f"   API docs: http://127.0.0.1:{port}/docs"
         print(f"  {name:<11} http://127.0.0.1:{port}/{extra}")
     if keys_file.exists():
-        print(
-            f"\nDemo API keys (Authorization: Bearer <key>) are in {shown(keys_file)}:"
-        )
+        print(f"\nDemo API keys (Authorization: Bearer <key>) are in {shown(keys_file)}:")
         for who, key in json.loads(keys_file.read_text(encoding="utf-8")).items():
             print(f"  {who}: {key}")
     if people_file.exists():
