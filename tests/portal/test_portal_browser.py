@@ -47,6 +47,7 @@ HOMES = {
     "supplier": ("/pool/patents", "我的专利"),
     "city_bureau": ("/bureau", "统计看板"),
     "district_bureau": ("/bureau", "统计看板"),
+    "admin": ("/bureau", "统计看板"),
 }
 
 

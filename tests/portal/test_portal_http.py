@@ -111,3 +111,17 @@ def test_htmx_requests_get_a_short_message_not_a_page(world: World) -> None:
     assert "<html" not in r.text and "表单校验失败" in r.text
     r = c.get("/bureau", headers={"HX-Request": "true"})
     assert r.status_code == 403 and "<html" not in r.text and "无权打开" in r.text
+
+
+def test_a_district_bureau_reports_a_figure_for_its_own_district(world: World) -> None:
+    c, token = world.signed_in("district_bureau")
+    form = {"csrf_token": token, "plan": "city-001", "indicator": "C09", "year": "2023",
+            "value": "1234", "district": "hexi", "note": ""}  # fmt: skip
+    r = c.post("/bureau/figures", data=form)
+    assert r.status_code == 303, r.text
+    with world.indicators.client() as api:
+        rows = api.get("/v1/figures", params={"plan": "city-001", "indicator": "C09"}).json()
+    mine = [f for f in rows if f["year"] == 2023 and float(f["value"]) == 1234]
+    assert len(mine) == 1 and "binhai" in mine[0]["scope"]  # not the district it asked for
+    page = c.get("/bureau/figures?plan=city-001").text
+    assert "1,234" in page

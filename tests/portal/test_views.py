@@ -101,3 +101,11 @@ def test_rejected_rows_keep_the_original_columns() -> None:
     ]
     out = rejected_csv(data, "csv", rows, "错误原因").decode("utf-8-sig").splitlines()
     assert out == ["申请号,专利名称,错误原因", "202110123456.1,坏,申请号: bad"]
+
+
+def test_figures_are_written_the_way_people_read_them() -> None:
+    from services.portal.api.web import _number
+
+    assert _number(3000) == "3,000"
+    assert _number("1234.5000") == "1,234.5"  # decimals as the indicators API sends them
+    assert _number(None) == "—"

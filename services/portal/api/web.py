@@ -108,14 +108,16 @@ def _percent(value: Any, digits: int = 1) -> str:
 
 
 def _number(value: Any) -> str:
-    if value is None:
+    """1234 -> "1,234"; "1234.5000" -> "1,234.5"; None -> "—" (a figure not yet known)."""
+    if value is None or value == "":
         return "—"
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:,.2f}"
     try:
-        return f"{int(value):,}"
-    except (TypeError, ValueError):
+        d = Decimal(str(value))
+    except InvalidOperation:
         return str(value)
+    if d == d.to_integral():
+        return f"{int(d):,}"
+    return f"{d.normalize():,f}"
 
 
 def _query(request: Request, **changes: Any) -> str:
