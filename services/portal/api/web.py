@@ -90,15 +90,8 @@ SettingsDep = Annotated[PortalSettings, Depends(settings)]
 
 
 def _money(value: Any) -> str:
-    if value is None or value == "":
-        return ""
-    try:
-        d = Decimal(str(value))
-    except InvalidOperation:
-        return str(value)
-    if d == d.to_integral():
-        return f"{int(d):,}"
-    return f"{d:,.2f}"
+    """Like a figure, but nothing at all (not a dash) when there is no amount."""
+    return "" if value is None or value == "" else _number(value)
 
 
 def _percent(value: Any, digits: int = 1) -> str:
