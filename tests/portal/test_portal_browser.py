@@ -66,6 +66,22 @@ def test_each_role_signs_in_to_its_own_pages(world: World, page_for: Any, role: 
     assert "/signin" in page.url
 
 
+def test_sign_in_with_the_keyboard_alone(world: World, page_for: Any) -> None:
+    page = page_for(None)
+    page.goto("/signin")
+    for _ in range(20):  # Tab from the top of the page to the first field of the form
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "login":
+            break
+    assert page.evaluate("document.activeElement.id") == "login"
+    page.keyboard.type(world.people["sme"].email)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "password"
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/me/needs")
+
+
 def test_wrong_password_is_refused_politely(page_for: Any, world: World) -> None:
     page = page_for(None)
     page.goto("/signin")
