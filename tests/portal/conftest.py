@@ -146,6 +146,11 @@ def world(
     add_person(catalog, uni_id, "supplier", "uni@test.cn", admin=True)
     add_person(catalog, sme_id, "sme", "sme@test.cn")
     add_person(catalog, city_id, "city_bureau", "city@test.cn")
+    with catalog.client(catalog.admin_key) as c:
+        found = c.get("/v1/organisations", params={"q": "平台管理员"}).json()["items"]
+        admin_org = next(o["id"] for o in found if o["name"] == "平台管理员")
+    people["admin"] = Person("admin", "admin@test.cn", admin_org, "平台管理员", catalog.admin_key)
+    add_person(catalog, admin_org, "admin", "admin@test.cn", admin=True)
     with catalog.client(catalog.admin_key) as c:  # one person signs in with a phone number
         r = c.post(
             f"/v1/organisations/{bh_id}/people",

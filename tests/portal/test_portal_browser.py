@@ -47,6 +47,7 @@ HOMES = {
     "supplier": ("/pool/patents", "我的专利"),
     "city_bureau": ("/bureau", "统计看板"),
     "district_bureau": ("/bureau", "统计看板"),
+    "admin": ("/bureau", "统计看板"),
 }
 
 
@@ -63,6 +64,22 @@ def test_each_role_signs_in_to_its_own_pages(world: World, page_for: Any, role: 
     page.wait_for_load_state()
     page.goto(path)
     assert "/signin" in page.url
+
+
+def test_sign_in_with_the_keyboard_alone(world: World, page_for: Any) -> None:
+    page = page_for(None)
+    page.goto("/signin")
+    for _ in range(20):  # Tab from the top of the page to the first field of the form
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "login":
+            break
+    assert page.evaluate("document.activeElement.id") == "login"
+    page.keyboard.type(world.people["sme"].email)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "password"
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/me/needs")
 
 
 def test_wrong_password_is_refused_politely(page_for: Any, world: World) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from services.portal.i18n import LOCALE_DIR
-from tests.portal.conftest import World
+from tests.portal.conftest import PASSWORD, World, csrf_of
 
 ROLE_PAGES = {
     "sme": ["/me/needs", "/me/leads"],
@@ -111,3 +112,43 @@ def test_htmx_requests_get_a_short_message_not_a_page(world: World) -> None:
     assert "<html" not in r.text and "表单校验失败" in r.text
     r = c.get("/bureau", headers={"HX-Request": "true"})
     assert r.status_code == 403 and "<html" not in r.text and "无权打开" in r.text
+
+
+def test_a_district_bureau_reports_a_figure_for_its_own_district(world: World) -> None:
+    c, token = world.signed_in("district_bureau")
+    form = {"csrf_token": token, "plan": "city-001", "indicator": "C09", "year": "2023",
+            "value": "1234", "district": "hexi", "note": ""}  # fmt: skip
+    r = c.post("/bureau/figures", data=form)
+    assert r.status_code == 303, r.text
+    with world.indicators.client() as api:
+        rows = api.get("/v1/figures", params={"plan": "city-001", "indicator": "C09"}).json()
+    mine = [f for f in rows if f["year"] == 2023 and float(f["value"]) == 1234]
+    assert len(mine) == 1 and "binhai" in mine[0]["scope"]  # not the district it asked for
+    page = c.get("/bureau/figures?plan=city-001").text
+    assert "1,234" in page
+
+
+def sign_in_as(world: World, login: str, password: str, visitor: str) -> httpx.Response:
+    with world.client() as c:
+        headers = {"X-Forwarded-For": visitor}  # as a TLS proxy in front of the portal would
+        token = csrf_of(c.get("/signin", headers=headers).text)
+        return c.post("/signin", headers=headers,
+                      data={"csrf_token": token, "login": login, "password": password})  # fmt: skip
+
+
+def test_failed_sign_ins_are_throttled_per_visitor_not_for_everyone(world: World) -> None:
+    # Five failures for one login: the sixth attempt is refused politely (429).
+    for _ in range(5):
+        r = sign_in_as(world, "nobody@test.cn", "wrong-password", "10.0.0.1")
+        assert r.status_code == 401 and "密码错误" in r.text
+    r = sign_in_as(world, "nobody@test.cn", "wrong-password", "10.0.0.1")
+    assert r.status_code == 429 and "尝试次数过多" in r.text
+    # One visitor failing many logins is throttled by address ...
+    for i in range(20):
+        sign_in_as(world, f"guess{i}@test.cn", "wrong-password", "10.0.0.2")
+    r = sign_in_as(world, world.people["sme"].email, PASSWORD, "10.0.0.2")
+    assert r.status_code == 429
+    # ... but every sign-in reaches the catalog from the portal, and other visitors still
+    # get in: the portal passes on each visitor's own address.
+    r = sign_in_as(world, world.people["sme"].email, PASSWORD, "10.0.0.3")
+    assert r.status_code == 303 and r.headers["location"] == "/me/needs"

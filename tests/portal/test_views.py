@@ -101,3 +101,34 @@ def test_rejected_rows_keep_the_original_columns() -> None:
     ]
     out = rejected_csv(data, "csv", rows, "错误原因").decode("utf-8-sig").splitlines()
     assert out == ["申请号,专利名称,错误原因", "202110123456.1,坏,申请号: bad"]
+
+
+def test_figures_are_written_the_way_people_read_them() -> None:
+    from services.portal.api.web import _number
+
+    assert _number(3000) == "3,000"
+    assert _number("1234.5000") == "1,234.5"  # decimals as the indicators API sends them
+    assert _number(None) == "—"
+
+
+def test_rejected_rows_of_an_xlsx_upload() -> None:
+    import io
+
+    from openpyxl import Workbook
+
+    i18n.set_locale("zh_CN")
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["申请号", "专利名称", "IPC分类号"])
+    ws.append(["202110123456.7", "好", "H01M"])
+    ws.append(["201919999001.1", "坏", "H01M-10"])
+    buf = io.BytesIO()
+    wb.save(buf)
+    rows = [
+        {"row": 3, "status": "rejected", "errors": [{"field": "ipc_codes[0]", "reason": "bad"}]}
+    ]
+    out = rejected_csv(buf.getvalue(), "xlsx", rows, "错误原因").decode("utf-8-sig").splitlines()
+    assert out == [
+        "申请号,专利名称,IPC分类号,错误原因",
+        "201919999001.1,坏,H01M-10,IPC 分类号: bad",
+    ]

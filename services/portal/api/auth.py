@@ -49,9 +49,16 @@ async def signin(request: Request, api: BackendsDep) -> Response:
     if not login or not password:
         ctx["error"] = i18n.gettext("Enter your e-mail or phone number and your password.")
         return render(request, "signin.html", ctx, status=422)
+    # The catalog throttles failed sign-ins per login and per client address; every
+    # sign-in comes from the portal, so it passes on the visitor's address (the catalog's
+    # uvicorn trusts X-Forwarded-For from its configured proxies: loopback by default).
+    visitor = request.client.host if request.client else ""
     try:
         body = await api.post(
-            "catalog", "/v1/sessions", json={"login": login, "password": password}
+            "catalog",
+            "/v1/sessions",
+            json={"login": login, "password": password},
+            headers={"X-Forwarded-For": visitor} if visitor else None,
         )
     except BackendUnavailable:
         ctx["error"] = i18n.gettext(

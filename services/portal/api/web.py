@@ -90,15 +90,8 @@ SettingsDep = Annotated[PortalSettings, Depends(settings)]
 
 
 def _money(value: Any) -> str:
-    if value is None or value == "":
-        return ""
-    try:
-        d = Decimal(str(value))
-    except InvalidOperation:
-        return str(value)
-    if d == d.to_integral():
-        return f"{int(d):,}"
-    return f"{d:,.2f}"
+    """Like a figure, but nothing at all (not a dash) when there is no amount."""
+    return "" if value is None or value == "" else _number(value)
 
 
 def _percent(value: Any, digits: int = 1) -> str:
@@ -108,14 +101,16 @@ def _percent(value: Any, digits: int = 1) -> str:
 
 
 def _number(value: Any) -> str:
-    if value is None:
+    """1234 -> "1,234"; "1234.5000" -> "1,234.5"; None -> "—" (a figure not yet known)."""
+    if value is None or value == "":
         return "—"
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:,.2f}"
     try:
-        return f"{int(value):,}"
-    except (TypeError, ValueError):
+        d = Decimal(str(value))
+    except InvalidOperation:
         return str(value)
+    if d == d.to_integral():
+        return f"{int(d):,}"
+    return f"{d.normalize():,f}"
 
 
 def _query(request: Request, **changes: Any) -> str:
