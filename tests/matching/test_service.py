@@ -486,3 +486,13 @@ def test_patch_with_nulls_keeps_required_fields(matching: MatchingHandle, world:
     for field in ("title", "description", "industry", "ipc_hints", "modes", "status"):
         assert after[field] == need[field], field
     assert after["contact_name"] in ("", None) and after["budget_max_cny"] is None
+
+
+def test_explanations_show_words_not_straddling_bigrams(
+    matching: MatchingHandle, world: World
+) -> None:
+    res = match(matching, text="需要LED恒流升压驱动电路", k=3)
+    shown = {t["term"] for h in res["hits"] for t in h["explanation"]["terms"]}
+    assert "恒流" in shown and "升压" in shown
+    # 流升 and 压驱 straddle two words: they count in the score but are not shown.
+    assert not shown & {"流升", "压驱", "动电"}

@@ -61,20 +61,30 @@ def to_filters(f: schemas.MatchFilters) -> Filters:
     )
 
 
-def explanation_terms(hit: Hit) -> list[dict[str, Any]]:
-    """The query terms that contributed most (IPC features are shown as `matched_ipc`)."""
+def explanation_terms(hit: Hit, words: frozenset[str] | None = None) -> list[dict[str, Any]]:
+    """The query terms that contributed most (IPC features are shown as `matched_ipc`).
+
+    A character bigram is shown under its word when the query has that word (its share is
+    added to it); bigrams that straddle two words (极材 from 正极材料) mean nothing to a
+    reader and are left out of the list — they still count in the score."""
     merged: dict[str, float] = {}
     for term, w in hit.terms:
         if term.startswith(IPC_PREFIX):
             continue
         shown = display_term(term)
+        if words is not None and term.startswith("~") and shown not in words:
+            continue
         merged[shown] = merged.get(shown, 0.0) + w
     top = sorted(merged.items(), key=lambda kv: -kv[1])[:6]
     return [{"term": t, "weight": round(w, 4)} for t, w in top]
 
 
 def hit_cards(
-    cards: CardStore, hits: list[Hit], ipc_hints: list[str], industries: list[str]
+    cards: CardStore,
+    hits: list[Hit],
+    ipc_hints: list[str],
+    industries: list[str],
+    words: frozenset[str] | None = None,
 ) -> list[dict[str, Any]]:
     """`schemas.PatentHit`s as plain dicts, from the in-memory cards (no database read)."""
     out: list[dict[str, Any]] = []
@@ -82,7 +92,7 @@ def hit_cards(
         c = cards.get(h.key)
         if c is None:  # indexed but deleted meanwhile
             continue
-        terms = explanation_terms(h)
+        terms = explanation_terms(h, words)
         matched_ipc = sorted({x for hint in ipc_hints for x in ipc_matches(hint, c.ipc_codes)})
         matched_ipc += [
             display_term(t)
@@ -185,7 +195,9 @@ async def rank(
     return FastJSONResponse(
         {
             "query_terms": query_terms,
-            "hits": hit_cards(indexer.cards, hits, ipc_hints, industries),
+            "hits": hit_cards(
+                indexer.cards, hits, ipc_hints, industries, frozenset(t for t in bag if t[0] != "~")
+            ),
             "note": note,
             "filtered_out": filtered_out,
             "index_position": position,
@@ -302,7 +314,7 @@ async def needs_for_patent(
         need = needs.get(h.key)
         if need is None or not is_open(need):
             continue
-        terms = explanation_terms(h)
+        terms = explanation_terms(h, frozenset(t for t in bag if t[0] != "~"))
         out.append(
             schemas.NeedHit(
                 rank=len(out) + 1,
