@@ -127,7 +127,12 @@ def create_service_app(
         checks["status"] = ("degraded" if degraded else "ok") if ready else "unavailable"
         return checks
 
-    @app.get("/metrics", tags=["ops"], summary="Counters in the Prometheus text format")
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        summary="Counters in the Prometheus text format",
+        response_class=PlainTextResponse,
+    )
     async def metrics() -> PlainTextResponse:
         consumers = getattr(app.state, "feed_consumers", None) or {}
         by_name: dict[str, list[str]] = {}

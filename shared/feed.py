@@ -30,6 +30,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import insert_rows
 from shared.errors import Forbidden, NotFound, Unprocessable
+from shared.params import PathId
 
 log = logging.getLogger("tjp.feed")
 
@@ -435,13 +436,11 @@ def parked_router(parked_model: type[Any], session_dep: Any, principal_dep: Any)
 
     @router.post("/{parked_id}/replay", summary="Apply a parked feed entry again")
     async def replay(
-        parked_id: int,
+        parked_id: PathId,
         request: Request,
         principal: principal_dep,
     ) -> dict[str, Any]:
         admin_only(principal)
-        if not 1 <= parked_id <= 2**63 - 1:
-            raise Unprocessable.field("parked_id", "out of range")
         consumers: dict[str, FeedConsumer] = getattr(request.app.state, "feed_consumers", {})
         async with request.app.state.db.sessionmaker() as session:
             parked = await session.get(parked_model, parked_id)
