@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from tests.conftest import CatalogHandle
-from tests.factories import appno, patent
+from tests.factories import appno, offer, patent
 
 
 def test_upsert_is_idempotent_and_numbers_normalise(catalog: CatalogHandle) -> None:
@@ -171,3 +171,28 @@ def test_cursor_pagination_walks_everything_once(catalog: CatalogHandle) -> None
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "sort"
         r = c.get("/v1/patents", params={"cursor": "garbage"})
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "cursor"
+
+
+def test_search_filters_use_first_pay_later_offers(catalog: CatalogHandle) -> None:
+    oid, key = catalog.org("天津先用后付大学")
+    numbers = {}
+    with catalog.client(key) as c:
+        for title, later in (("先用后付的电机控制器", True), ("付款后使用的电机控制器", False)):
+            body = patent("天津先用后付大学", title=title)
+            assert c.post("/v1/patents", json=body).status_code in (200, 201)
+            r = c.post(
+                "/v1/listings",
+                json={"application_number": body["application_number"],
+                      **offer(use_first_pay_later=later)},
+            )  # fmt: skip
+            assert r.status_code == 201, r.text
+            numbers[later] = r.json()["application_number"]
+    with catalog.client() as c:
+        for flag in (True, False):
+            hits = c.get(
+                "/v1/patents", params={"owner": oid, "use_first_pay_later": str(flag).lower()}
+            ).json()["items"]
+            assert [h["application_number"] for h in hits] == [numbers[flag]]
+        assert len(c.get("/v1/patents", params={"owner": oid}).json()["items"]) == 2
+        r = c.get("/v1/patents", params={"use_first_pay_later": "maybe"})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "use_first_pay_later"

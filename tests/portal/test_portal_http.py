@@ -152,3 +152,14 @@ def test_failed_sign_ins_are_throttled_per_visitor_not_for_everyone(world: World
     # get in: the portal passes on each visitor's own address.
     r = sign_in_as(world, world.people["sme"].email, PASSWORD, "10.0.0.3")
     assert r.status_code == 303 and r.headers["location"] == "/me/needs"
+
+
+def test_search_filters_use_first_pay_later_offers(world: World) -> None:
+    c, _ = world.signed_in("sme")
+    every = c.get("/search").text
+    only = c.get("/search", params={"use_first_pay_later": "true"}).text
+    c.close()
+    sensor, led = world.patents["sensor"]["title"], world.patents["led"]["title"]
+    assert sensor in every and led in every
+    assert sensor in only and led not in only
+    assert 'name="use_first_pay_later" value="true" checked' in only

@@ -174,6 +174,9 @@ def filters(
     district: Annotated[str | None, Query()] = None,
     mode: Annotated[schemas.Mode | None, Query()] = None,
     zero_price: Annotated[bool | None, Query()] = None,
+    use_first_pay_later: Annotated[
+        bool | None, Query(description="offers with 先使用后付费 (use first, pay later)")
+    ] = None,
     patent_type: Annotated[str | None, Query()] = None,
     legal_status: Annotated[str | None, Query()] = None,
     pool_status: Annotated[
@@ -189,6 +192,7 @@ def filters(
         district=district,
         mode=mode.value if mode else None,
         zero_price=zero_price,
+        use_first_pay_later=use_first_pay_later,
         patent_type=patent_type,
         legal_status=legal_status,
         pool_status=pool_status,

@@ -69,6 +69,7 @@ class Filters:
     district: str | None = None
     mode: str | None = None
     zero_price: bool | None = None
+    use_first_pay_later: bool | None = None
     patent_type: str | None = None
     legal_status: str | None = None
     pool_status: str | None = None  # a listing status, or "pooled" / "unlisted"
@@ -116,6 +117,8 @@ def build_query(f: Filters) -> Select[*tuple[Any, ...]]:
         conds.append(Listing.mode_text.contains(f" {f.mode} ", autoescape=True))
     if f.zero_price is not None:
         conds.append(Listing.zero_price.is_(f.zero_price))
+    if f.use_first_pay_later is not None:
+        conds.append(Listing.use_first_pay_later.is_(f.use_first_pay_later))
     return stmt.where(and_(*conds)) if conds else stmt
 
 

@@ -19,7 +19,15 @@ from shared.regions import TIANJIN_DISTRICTS
 router = APIRouter(dependencies=[Depends(csrf_protect)])
 
 PAGE_SIZE = 10
-SEARCH_FILTERS = ("industry", "mode", "zero_price", "patent_type", "district", "owner_kind")
+SEARCH_FILTERS = (
+    "industry",
+    "mode",
+    "zero_price",
+    "use_first_pay_later",
+    "patent_type",
+    "district",
+    "owner_kind",
+)
 
 
 async def industries(request: Request, api: Backends) -> list[dict[str, Any]]:
