@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -77,10 +76,6 @@ def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
             return {f"{name}_feed": c.health() for name, c in consumers.items()}
 
         app.state.readiness = readiness
-        # Start-up objects (plans, rules) live as long as the service: keep them out of
-        # the cyclic GC's full collections, which would walk them all and stall the loop.
-        gc.collect()
-        gc.freeze()
         try:
             yield
         finally:
