@@ -30,6 +30,16 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
         [PY, "-m", "bench.indicators.bench", "--smoke"],
         ["| whole city plan (19 indicators), plan_progress |", "| ledger export, CSV"],
     ),
+    (
+        "loop-stall",
+        [PY, "bench/loop_stall.py", "--smoke"],
+        ["worst loop stall during a 50-record synchronous upload"],
+    ),
+    (
+        "portal",
+        [PY, "bench/portal_bench.py", "--setup", "200", "--smoke"],
+        ["search page ", "problem-to-patents ", "bureau dashboard ", "search page weight"],
+    ),
 ]
 
 
