@@ -127,7 +127,18 @@ def create_service_app(
         checks["status"] = ("degraded" if degraded else "ok") if ready else "unavailable"
         return checks
 
-    @app.get("/metrics", tags=["ops"], summary="Counters in the Prometheus text format")
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        summary="Counters in the Prometheus text format",
+        response_class=PlainTextResponse,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format 0.0.4",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def metrics() -> PlainTextResponse:
         consumers = getattr(app.state, "feed_consumers", None) or {}
         by_name: dict[str, list[str]] = {}
