@@ -132,6 +132,12 @@ def create_service_app(
         tags=["ops"],
         summary="Counters in the Prometheus text format",
         response_class=PlainTextResponse,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format 0.0.4",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
     )
     async def metrics() -> PlainTextResponse:
         consumers = getattr(app.state, "feed_consumers", None) or {}

@@ -130,7 +130,13 @@ def feed_router(model: type[Any], session_dep: Any, *, tag: str = "feed") -> API
     async def read_feed(
         session: session_dep,
         after: int = Query(
-            0, ge=0, le=2**63 - 1, description="return entries with id greater than this"
+            0,
+            ge=0,
+            le=2**63 - 1,
+            description=(
+                "return entries with id greater than this; at most the feed's last id "
+                "(`next_after` of the latest page): a cursor past the end answers 422"
+            ),
         ),
         limit: int = Query(500, ge=1, le=5000),
         entity: str | None = Query(None, description="only this entity kind"),

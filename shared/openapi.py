@@ -129,6 +129,26 @@ def problem_statuses(method: str, operation: dict[str, Any], auth: str | None) -
 
 # pydantic renders a Decimal as "a number, or any string"; the string must be a number.
 DECIMAL_STRING = r"^[+-]?(\d+(\.\d*)?|\.\d+)$"
+# shared.guards refuses a NUL (U+0000) in any string, key or value, of a path, query or
+# JSON body (PostgreSQL text cannot hold it); say so on every free string and object key.
+NO_NUL = r"^[^\x00]*$"
+JSON_VALUE_REF = "#/components/schemas/JsonValue"
+JSON_VALUE_SCHEMA: dict[str, Any] = {
+    "title": "JsonValue",
+    "description": "Any JSON value without a NUL (U+0000) in its strings or keys.",
+    "anyOf": [
+        {"type": "string", "pattern": NO_NUL},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "null"},
+        {"type": "array", "items": {"$ref": JSON_VALUE_REF}},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": NO_NUL},
+            "additionalProperties": {"$ref": JSON_VALUE_REF},
+        },
+    ],
+}
 
 
 def _tighten(node: Any) -> None:
@@ -146,6 +166,12 @@ def _tighten(node: Any) -> None:
             for b in branches:
                 if b.get("type") == "string" and len(b) == 1:
                     b["pattern"] = DECIMAL_STRING
+    if node.get("type") == "string" and not {"pattern", "enum", "const", "format"} & set(node):
+        node["pattern"] = NO_NUL
+    if node.get("type") == "object":
+        node.setdefault("propertyNames", {"pattern": NO_NUL})
+        # An undeclared field is ignored, but its value is still JSON without a NUL.
+        node.setdefault("additionalProperties", {"$ref": JSON_VALUE_REF})
     for value in node.values():
         _tighten(value)
 
@@ -186,6 +212,7 @@ def truthful_openapi(app: FastAPI) -> dict[str, Any]:
             for status in problem_statuses(method, operation, auth):
                 responses.setdefault(status, _problem_response(status))
     _tighten(schema)
+    schemas["JsonValue"] = JSON_VALUE_SCHEMA  # after _tighten: already as strict as it gets
     app.openapi_schema = schema
     return schema
 

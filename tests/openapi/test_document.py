@@ -45,3 +45,16 @@ def test_sqlite_timestamps_carry_their_offset(platform: Platform) -> None:
     page = httpx.get(f"{platform.urls['catalog']}/v1/listings").json()
     stamp = page["items"][0]["first_listed_at"]
     assert stamp.endswith(("Z", "+00:00")), stamp
+
+
+def test_document_states_what_the_guards_and_ops_routes_do(platform: Platform) -> None:
+    doc = httpx.get(f"{platform.urls['catalog']}/openapi.json").json()
+    metrics = doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert list(metrics) == ["text/plain"]
+    # shared.guards refuses a NUL in any string or key: every free string says so.
+    person = doc["components"]["schemas"]["PersonCreate"]
+    assert person["properties"]["name"]["pattern"] == "^[^\\x00]*$"
+    assert person["propertyNames"] == {"pattern": "^[^\\x00]*$"}
+    assert person["additionalProperties"] == {"$ref": "#/components/schemas/JsonValue"}
+    after = next(p for p in doc["paths"]["/v1/feed"]["get"]["parameters"] if p["name"] == "after")
+    assert "422" in after["description"]

@@ -76,7 +76,8 @@ async def sign_in(
 @router.delete("/sessions/current", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def sign_out(principal: PrincipalDep, session: SessionDep) -> None:
     """End the sign-in whose token is sent. Other services may still accept it for up to
-    their token cache time (5 s by default)."""
+    their token cache time (5 s by default). An API key is refused with 400: revoke keys
+    with `DELETE /v1/keys/{key_id}`."""
     if principal.person_id is None:
         raise ProblemError(
             "this is an API key, not a sign-in token; revoke keys with DELETE /v1/keys/{key_id}"
