@@ -176,6 +176,7 @@ class MatchIndex:
         slope: float = 0.7,
         coverage: float = 0.5,
         max_df: float = 0.1,
+        coverage_terms: int = 32,
     ) -> None:
         # Pivoted length normalisation (Singhal et al.): a document's score is divided by
         # (1 - slope) * pivot + slope * norm instead of its norm, so short documents (a
@@ -184,6 +185,8 @@ class MatchIndex:
         # Re-scoring of the top `rerank_depth` candidates by query coverage (exponent; 0 = off).
         self.coverage = coverage
         self.rerank_depth = 100
+        # Query terms looked up per candidate for coverage and explanations (strongest first).
+        self.coverage_terms = coverage_terms
         self.max_df = max_df
         self._lock = threading.RLock()
         self.vocab: dict[str, int] = {}
@@ -330,12 +333,17 @@ class MatchIndex:
         cand, scores = cand[part], scores[part]
         contrib = None
         if self.coverage or explain:
-            contrib = self._contribution_matrix(st, cand, ids, ws, qn)
+            # Only the query's strongest terms are looked up per candidate: the lookup is a
+            # loop over terms, and a long need has 150 of them, most carrying little weight.
+            strong = np.argsort(-ws, kind="stable")[: self.coverage_terms]
+            sids = [ids[j] for j in strong.tolist()]
+            sws = ws[strong]
+            contrib = self._contribution_matrix(st, cand, sids, sws, qn)
         if self.coverage and contrib is not None:
-            w2 = ws.astype(np.float64) ** 2
+            w2 = sws.astype(np.float64) ** 2
             factor = (((contrib > 0) @ w2) / max(float(w2.sum()), 1e-12)) ** self.coverage
             scores = (scores * factor).astype(np.float32)
-            contrib *= factor[:, None]  # shares still add up to the score
+            contrib *= factor[:, None]
         part = _top(scores, k)
         order = part[np.argsort(-scores[part], kind="stable")]
         slots = cand[order]
@@ -346,7 +354,7 @@ class MatchIndex:
             )
         ]
         if explain and hits and contrib is not None:
-            for hit, terms in zip(hits, self._term_pairs(contrib[order], ids), strict=True):
+            for hit, terms in zip(hits, self._term_pairs(contrib[order], sids), strict=True):
                 hit.terms = terms[:explain]
         return SearchResult(hits, n_hidden, hidden)
 
