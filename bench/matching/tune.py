@@ -24,14 +24,21 @@ def variants(docs: list) -> list:
     base = AnalyzerConfig()
     before = replace(base, bigrams="words", bigram_weight=0.3, single_chars=True, headline=False)
     grid: dict[str, tuple[AnalyzerConfig, dict[str, float]]] = {
-        "previous matcher (48187aa)": (before, {"slope": 1.0, "coverage": 0.0, "max_df": 0.0}),
+        "previous matcher (48187aa)": (
+            before,
+            {"slope": 1.0, "coverage": 0.0, "max_df": 0.0},
+        ),
         "run bigrams 0.6, no lone characters": (
             base,
             {"slope": 1.0, "coverage": 0.0, "max_df": 0.0},
         ),
         "+ pivoted norms 0.7": (base, {"slope": 0.7, "coverage": 0.0, "max_df": 0.0}),
-        "+ coverage 0.5": (base, {"slope": 0.7, "coverage": 0.5, "max_df": 0.0}),
-        "+ max_df 0.1 (shipped)": (base, {}),
+        "+ coverage 0.5 (all query terms)": (
+            base,
+            {"slope": 0.7, "coverage": 0.5, "max_df": 0.0, "coverage_terms": 10_000},
+        ),
+        "+ max_df 0.1": (base, {"coverage_terms": 10_000}),
+        "+ coverage over the 32 strongest terms (shipped)": (base, {}),
         "bigram weight 0.3": (replace(base, bigram_weight=0.3), {}),
         "bigram weight 1.0": (replace(base, bigram_weight=1.0), {}),
         "slope 0.5": (base, {"slope": 0.5}),
@@ -40,6 +47,8 @@ def variants(docs: list) -> list:
         "title weight 4": (replace(base, title_weight=4.0), {}),
         "coverage 1.0": (base, {"coverage": 1.0}),
         "max_df 0.05": (base, {"max_df": 0.05}),
+        "coverage over 12 terms": (base, {"coverage_terms": 12}),
+        "coverage over 48 terms": (base, {"coverage_terms": 48}),
     }
     out = [SklearnTfidf(docs, "char")]
     out += [Matcher(docs, cfg, name, **kw) for name, (cfg, kw) in grid.items()]
