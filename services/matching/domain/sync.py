@@ -281,6 +281,21 @@ class PatentIndexer:
             self.last_sync_at = time.time()
             return n
 
+    async def reindex_stamped(self, pos: int) -> int:
+        """Re-index the patents (and refresh the owners) a replayed feed entry stamped: it
+        keeps its old feed id, which `sync` has already passed."""
+        async with self.lock:
+            async with self.sessionmaker() as session:
+                for o in await session.scalars(
+                    select(Organisation).where(Organisation.feed_pos == pos)
+                ):
+                    self.cards.orgs[o.id] = owner_of(o)
+                rows = list(await session.scalars(select(Patent).where(Patent.index_pos == pos)))
+                docs = await self._documents(session, rows) if rows else []
+            if docs:
+                await asyncio.to_thread(self._apply, docs)
+            return len(docs)
+
     async def _documents(self, session: AsyncSession, rows: list[Patent]) -> list[tuple[Any, ...]]:
         ids = [r.id for r in rows]
         listings = {
@@ -359,3 +374,12 @@ class CatalogConsumer(FeedConsumer):
         if self.indexer.index.position < self.position:
             await self.indexer.sync(self.position)
         return n
+
+    async def replay(self, parked_id: int) -> dict[str, Any]:
+        result = await super().replay(parked_id)
+        if result["status"] == "replayed" and self.parked_model is not None:
+            async with self.sessionmaker() as session:
+                parked = await session.get(self.parked_model, parked_id)
+            if parked is not None:
+                result["reindexed"] = await self.indexer.reindex_stamped(parked.entry_id)
+        return result
