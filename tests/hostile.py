@@ -188,3 +188,24 @@ def probe_parameters(base_url: str, key: str) -> list[str]:
                     if r.status_code != 422 and not (negative_path and r.status_code == 404):
                         failures.append(f"GET {url} {query} -> {r.status_code}: {r.text[:200]}")
     return failures
+
+
+def refusal_rule(
+    database_url: str, table: str, column: str, prefix: str
+) -> tuple[list[str], list[str]]:
+    """SQL that makes a service's database refuse rows whose `column` starts with `prefix`
+    (a CHECK constraint on PostgreSQL, an ABORT trigger on SQLite: a real, non-unique
+    integrity rule, as a schema drift or a bad deploy would add), and the SQL that lifts it."""
+    name = f"test_refuse_{table}_{column}"
+    if database_url.startswith("postgresql"):
+        return (
+            [f"ALTER TABLE {table} ADD CONSTRAINT ck_{name} CHECK ({column} NOT LIKE '{prefix}%')"],
+            [f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS ck_{name}"],
+        )
+    return (
+        [
+            f"CREATE TRIGGER tr_{name} BEFORE INSERT ON {table} WHEN NEW.{column} LIKE '{prefix}%' "
+            f"BEGIN SELECT RAISE(ABORT, 'refused by {name}'); END"
+        ],
+        [f"DROP TRIGGER IF EXISTS tr_{name}"],
+    )

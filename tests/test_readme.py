@@ -121,7 +121,6 @@ def test_readme_try_it_commands(platform) -> None:  # type: ignore[no-untyped-de
     assert len(outputs) == sum(1 for c in cmds if not re.match(r"^[A-Z_]+=", c))
     for cmd, body in outputs.items():
         assert "tjpatent.example/problems" not in body, f"{cmd}\n→ {body[:1000]}"
-    by_start = {c.split()[0] + " " + c.split()[-1]: b for c, b in outputs.items()}
     upload = next(b for c, b in outputs.items() if "tjp-upload" in c)
     assert re.search(r"\b6\b", upload) and re.search(r"\b2\b", upload), upload
     search = json.loads(next(b for c, b in outputs.items() if "/v1/patents" in c))
@@ -134,4 +133,3 @@ def test_readme_try_it_commands(platform) -> None:  # type: ignore[no-untyped-de
     assert matches["hits"] and all("confidence" in h for h in matches["hits"])
     progress = json.loads(next(b for c, b in outputs.items() if "/progress" in c))
     assert "3000" in json.dumps(progress) and "1000" in json.dumps(progress)
-    assert by_start  # every command answered

@@ -65,10 +65,7 @@ def build_rankers(docs: list, names: set[str] | None = None) -> list:
         if (
             isinstance(m, Matcher) and m.name == "matcher"
         ):  # the same index, the need sent as one text to /v1/match
-            as_text = Matcher.__new__(Matcher)
-            as_text.__dict__.update(m.__dict__)
-            as_text.name, as_text.query_mode = "matcher (need as one text)", "text"
-            out.insert(1, as_text)
+            out.insert(1, m.as_text("matcher (need as one text)"))
     return out
 
 

@@ -36,6 +36,13 @@ class Matcher:
     #: (/v1/needs/{id}/matches); "text" = both in one `text`, as a client of /v1/match may send.
     query_mode = "fields"
 
+    def as_text(self, name: str = "") -> Matcher:
+        """The same index, the need sent as one text (title and description joined)."""
+        clone = Matcher.__new__(Matcher)
+        clone.__dict__.update(self.__dict__)
+        clone.name, clone.query_mode = name or f"{self.name} (as text)", "text"
+        return clone
+
     def rank(self, need: Need, k: int = 100) -> list[tuple[str, float]]:
         if self.query_mode == "text":
             q = analyse_query(need_text(need), cfg=self.cfg)

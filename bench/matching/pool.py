@@ -14,9 +14,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.matching.corpus import dev_need_ids, load_docs, load_needs
+from bench.matching.corpus import Doc, Need, dev_need_ids, load_docs, load_needs
 from bench.matching.judgements import load_judgements
 from bench.matching.methods import BM25, Matcher, SklearnTfidf
+
+
+def need_block(nid: str, need: Need, todo: list[str], by_id: dict[str, Doc]) -> str:
+    """One need and its candidates, as the assessors read them (no ranker names)."""
+    lines = [f"\n### {nid}\n标题: {need.title}\n描述: {need.description[:600]}\n候选:"]
+    for did in todo:
+        d = by_id[did]
+        lines.append(f"- {did} | {d.title} | {d.abstract[:130].replace(chr(10), ' ')}")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -40,12 +49,7 @@ def main() -> None:
         todo = sorted(d for d in pool if d not in judged.get(nid, {}))
         if not todo:
             continue
-        lines = [f"\n### {nid}\n标题: {need.title}\n描述: {need.description[:600]}\n候选:"]
-        for did in todo:
-            d = by_id[did]
-            head = d.abstract[:130].replace("\n", " ")
-            lines.append(f"- {did} | {d.title} | {head}")
-        blocks.append((len(todo), "\n".join(lines) + "\n"))
+        blocks.append((len(todo), need_block(nid, need, todo, by_id)))
     args.out.mkdir(parents=True, exist_ok=True)
     total = sum(n for n, _ in blocks)
     per = total / args.batches

@@ -16,6 +16,7 @@ from pathlib import Path
 from bench.matching.corpus import dev_need_ids, load_docs, load_needs
 from bench.matching.judgements import load_judgements
 from bench.matching.methods import Matcher
+from bench.matching.pool import need_block
 
 
 def main() -> None:
@@ -29,9 +30,7 @@ def main() -> None:
     needs = load_needs()
     judged = load_judgements()
     fields = Matcher(docs)
-    as_text = Matcher.__new__(Matcher)
-    as_text.__dict__.update(fields.__dict__)
-    as_text.query_mode = "text"
+    as_text = fields.as_text()
     blocks = []
     for nid in dev_need_ids():
         if nid not in judged:
@@ -41,12 +40,7 @@ def main() -> None:
         todo = sorted(d for d in pool if d not in judged[nid])
         if not todo:
             continue
-        lines = [f"\n### {nid}\n标题: {need.title}\n描述: {need.description[:600]}\n候选:"]
-        lines += [
-            f"- {d} | {by_id[d].title} | {by_id[d].abstract[:130].replace(chr(10), ' ')}"
-            for d in todo
-        ]
-        blocks.append("\n".join(lines) + "\n")
+        blocks.append(need_block(nid, need, todo, by_id))
     args.out.mkdir(parents=True, exist_ok=True)
     per = -(-len(blocks) // args.batches)
     for i in range(args.batches):

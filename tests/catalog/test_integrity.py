@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import CatalogHandle
 from tests.factories import offer, patent
-from tests.hostile import run_sql
+from tests.hostile import refusal_rule, run_sql
 
 
 def test_concurrent_creates_of_one_patent_give_one_201_and_no_500(
@@ -39,15 +39,7 @@ def test_concurrent_creates_of_one_patent_give_one_201_and_no_500(
 def bundle_check(catalog: CatalogHandle) -> object:
     """A real non-unique integrity rule on the bundle table: names may not start with
     'X' (a CHECK constraint on PostgreSQL, an ABORT trigger on SQLite)."""
-    if catalog.database_url.startswith("postgresql"):
-        add = ["ALTER TABLE bundle ADD CONSTRAINT ck_test_no_x CHECK (name NOT LIKE 'X%')"]
-        drop = ["ALTER TABLE bundle DROP CONSTRAINT ck_test_no_x"]
-    else:
-        add = [
-            "CREATE TRIGGER tr_test_no_x BEFORE INSERT ON bundle WHEN NEW.name LIKE 'X%' "
-            "BEGIN SELECT RAISE(ABORT, 'names may not start with X'); END"
-        ]
-        drop = ["DROP TRIGGER tr_test_no_x"]
+    add, drop = refusal_rule(catalog.database_url, "bundle", "name", "X")
     run_sql(catalog.database_url, add)
     yield None
     run_sql(catalog.database_url, drop)

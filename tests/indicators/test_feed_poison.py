@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from services.indicators.models import Patent
 from shared.db import Database
-from tests.hostile import run_sql
+from tests.hostile import refusal_rule, run_sql
 from tests.indicators.conftest import IndicatorsHandle, _append, new_appno
 
 
@@ -33,15 +33,7 @@ async def _patent(url: str, appno: str) -> Patent | None:
 def refuse_poison(indicators: IndicatorsHandle) -> Iterator[list[str]]:
     """Make the indicators database refuse patents titled 'POISON…'; return the SQL that
     lifts the rule (the operator's fix)."""
-    if indicators.database_url.startswith("postgresql"):
-        add = ["ALTER TABLE patent ADD CONSTRAINT ck_test_poison CHECK (title NOT LIKE 'POISON%')"]
-        lift = ["ALTER TABLE patent DROP CONSTRAINT IF EXISTS ck_test_poison"]
-    else:
-        add = [
-            "CREATE TRIGGER tr_test_poison BEFORE INSERT ON patent WHEN NEW.title LIKE 'POISON%' "
-            "BEGIN SELECT RAISE(ABORT, 'poison'); END"
-        ]
-        lift = ["DROP TRIGGER IF EXISTS tr_test_poison"]
+    add, lift = refusal_rule(indicators.database_url, "patent", "title", "POISON")
     run_sql(indicators.database_url, add)
     yield lift
     run_sql(indicators.database_url, lift)

@@ -9,25 +9,10 @@ import time
 from typing import Any
 
 from tests.conftest import CatalogHandle
-from tests.hostile import run_sql
+from tests.hostile import refusal_rule, run_sql
 from tests.matching.conftest import MatchingHandle, new_patent
 
 UNI = "天津重放测试大学"
-
-
-def rules(url: str) -> tuple[list[str], list[str]]:
-    if url.startswith("postgresql"):
-        return (
-            ["ALTER TABLE patent ADD CONSTRAINT ck_test_poison CHECK (title NOT LIKE 'POISON%')"],
-            ["ALTER TABLE patent DROP CONSTRAINT IF EXISTS ck_test_poison"],
-        )
-    return (
-        [
-            "CREATE TRIGGER tr_test_poison BEFORE INSERT ON patent "
-            "WHEN NEW.title LIKE 'POISON%' BEGIN SELECT RAISE(ABORT, 'poison'); END"
-        ],
-        ["DROP TRIGGER IF EXISTS tr_test_poison"],
-    )
 
 
 def hits(m: MatchingHandle, text: str) -> list[str]:
@@ -48,7 +33,7 @@ def wait_for(check: Any, timeout: float = 60) -> Any:
 def test_a_replayed_entry_becomes_matchable(
     catalog: CatalogHandle, matching: MatchingHandle
 ) -> None:
-    add, lift = rules(matching.database_url)
+    add, lift = refusal_rule(matching.database_url, "patent", "title", "POISON")
     run_sql(matching.database_url, add)
     try:
         _, key = catalog.org(UNI)

@@ -309,12 +309,13 @@ async def needs_for_patent(
             select(Organisation).where(Organisation.id.in_({n.org_id for n in needs.values()}))
         )
     }
+    words = frozenset(t for t in bag if t[0] != "~")
     out: list[schemas.NeedHit] = []
     for h in hits:
         need = needs.get(h.key)
         if need is None or not is_open(need):
             continue
-        terms = explanation_terms(h, frozenset(t for t in bag if t[0] != "~"))
+        terms = explanation_terms(h, words)
         out.append(
             schemas.NeedHit(
                 rank=len(out) + 1,

@@ -31,20 +31,11 @@ def band(score: float) -> Band:
     return Band.WEAK
 
 
-FILTER_LABELS = {
-    "zero_price": "zero_price",
-    "patent_types": "patent_types",
-    "modes": "modes",
-    "industries": "industries",
-    "owner_districts": "owner_districts",
-}
-
-
 def hidden_note(hidden: int, by: dict[str, int], need_modes: bool = False) -> str:
     """Say how many better-scoring patents the filters hid, and which filter did it."""
     parts = []
     for name, n in sorted(by.items(), key=lambda kv: -kv[1]):
-        label = FILTER_LABELS.get(name, name)
+        label = name
         if name == "modes" and need_modes:
             label = "modes (taken from the need; use_need_terms=false to lift it)"
         parts.append(f"{label}: {n}")
