@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
 from fastapi import FastAPI
 from sqlalchemy import update
 
@@ -32,6 +31,7 @@ from shared.app import create_service_app
 from shared.auth import PrincipalDep
 from shared.db import Database, upgrade_async
 from shared.feed import FeedConsumer, feed_router, parked_router, utcnow
+from shared.http import service_client
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger("tjp.catalog")
@@ -73,7 +73,7 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
         consumer = None
         client = None
         if settings.indicators_url:
-            client = httpx.AsyncClient(base_url=settings.indicators_url, timeout=10.0)
+            client = service_client(settings.indicators_url, timeout=10.0)
             consumer = FeedConsumer(
                 source="indicators",
                 client=client,

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 
 from services.indicators.api import activity, deals, events, plans, reporting
@@ -25,6 +24,7 @@ from shared.app import create_service_app
 from shared.auth import PrincipalDep, RemoteAuthenticator
 from shared.db import Database, upgrade_async
 from shared.feed import FeedConsumer, feed_router, parked_router
+from shared.http import service_client
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger("tjp.indicators")
@@ -41,7 +41,7 @@ def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
         db = Database(settings.database_url)
         app.state.db = db
         app.state.settings = settings
-        catalog = httpx.AsyncClient(base_url=settings.catalog_url, timeout=10.0)
+        catalog = service_client(settings.catalog_url, timeout=10.0)
         app.state.authenticator = RemoteAuthenticator(catalog)
         app.state.lookup = CatalogLookup(catalog, db.read_sessionmaker)
         consumers: dict[str, FeedConsumer] = {}
@@ -56,7 +56,7 @@ def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
         )
         matching = None
         if settings.matching_url:
-            matching = httpx.AsyncClient(base_url=settings.matching_url, timeout=10.0)
+            matching = service_client(settings.matching_url, timeout=10.0)
             consumers["matching"] = FeedConsumer(
                 source="matching",
                 client=matching,

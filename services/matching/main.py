@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
 from fastapi import FastAPI
 
 from services.matching.api import leads, match, needs, ops
@@ -23,6 +22,7 @@ from shared.app import create_service_app
 from shared.auth import PrincipalDep, RemoteAuthenticator
 from shared.db import Database, upgrade_async
 from shared.feed import feed_router, parked_router
+from shared.http import service_client
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger("tjp.matching")
@@ -36,8 +36,8 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
         if settings.migrate_on_startup:
             await upgrade_async(MIGRATIONS, settings.database_url)
         db = Database(settings.database_url)
-        client = httpx.AsyncClient(base_url=settings.catalog_url, timeout=30.0)
-        auth_client = httpx.AsyncClient(base_url=settings.catalog_url, timeout=10.0)
+        client = service_client(settings.catalog_url, timeout=30.0)
+        auth_client = service_client(settings.catalog_url, timeout=10.0)
         app.state.db = db
         app.state.settings = settings
         app.state.authenticator = RemoteAuthenticator(auth_client)

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from shared.http import service_client
+
 SERVICES = ("catalog", "matching", "indicators")
 T = TypeVar("T")
 
@@ -58,7 +60,7 @@ class Backends:
         limits = httpx.Limits(max_connections=50, max_keepalive_connections=20)
         return cls(
             {
-                name: httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits)
+                name: service_client(url, timeout=timeout, limits=limits)
                 for name, url in urls.items()
             }
         )
