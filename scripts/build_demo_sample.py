@@ -8,6 +8,11 @@ IPC, dates, legal status). bdci2022 has no application numbers, IPC, dates or le
 status: we GENERATE valid application numbers (correct CNIPA check digit, serials in a
 9xxxxxx range unlikely to collide with real ones), filing and grant dates, and mark the
 records granted. The README says so.
+
+Then, for every SEI industry branch the pool would otherwise lack, up to two granted
+titles from cn-patent-titles-ipc-lxingy3 (real title, IPC subclasses and publication
+number) that the shipped tagger tags with that branch. Their owner is a fictional demo
+institute; application number and dates are GENERATED as above.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import re
 from datetime import date, timedelta
 from pathlib import Path
 
-from shared.appno import make_application_number
+from services.catalog.demo.load import pooled_in_demo
+from services.catalog.domain.industry import branches, explain, tag_industries
+from shared.appno import make_application_number, parse_application_number
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "services" / "catalog" / "demo"
@@ -70,6 +77,106 @@ def kind_of(name: str) -> str | None:
     if re.search(r"(研究院|研究所|科学院|研究中心)$", name):
         return "institute"
     return None
+
+
+# The fictional owner of the lxingy3 titles (the source names no applicant).
+LXINGY3_OWNER: dict[str, str | None] = {
+    "name": "天津示例产业技术研究院（示例）",
+    "kind": "institute",
+    "district": "binhai",
+    "province": None,
+}
+# lxingy3 titles whose tag we judged wrong by reading (bench/data/industry_precision.tsv)
+# or that read like a poor demo of their branch.
+NOT_FOR_DEMO = {
+    "一种可自动输送的储货柜",
+    "振动运输机疏通装置",
+    "一种风电铸件浇铸平台",
+    "一种矿山运输皮带机的托辊装置",
+    "一种混凝土砌块清洁安全生产用除尘喷雾装置",
+    "一种基于物联网的智能交互式警示护栏",
+    "专用无线5G单兵图传终端",
+    "一种具备防水性能的光伏瓦安装结构件",
+    "新型粉末冶金齿轮压制模具",
+}
+
+
+def lxingy3_for_missing_branches(
+    data: Path, patents: list[dict], rng: random.Random, per_branch: int = 2
+) -> list[dict]:
+    """Granted lxingy3 titles for each branch no pooled demo record is tagged with yet."""
+    have = {
+        b
+        for p in patents
+        if p.get("legal_status") == "granted" and _pooled(p["application_number"])
+        for b in tag_industries(p.get("ipc_codes") or [], _text(p))
+    }
+    rows = [
+        json.loads(line)
+        for line in open(
+            data / "cn-patent-titles-ipc-lxingy3" / "patents_clean.jsonl", encoding="utf-8"
+        )
+    ]
+    # Granted only (B: granted invention, U: utility model), so they can be pooled.
+    rows = [
+        r for r in rows
+        if r["publication_numbers"][0][-1] in "BU" and r["title"] not in NOT_FOR_DEMO
+    ]  # fmt: skip
+    out: list[dict] = []
+    serial = 9_500_000
+    for branch in branches():
+        if branch.branch_no in have:
+            continue
+        # The longest matched term first: the most specific evidence makes the best demo.
+        fits = sorted(
+            (-max(len(h.term or "") for h in hits), r["publication_numbers"][0], i)
+            for i, r in enumerate(rows)
+            if (
+                hits := [
+                    h for h in explain(r["ipc"], r["title"]) if h.branch_no == branch.branch_no
+                ]
+            )
+        )
+        for r in [rows[i] for _, _, i in fits[:per_branch]]:
+            have.update(tag_industries(r["ipc"], r["title"]))
+            pub = r["publication_numbers"][0]
+            utility = pub.endswith("U")
+            year = rng.randint(2017, 2021)
+            filed = date(year, rng.randint(1, 12), rng.randint(1, 28))
+            number = ""
+            while not number or not _pooled(number):  # a number the demo pools
+                serial += rng.randint(1, 40)
+                number = make_application_number(year, "2" if utility else "1", serial)
+            out.append(
+                {
+                    "application_number": number,
+                    "publication_number": pub,
+                    "title": r["title"],
+                    "abstract": "",
+                    "ipc_codes": r["ipc"],
+                    "patentees": [LXINGY3_OWNER["name"]],
+                    "application_date": filed.isoformat(),
+                    "grant_date": (filed + timedelta(days=rng.randint(180, 700))).isoformat(),
+                    "legal_status": "granted",
+                    "source": "cn-patent-titles-ipc-lxingy3:" + pub,
+                    "generated": [
+                        "application_number",
+                        "application_date",
+                        "grant_date",
+                        "legal_status",
+                        "patentees",
+                    ],
+                }
+            )
+    return out
+
+
+def _pooled(number: str) -> bool:
+    return pooled_in_demo(random.Random(parse_application_number(number).normal))
+
+
+def _text(p: dict) -> str:
+    return f"{p['title']} {p.get('abstract') or ''} {p.get('claims') or ''}"
 
 
 def main() -> None:
@@ -157,6 +264,10 @@ def main() -> None:
                 "generated": [],
             }
         )
+    extra = lxingy3_for_missing_branches(data, patents, random.Random(20261127))
+    if extra:
+        orgs.setdefault(str(LXINGY3_OWNER["name"]), LXINGY3_OWNER)
+    patents.extend(extra)
     OUT.mkdir(parents=True, exist_ok=True)
     with open(OUT / "demo_patents.jsonl", "w", encoding="utf-8") as f:
         for p in patents:

@@ -36,6 +36,11 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
         ["worst loop stall during a 50-record synchronous upload"],
     ),
     (
+        "industry-tagging",
+        [PY, "bench/industry_tagging.py", "--smoke"],
+        ["tagged share, demo pool", "| 2 高端装备制造产业 |", "| all |"],
+    ),
+    (
         "portal",
         [PY, "bench/portal_bench.py", "--setup", "200", "--smoke"],
         ["search page ", "problem-to-patents ", "bureau dashboard ", "search page weight"],

@@ -5,6 +5,7 @@ tjp-catalog create-key --org-id 1 --role supplier
 tjp-catalog revoke-key KEY_ID
 tjp-catalog load-demo [--keys-file var/demo-keys.json] [--people-file var/demo-people.json]
 tjp-catalog load-demo-people --people-file var/demo-people.json
+tjp-catalog retag-industries   # after the industry rules change (idempotent)
 """
 
 from __future__ import annotations
@@ -59,6 +60,18 @@ async def _create_key(url: str, org_id: int, role: Role, label: str) -> str:
         await db.dispose()
 
 
+async def retag(url: str) -> dict[str, int]:
+    from services.catalog.domain.retag import retag_patents
+
+    db = Database(url)
+    try:
+        async with db.sessionmaker() as session, session.begin():
+            result = await retag_patents(session)
+    finally:
+        await db.dispose()
+    return {"checked": result.checked, "changed": result.changed}
+
+
 async def _revoke(url: str, key_id: str) -> None:
     db = Database(url)
     try:
@@ -99,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument("--people-file", default=None, help="write the demo sign-ins here")
     dp = sub.add_parser("load-demo-people", help="only the demo people (idempotent)")
     dp.add_argument("--people-file", default=None, help="write the demo sign-ins here")
+    sub.add_parser("retag-industries", help="recompute stored industry tags (idempotent)")
     args = ap.parse_args(argv)
     url = args.database_url or CatalogSettings().database_url
     upgrade(MIGRATIONS, url)
@@ -137,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
             people_file = Path(args.people_file) if args.people_file else None
             sign_ins = asyncio.run(load_demo_people(url, people_file))
             print(json.dumps({"people": len(sign_ins)}, ensure_ascii=False))
+        elif args.cmd == "retag-industries":
+            print(json.dumps(asyncio.run(retag(url))))
     except ValueError as exc:  # pydantic validation of CLI input
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -88,7 +88,8 @@ def test_ipc_normalisation() -> None:
     assert normalize_ipc("h01m 10/0525") == "H01M10/0525"
     assert normalize_ipc("G06F 17/30(2006.01)") == "G06F17/30"
     assert normalize_ipc("A01M") == "A01M"
-    for bad in ("H1M10/05", "Z01M", "H01M10", "H01M10/5"):
+    assert normalize_ipc("H01M10") == "H01M10/00"  # a main group is its /00 heading
+    for bad in ("H1M10/05", "Z01M", "H01M10/5", "H01M10/"):
         with pytest.raises(ValueError):
             normalize_ipc(bad)
 

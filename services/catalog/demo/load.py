@@ -112,6 +112,13 @@ DEMO_PEOPLE: list[dict[str, Any]] = [
 UPLOAD_DEMO_OWNER = "天津大学"
 
 
+def pooled_in_demo(rng: random.Random) -> bool:
+    """Whether the demo pools this patent (85 %). Seeded per patent with its normalised
+    application number, so a second run makes the same choices (idempotent) and
+    scripts/build_demo_sample.py can tell in advance which records end up pooled."""
+    return rng.random() <= 0.85
+
+
 def _read(name: str) -> str:
     return resources.files("services.catalog.demo").joinpath(name).read_text(encoding="utf-8")
 
@@ -240,9 +247,8 @@ async def load_demo(
             patents = (await session.scalars(select(Patent).order_by(Patent.id))).all()
             have = set((await session.scalars(select(Listing.patent_id))).all())
             for p in patents:
-                # Seeded per patent, so a second run makes the same choices (idempotent).
                 rng = random.Random(p.application_number)
-                if p.id in have or rng.random() > 0.85:
+                if p.id in have or not pooled_in_demo(rng):
                     continue
                 if await ineligibility(session, p):
                     continue

@@ -25,7 +25,7 @@ from services.catalog.domain.feed_payloads import (
     patent_payload,
     patent_payload_from,
 )
-from services.catalog.domain.industry import tag_industries
+from services.catalog.domain.industry import industry_columns
 from services.catalog.domain.lifecycle import expiry_date, pool_ineligibility
 from services.catalog.domain.textnorm import search_text
 from services.catalog.models import (
@@ -115,9 +115,7 @@ def prepare(rec: PatentIn) -> Prepared:
     values["content_hash"] = _hash(values)
     values["main_ipc"] = rec.ipc_codes[0] if rec.ipc_codes else None
     values["ipc_text"] = (" " + " ".join(rec.ipc_codes) + " ") if rec.ipc_codes else ""
-    industries = tag_industries(rec.ipc_codes, f"{rec.title} {rec.abstract} {rec.claims or ''}")
-    values["industries"] = industries
-    values["industry_text"] = (" " + " ".join(industries) + " ") if industries else ""
+    values.update(industry_columns(rec.ipc_codes, rec.title, rec.abstract, rec.claims))
     values["expiry_date"] = expiry_date(ptype, rec.application_date)
     values["_search"] = search_text(rec.title, rec.abstract)
     return Prepared(values)
