@@ -90,7 +90,7 @@ class IndicatorsHandle:
         return self.catalog.org(name, kind, role, **extra)
 
     def seed_patent(self, owners: list[int], industries: list[str] | None = None,
-                    appno: str | None = None) -> dict[str, Any]:  # fmt: skip
+                    appno: str | None = None, **fields: Any) -> dict[str, Any]:  # fmt: skip
         appno = appno or new_appno()
         pid = next(_ids)
         payload = {
@@ -101,6 +101,7 @@ class IndicatorsHandle:
             "application_date": "2019-03-01", "grant_date": "2020-06-01",
             "expiry_date": "2039-03-01", "legal_status": "granted", "version": 1,
         }  # fmt: skip
+        payload.update(fields)
         asyncio.run(_append(self.catalog.database_url, [("patent", str(pid), "upsert", payload)]))
         return payload
 
