@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from openpyxl import load_workbook
 
@@ -58,6 +59,18 @@ def test_deal_on_a_patent_not_in_force_is_refused_or_excluded(
     err = r.json()["errors"][0]
     assert err["field"] == "application_numbers[0]"
     assert "10-year term" in err["reason"] and "ended on 2022-03-01" in err["reason"]
+    # in Chinese when the reader does not ask for English
+    from tests.indicators.conftest import deal_body
+
+    with httpx.Client(base_url=h.url, headers={"Authorization": f"Bearer {w['bureau']}"}) as c:
+        zh = c.post(
+            "/v1/deals",
+            json=deal_body(
+                patents=[w["um"]], **parties, effective="2023-05-10", contract="2023-05-01"
+            ),
+        )
+    assert zh.status_code == 422 and zh.json()["title"] == "校验未通过"
+    assert "实用新型的保护期为 10 年" in zh.json()["errors"][0]["reason"]
     # while it was in force, the same patent deals normally and counts
     ok = h.deal(w["bureau"], patents=[w["um"]], **parties, effective="2021-05-10",
                 contract="2021-05-01")  # fmt: skip

@@ -18,13 +18,14 @@ from datetime import date
 from services.indicators.models import Deal, Patent
 from shared.auth import Principal, Role
 from shared.errors import Forbidden, Unprocessable
+from shared.i18n import N_
 from shared.patent_term import expiry_date, term_years
 
 NEVER_IN_FORCE = ("invalidated", "withdrawn", "rejected")
 OVERRIDE_ROLES = (Role.ADMIN, Role.CITY_BUREAU, Role.DISTRICT_BUREAU)
-TYPE_NAMES = {"invention": "invention", "pct_invention": "invention",
-              "utility_model": "utility model", "pct_utility_model": "utility model",
-              "design": "design"}  # fmt: skip
+TYPE_NAMES = {"invention": N_("invention"), "pct_invention": N_("invention"),
+              "utility_model": N_("utility model"), "pct_utility_model": N_("utility model"),
+              "design": N_("design")}  # fmt: skip
 
 
 def term_end(patent: Patent) -> date | None:
@@ -39,23 +40,23 @@ def not_in_force(patent: Patent, on: date) -> str | None:
     """Why the patent was not in force on `on`; None when it was (or may have been)."""
     status = patent.legal_status or ""
     if status in NEVER_IN_FORCE:
-        return f"patent {patent.application_number} was never in force (legal status: {status})"
+        return N_(f"patent {patent.application_number} was never in force (legal status: {status})")
     end = term_end(patent)
     if end is not None and end <= on:
         ptype = patent.patent_type or ""
         if patent.application_date:
             years = term_years(ptype, patent.application_date)
-            return (
+            return N_(
                 f"patent {patent.application_number} was not in force on {on.isoformat()}: "
                 f"the {years}-year term of a {TYPE_NAMES.get(ptype, ptype)} filed on "
                 f"{patent.application_date.isoformat()} ended on {end.isoformat()}"
             )
-        return (
+        return N_(
             f"patent {patent.application_number} was not in force on {on.isoformat()}: "
             f"its term ended on {end.isoformat()}"
         )
     if status == "lapsed":
-        return (
+        return N_(
             f"patent {patent.application_number} has lapsed (annual fees unpaid) and the "
             "catalog does not give the date; a bureau may record the deal with an override"
         )
