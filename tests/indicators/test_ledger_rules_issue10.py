@@ -179,6 +179,9 @@ def test_amounts_are_exact_in_reports_and_exports(
                   params={"year": 2022, "district": "jinghai", "format": "xlsx"})  # fmt: skip
         led = c.get("/v1/ledger/export", params={"format": "csv", "district": "jinghai"})
         ledx = c.get("/v1/ledger/export", params={"format": "xlsx", "district": "jinghai"})
+        recs = c.get("/v1/plans/city-001/indicators/C05/records",
+                     params={"year": 2022, "district": "jinghai"}).json()["items"]  # fmt: skip
+    assert sorted(r["contract_amount"] for r in recs) == ["0.10", "0.20"]  # drill-down too
     ws = load_workbook(io.BytesIO(x.content))["计划进度"]
     head = [c.value for c in ws[1]]
     c05 = next(r for r in ws.iter_rows(min_row=2) if r[3].value == "C05")

@@ -108,6 +108,17 @@ def normalise_appno(raw: str) -> str | None:
         return None
 
 
+CENT = Decimal("0.01")
+
+
+def money_text(v: Decimal | float | None) -> str | None:
+    """An amount as an exact decimal string with two places; None stays None."""
+    if v is None:
+        return None
+    d = v if isinstance(v, Decimal) else Decimal(str(round(v, 2)))
+    return str(d.quantize(CENT))
+
+
 def num(v: Decimal | float | int | None, places: int = 2) -> float | None:
     if v is None:
         return None

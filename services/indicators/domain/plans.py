@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.indicators.domain.common import num, today
+from services.indicators.domain.common import money_text, num, today
 from services.indicators.domain.rules import RULES, Window
 from services.indicators.models import ReportedFigure
 from shared.errors import NotFound
@@ -39,7 +39,6 @@ ADDITIVE_UNITS = {"件", "家", "个", "项", "单", "人", "次", "元", "万�
 # Amounts are exact decimals end to end: summed as Decimal, reported as decimal strings
 # with two places ("130000.00"), written to XLSX as numbers formatted 0.00.
 MONEY_UNITS = {"元", "万元"}
-CENT = Decimal("0.01")
 AT_RISK_FACTOR = 0.9
 
 
@@ -214,14 +213,6 @@ def scope_of(plan: Plan, district: str | None) -> str:
 
 def _f(v: Decimal | float | None) -> float | None:
     return None if v is None else float(v)
-
-
-def money_text(v: Decimal | float | None) -> str | None:
-    """An amount as an exact decimal string with two places; None stays None."""
-    if v is None:
-        return None
-    d = v if isinstance(v, Decimal) else Decimal(str(round(v, 2)))
-    return str(d.quantize(CENT))
 
 
 Value = Decimal | float

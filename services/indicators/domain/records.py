@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.indicators.domain.common import day_end_utc, num
+from services.indicators.domain.common import day_end_utc, money_text
 from services.indicators.domain.rules import (
     POOLED,
     Window,
@@ -185,8 +186,8 @@ def _jsonable(row: Any) -> dict[str, Any]:
     for k, v in row._mapping.items():
         if isinstance(v, date):
             out[k] = v.isoformat()
-        elif hasattr(v, "as_tuple"):  # Decimal
-            out[k] = num(v)
+        elif isinstance(v, Decimal):  # amounts: exact decimal strings, as in the deal API
+            out[k] = money_text(v)
         else:
             out[k] = v
     return out

@@ -12,14 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.indicators import schemas
-from services.indicators.domain.common import aware, day_end_utc, num
-from services.indicators.domain.plans import (
-    Plan,
-    get_plan,
-    money_text,
-    plan_progress,
-    scope_of,
-)
+from services.indicators.domain.common import aware, day_end_utc, money_text, num
+from services.indicators.domain.plans import Plan, get_plan, plan_progress, scope_of
 from services.indicators.models import Deal, ReportedFigure, Snapshot
 from shared.auth import Principal, Role
 from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
