@@ -231,3 +231,18 @@ def test_today_is_the_tianjin_date_just_after_midnight(
                                    "recipient": w["sme"], "effective": "2026-01-02",
                                    "contract": "2026-01-02"})  # fmt: skip
         assert r.status_code == 422 and "future" in r.text
+
+
+def test_year_boundaries_are_tianjin_years(
+    indicators: IndicatorsHandle, world: dict[str, Any]
+) -> None:
+    """A patent pooled at 01:00 on 1 January 2020 in Tianjin (17:00 UTC the day before)
+    entered the pool in 2020, not 2019."""
+    h, w = indicators, world
+    p = h.seed_patent([w["uni"]])
+    h.seed_listing(p, first_listed_at="2019-12-31T17:00:00+00:00")
+    h.wait_synced()
+    with h.client() as c:
+        rows = c.get("/v1/breakdowns/pool", params={"by": "year"}).json()
+    years = {r["year"]: r["ever_pooled"] for r in rows}
+    assert years.get(2020) == 1 and 2019 not in years

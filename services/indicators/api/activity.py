@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy import and_, exists, or_, select
 
 from services.indicators.api.deps import SessionDep
+from services.indicators.domain.common import local_year
 from services.indicators.models import Deal, DealPatent, Lead, Listing, Need
 
 router = APIRouter(prefix="/v1", tags=["activity"])
@@ -38,14 +39,14 @@ async def activity(session: SessionDep) -> dict[str, Any]:
         )  # fmt: skip
 
     for (at,) in (await session.execute(select(Need.created_at))).all():
-        bucket(at.year)["needs_posted"] += 1
+        bucket(local_year(at))["needs_posted"] += 1
     rows = (
         await session.execute(
             select(Lead.created_at, Lead.status, _lead_converted().label("converted"))
         )
     ).all()
     for at, status, converted in rows:
-        b = bucket(at.year)
+        b = bucket(local_year(at))
         b["leads"] += 1
         b["leads_accepted"] += 1 if status == "accepted" else 0
         b["leads_converted"] += 1 if converted else 0

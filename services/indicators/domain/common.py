@@ -53,6 +53,11 @@ def today() -> date:
     return now().astimezone(CST).date()
 
 
+def local_year(at: datetime) -> int:
+    """The Tianjin year of an instant (stored in UTC): 2023-12-31T17:00Z is in 2024."""
+    return aware(at).astimezone(CST).year
+
+
 def day_end_utc(d: date) -> datetime:
     """The first instant after date `d` ends in Tianjin, in UTC (an exclusive bound)."""
     return datetime.combine(d + timedelta(days=1), time(0), tzinfo=CST).astimezone(UTC)

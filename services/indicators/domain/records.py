@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.indicators.domain.common import day_end_utc, money_text
+from services.indicators.domain.common import day_end_utc, local_year, money_text
 from services.indicators.domain.rules import (
     POOLED,
     Window,
@@ -305,7 +305,7 @@ async def pool_breakdown(session: AsyncSession, by: str, as_of: date) -> list[di
     ).all()
     by_year: dict[int, dict[str, int]] = {}
     for at, status in rows:
-        y = at.year
+        y = local_year(at)
         d = by_year.setdefault(y, {"year": y, "ever_pooled": 0, "still_pooled_now": 0})
         d["ever_pooled"] += 1
         d["still_pooled_now"] += 1 if status in POOLED else 0
