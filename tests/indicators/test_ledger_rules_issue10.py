@@ -33,6 +33,11 @@ def world(indicators: IndicatorsHandle, bureau: str) -> dict[str, Any]:
         application_date="2012-03-01", grant_date="2012-09-01", expiry_date=None,
     )["application_number"]  # fmt: skip
     w["void"] = h.seed_patent([w["uni"]], legal_status="invalidated")["application_number"]
+    # no dates at all (an older catalog record): the number says utility model, filed 2010
+    w["undated"] = h.seed_patent(
+        [w["uni"]], appno=new_appno(2010, "2"), patent_type="utility_model",
+        application_date=None, grant_date=None, expiry_date=None,
+    )["application_number"]  # fmt: skip
     w["ok"] = [h.seed_patent([w["uni"]])["application_number"] for _ in range(4)]
     h.wait_synced()
     return w
@@ -76,6 +81,9 @@ def test_deal_on_a_patent_not_in_force_is_refused_or_excluded(
                 contract="2021-05-01")  # fmt: skip
     assert ok["counted_lines"] == 1 and ok["excluded"] is False
     before = h.progress("city-001", 2023, district="jizhou")
+    # without a filing date, the application number bounds the term (2010 + 10 years)
+    r = _post(h, w["bureau"], {"patents": [w["undated"]], **parties})  # effective 2022-05-10
+    assert r.status_code == 422 and "2020-12-31 at the latest" in r.text
     # never in force: refused whatever the date
     r = _post(h, w["bureau"], {"patents": [w["void"]], **parties})
     assert r.status_code == 422 and "never in force" in r.json()["errors"][0]["reason"]

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from services.indicators.models import Deal, Patent
+from shared.appno import InvalidNumber, parse_application_number
 from shared.auth import Principal, Role
 from shared.errors import Forbidden, Unprocessable
 from shared.i18n import N_
@@ -36,6 +37,19 @@ def term_end(patent: Patent) -> date | None:
     return None
 
 
+def latest_term_end(patent: Patent) -> tuple[str, int, date] | None:
+    """Without a filing date (a replica row from before the catalog sent one), the
+    application number still gives the type and the filing year: the term ended by the
+    end of (filing year + term) at the latest. Returns (type, filing year, that day)."""
+    try:
+        number = parse_application_number(patent.application_number)
+    except InvalidNumber:
+        return None
+    ptype, year = number.patent_type.value, number.filing_year
+    years = term_years(ptype, date(year, 12, 31))  # the longest term a filing that year has
+    return ptype, year, date(year + years, 12, 31)
+
+
 def not_in_force(patent: Patent, on: date) -> str | None:
     """Why the patent was not in force on `on`; None when it was (or may have been)."""
     status = patent.legal_status or ""
@@ -54,6 +68,13 @@ def not_in_force(patent: Patent, on: date) -> str | None:
         return N_(
             f"patent {patent.application_number} was not in force on {on.isoformat()}: "
             f"its term ended on {end.isoformat()}"
+        )
+    if end is None and (bound := latest_term_end(patent)) is not None and bound[2] < on:
+        ptype, year, last = bound
+        return N_(
+            f"patent {patent.application_number} was not in force on {on.isoformat()}: "
+            f"a {TYPE_NAMES.get(ptype, ptype)} filed in {year} was in force until "
+            f"{last.isoformat()} at the latest"
         )
     if status == "lapsed":
         return N_(
