@@ -76,6 +76,15 @@ def test_deal_on_a_patent_not_in_force_is_refused_or_excluded(
         )
     assert zh.status_code == 422 and zh.json()["title"] == "校验未通过"
     assert "实用新型的保护期为 10 年" in zh.json()["errors"][0]["reason"]
+    # the batch load reports the same reason per rejected item, in the reader's language
+    late_body = deal_body(patents=[w["um"]], **parties, effective="2023-05-10",
+                          contract="2023-05-01")  # fmt: skip
+    with httpx.Client(base_url=h.url, headers={"Authorization": f"Bearer {w['bureau']}"}) as c:
+        batch = c.post("/v1/deals/batch", json=[late_body]).json()
+    assert batch["created"] == [] and "届满" in batch["rejected"][0]["errors"][0]["reason"]
+    with h.client(w["bureau"]) as c:  # English
+        batch = c.post("/v1/deals/batch", json=[late_body]).json()
+    assert "ended on 2022-03-01" in batch["rejected"][0]["errors"][0]["reason"]
     # while it was in force, the same patent deals normally and counts
     ok = h.deal(w["bureau"], patents=[w["um"]], **parties, effective="2021-05-10",
                 contract="2021-05-01")  # fmt: skip
