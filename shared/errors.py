@@ -12,6 +12,9 @@
     └── ServiceUnavailable  503 (a dependency is down; `retry_after` seconds → Retry-After)
 
 Validation failures carry `errors: [{"field": "...", "reason": "..."}]`.
+
+Title, detail and reasons are written in English and rendered in the request's language
+(shared/i18n.py: Chinese by default, English with `Accept-Language: en`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.i18n import choose_language, translate, translate_errors, translate_pydantic
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("tjp.errors")
@@ -128,7 +133,8 @@ def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
 _FIELD_PREFIX = re.compile(r"^([a-z_][a-z0-9_.\[\]]*): (.+)$", re.S)
 
 
-def pydantic_errors(errors: list[Any]) -> list[dict[str, Any]]:
+def pydantic_errors(errors: list[Any], lang: str = "en") -> list[dict[str, Any]]:
+    """Field errors from pydantic's; reasons in `lang` (by error type and its context)."""
     result = []
     for e in errors:
         reason = str(e.get("msg", "invalid"))
@@ -140,6 +146,8 @@ def pydantic_errors(errors: list[Any]) -> list[dict[str, Any]]:
         if m and (field == "body" or not e.get("loc") or field.endswith("]")):
             prefix = "" if field == "body" else field + "."
             field, reason = prefix + m.group(1), m.group(2)
+        if lang != "en":
+            reason = translate_pydantic(e, reason, lang)
         result.append({"field": field, "reason": reason})
     return result
 
@@ -176,17 +184,35 @@ def request_id(request: Request | None) -> str | None:
     return getattr(request.state, "request_id", None) if request is not None else None
 
 
+def request_language(request: Request | None) -> str:
+    return choose_language(request.headers.get("accept-language") if request else None)
+
+
+def localised(body: dict[str, Any], lang: str) -> dict[str, Any]:
+    """A problem body with its title, detail and reasons in `lang`."""
+    if lang == "en":
+        return body
+    body = dict(body)
+    for k in ("title", "detail"):
+        if isinstance(body.get(k), str):
+            body[k] = translate(body[k], lang)
+    if isinstance(body.get("errors"), list):
+        body["errors"] = translate_errors(body["errors"], lang)
+    return body
+
+
 def problem_response(
     exc: ProblemError, request: Request | None = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     headers = dict(headers or {})
+    headers["Content-Language"] = "en" if request_language(request) == "en" else "zh-CN"
     if exc.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     retry_after = exc.extra.get("retry_after")
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
     return JSONResponse(
-        exc.body(str(request.url.path) if request else None),
+        localised(exc.body(str(request.url.path) if request else None), request_language(request)),
         status_code=exc.status,
         media_type=PROBLEM_JSON,
         headers=headers,
@@ -224,14 +250,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = pydantic_errors(list(exc.errors()))
+        errors = pydantic_errors(list(exc.errors()), request_language(request))
         detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5])
         return problem_response(Unprocessable(detail, errors=errors), request)
 
     @app.exception_handler(ValidationError)
     async def _model_validation(request: Request, exc: ValidationError) -> JSONResponse:
         # A model re-validated inside a handler (e.g. a PATCH merged onto stored data).
-        errors = pydantic_errors(list(exc.errors()))
+        errors = pydantic_errors(list(exc.errors()), request_language(request))
         detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5])
         return problem_response(Unprocessable(detail, errors=errors), request)
 

@@ -17,4 +17,7 @@ TLS = httpx.create_ssl_context()
 
 
 def service_client(base_url: str, **kwargs: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=base_url, verify=TLS, **kwargs)
+    # Between services messages stay in English (the catalogue's keys); each service
+    # translates at its own edge for its reader (shared/i18n.py).
+    headers = {"Accept-Language": "en", **(kwargs.pop("headers", None) or {})}
+    return httpx.AsyncClient(base_url=base_url, verify=TLS, headers=headers, **kwargs)

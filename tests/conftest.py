@@ -64,7 +64,8 @@ class CatalogHandle:
     orgs: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def client(self, key: str | None = None) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        # the tests read the API's English messages (the default is Chinese: tests/test_i18n.py)
+        headers = {"Accept-Language": "en"} | ({"Authorization": f"Bearer {key}"} if key else {})
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
 
     def org(

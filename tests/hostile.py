@@ -147,7 +147,7 @@ def probe_parameters(base_url: str, key: str) -> list[str]:
     NULs a 422. Returns what went wrong (empty when all is well)."""
     import httpx
 
-    headers = {"Authorization": f"Bearer {key}"}
+    headers = {"Authorization": f"Bearer {key}", "Accept-Language": "en"}
     failures: list[str] = []
     with httpx.Client(base_url=base_url, headers=headers, timeout=60) as c:
         spec = c.get("/openapi.json").json()

@@ -93,6 +93,10 @@ class Patent(Base):
     main_industry: Mapped[str] = mapped_column(String(20), default="")
     owner_org_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
     legal_status: Mapped[str | None] = mapped_column(String(20))
+    # from the catalog feed: a deal is refused on a patent not in force at its date
+    application_date: Mapped[date | None] = mapped_column(Date)
+    grant_date: Mapped[date | None] = mapped_column(Date)
+    expiry_date: Mapped[date | None] = mapped_column(Date)
 
 
 class Listing(Base):
@@ -188,6 +192,10 @@ class Deal(Base):
     lead_id: Mapped[str | None] = mapped_column(String(64))
     cancelled_reason: Mapped[str | None] = mapped_column(String(500))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # recorded by a bureau on a patent not in force (override): kept, never counted
+    excluded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    not_in_force_reason: Mapped[str | None] = mapped_column(Text)
+    override_reason: Mapped[str | None] = mapped_column(Text)
     note: Mapped[str] = mapped_column(Text, default="")
     created_by_org_id: Mapped[int] = mapped_column(BigInteger)
     created_by_role: Mapped[str] = mapped_column(String(20))

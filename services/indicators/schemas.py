@@ -119,6 +119,14 @@ class DealCreate(Model):
     )
     lead_id: str | None = Field(None, max_length=64, description="matching lead it came from")
     note: str = Field("", max_length=2000)
+    override_not_in_force: bool = Field(
+        False,
+        description="bureau/admin only: record a deal on a patent not in force at its date; "
+        "the deal is kept but excluded from every count and listed by /v1/consistency",
+    )
+    override_reason: str | None = Field(
+        None, max_length=500, description="why the override (required with it)"
+    )
 
     @field_validator("application_numbers")
     @classmethod
@@ -127,6 +135,8 @@ class DealCreate(Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> DealCreate:
+        if self.override_not_in_force and not (self.override_reason or "").strip():
+            raise ValueError("override_reason: an override says why")
         if self.kind is DealKind.LICENCE and self.licence_type is None:
             raise ValueError("licence_type: a licence needs its type")
         if self.kind is not DealKind.LICENCE and self.licence_type is not None:
@@ -239,6 +249,9 @@ class DealOut(Model):
     lead_id: str | None
     cancelled_reason: str | None
     cancelled_at: UTCDateTime | None
+    excluded: bool = Field(False, description="recorded with override_not_in_force: never counted")
+    not_in_force_reason: str | None = None
+    override_reason: str | None = None
     note: str
     created_by_org_id: int
     created_at: UTCDateTime

@@ -11,9 +11,9 @@ from __future__ import annotations
 import contextvars
 from pathlib import Path
 
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
+
+from shared import i18n as shared_i18n
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 LANGUAGES = {"zh_CN": "中文", "en": "English"}
@@ -25,16 +25,7 @@ _catalogues: dict[str, NullTranslations] = {}
 
 def compile_catalogues() -> None:
     """Compile each `.po` whose `.mo` is missing or older (idempotent, cheap)."""
-    for po in LOCALE_DIR.glob("*/LC_MESSAGES/messages.po"):
-        mo = po.with_suffix(".mo")
-        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
-            continue
-        with po.open("rb") as f:
-            catalog = read_po(f)
-        tmp = mo.with_suffix(".mo.tmp")
-        with tmp.open("wb") as f:
-            write_mo(f, catalog)
-        tmp.replace(mo)
+    shared_i18n.compile_catalogues(LOCALE_DIR)
 
 
 def load_catalogues() -> None:

@@ -58,7 +58,8 @@ class IndicatorsHandle:
     keys: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def client(self, key: str | None = None) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        # the tests read the API's English messages (the default is Chinese: tests/test_i18n.py)
+        headers = {"Accept-Language": "en"} | ({"Authorization": f"Bearer {key}"} if key else {})
         return httpx.Client(base_url=self.url, headers=headers, timeout=120)
 
     # --- catalog-side data -----------------------------------------------------------
@@ -90,7 +91,7 @@ class IndicatorsHandle:
         return self.catalog.org(name, kind, role, **extra)
 
     def seed_patent(self, owners: list[int], industries: list[str] | None = None,
-                    appno: str | None = None) -> dict[str, Any]:  # fmt: skip
+                    appno: str | None = None, **fields: Any) -> dict[str, Any]:  # fmt: skip
         appno = appno or new_appno()
         pid = next(_ids)
         payload = {
@@ -101,6 +102,7 @@ class IndicatorsHandle:
             "application_date": "2019-03-01", "grant_date": "2020-06-01",
             "expiry_date": "2039-03-01", "legal_status": "granted", "version": 1,
         }  # fmt: skip
+        payload.update(fields)
         asyncio.run(_append(self.catalog.database_url, [("patent", str(pid), "upsert", payload)]))
         return payload
 

@@ -57,11 +57,11 @@ def test_who_may_report_figures(indicators: IndicatorsHandle, world: dict[str, A
     assert figure(h, w["dl_key"], **c08).json()["scope"] == "dongli"
     assert figure(h, w["bh_key"], **{**c08, "value": 250}).status_code == 201
     prog = h.progress("city-001", 2022)
-    assert prog["C08"]["actual"] == 350  # city: the sum of the districts' figures
-    assert h.progress("city-001", 2022, district="binhai")["C08"]["actual"] == 250
+    assert prog["C08"]["actual"] == "350.00"  # city: the sum of the districts' figures
+    assert h.progress("city-001", 2022, district="binhai")["C08"]["actual"] == "250.00"
     assert figure(h, w["bureau"], **c08, district="city").status_code == 404
     assert figure(h, w["bureau"], **{**c08, "value": 400}).status_code == 201
-    assert h.progress("city-001", 2022)["C08"]["actual"] == 400  # the city's own figure wins
+    assert h.progress("city-001", 2022)["C08"]["actual"] == "400.00"  # the city's own figure wins
 
 
 def test_corrections_keep_history(indicators: IndicatorsHandle, world: dict[str, Any]) -> None:

@@ -68,7 +68,8 @@ class MatchingHandle:
             self.server = None
 
     def client(self, key: str | None = None) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        # the tests read the API's English messages (the default is Chinese: tests/test_i18n.py)
+        headers = {"Accept-Language": "en"} | ({"Authorization": f"Bearer {key}"} if key else {})
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
 
     def catalog_head(self) -> int:

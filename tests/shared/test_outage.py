@@ -95,7 +95,8 @@ def test_a_catalog_outage_is_503_with_retry_after_and_reads_keep_working(
     platform.stop_catalog()
     try:
         r = httpx.post(f"{platform.matching.url}/v1/needs", json=need,
-                       headers={"Authorization": f"Bearer {sme_key}"}, timeout=30)  # fmt: skip
+                       headers={"Authorization": f"Bearer {sme_key}", "Accept-Language": "en"},
+                       timeout=30)  # fmt: skip
         assert r.status_code == 503, r.text
         assert r.headers["content-type"].startswith("application/problem+json")
         assert int(r.headers["retry-after"]) > 0

@@ -33,7 +33,9 @@ from shared.errors import (
     ServiceUnavailable,
     Unprocessable,
     is_unique_violation,
+    request_language,
 )
+from shared.i18n import translate_report
 from shared.openapi import file_responses
 
 router = APIRouter(prefix="/v1", tags=["bulk"])
@@ -144,7 +146,9 @@ async def replay(
             if claimed.rowcount == 1:  # type: ignore[attr-defined]
                 return job
     return JSONResponse(
-        record.body, status_code=record.status_code, headers={"Idempotency-Replayed": "true"}
+        translate_report(record.body, request_language(request)),
+        status_code=record.status_code,
+        headers={"Idempotency-Replayed": "true"},
     )
 
 
@@ -191,7 +195,8 @@ async def bulk_upload(
         body = await asyncio.to_thread(
             apply_upload_in_thread, db.url, org.id, fmt, records, idempotency_key, rhash
         )
-        return JSONResponse(body)
+        # stored in English (idempotent replays), reasons rendered in the reader's language
+        return JSONResponse(translate_report(body, request_language(request)))
     check_job_capacity(request, settings.max_concurrent_jobs)
     await session.commit()  # release the request's transaction (SQLite has one writer)
     return await start_job(request, org.id, fmt, records, idempotency_key, rhash)
@@ -312,6 +317,7 @@ async def job_status(job_id: str, session: SessionDep, principal: PrincipalDep) 
 
 @router.get("/uploads/{job_id}/report", summary="Per-record report of a finished upload")
 async def job_report(
+    request: Request,
     job_id: str,
     session: SessionDep,
     principal: PrincipalDep,
@@ -321,7 +327,8 @@ async def job_report(
     if job.report is None:
         raise Conflict(f"upload job {job_id} is {job.status}; the report is not ready")
     rows = [r for r in job.report if status is None or r["status"] == status]
-    return {"job_id": job.id, "summary": job.summary, "rows": rows}
+    body = {"job_id": job.id, "summary": job.summary, "rows": rows}
+    return translate_report(body, request_language(request))
 
 
 @router.get(

@@ -4,30 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from shared.appno import PatentType
+from shared.patent_term import DESIGN_15Y_FROM, expiry_date, term_years
 from shared.regions import SUPPLIER_KINDS
 
-# Designs filed on/after the 4th amendment of the Patent Law (2021-06-01) last 15 years.
-DESIGN_15Y_FROM = date(2021, 6, 1)
-
-
-def term_years(patent_type: str, application_date: date) -> int:
-    if patent_type in (PatentType.INVENTION, PatentType.PCT_INVENTION):
-        return 20
-    if patent_type == PatentType.DESIGN:
-        return 15 if application_date >= DESIGN_15Y_FROM else 10
-    return 10  # utility models, national or PCT
-
-
-def expiry_date(patent_type: str, application_date: date | None) -> date | None:
-    """The day the term ends (filing date + term). PCT phases count from the international filing date."""
-    if application_date is None:
-        return None
-    years = term_years(patent_type, application_date)
-    try:
-        return application_date.replace(year=application_date.year + years)
-    except ValueError:  # 29 February
-        return application_date.replace(year=application_date.year + years, day=28)
+__all__ = ["DESIGN_15Y_FROM", "expiry_date", "pool_ineligibility", "term_years"]
 
 
 def pool_ineligibility(

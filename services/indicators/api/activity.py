@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy import and_, exists, or_, select
 
 from services.indicators.api.deps import SessionDep
+from services.indicators.domain.common import local_year
 from services.indicators.models import Deal, DealPatent, Lead, Listing, Need
 
 router = APIRouter(prefix="/v1", tags=["activity"])
@@ -38,14 +39,14 @@ async def activity(session: SessionDep) -> dict[str, Any]:
         )  # fmt: skip
 
     for (at,) in (await session.execute(select(Need.created_at))).all():
-        bucket(at.year)["needs_posted"] += 1
+        bucket(local_year(at))["needs_posted"] += 1
     rows = (
         await session.execute(
             select(Lead.created_at, Lead.status, _lead_converted().label("converted"))
         )
     ).all()
     for at, status, converted in rows:
-        b = bucket(at.year)
+        b = bucket(local_year(at))
         b["leads"] += 1
         b["leads_accepted"] += 1 if status == "accepted" else 0
         b["leads_converted"] += 1 if converted else 0
@@ -60,7 +61,9 @@ async def activity(session: SessionDep) -> dict[str, Any]:
 @router.get("/consistency")
 async def consistency(session: SessionDep) -> dict[str, Any]:
     """Pool vs ledger: patents of live deals still pooled, converted listings without a
-    live deal. Both lists are empty once the catalog has caught up with the deal feed."""
+    live deal. Both lists are empty once the catalog has caught up with the deal feed.
+    Also lists the deals recorded on patents not in force (bureau override), which the
+    ledger keeps but no indicator counts."""
     live_deal = and_(DealPatent.deal_id == Deal.id, Deal.status != "cancelled")
     still_pooled = (
         await session.execute(
@@ -82,8 +85,31 @@ async def consistency(session: SessionDep) -> dict[str, Any]:
             .limit(100)
         )
     ).all()
+    excluded = (
+        await session.execute(
+            select(
+                Deal.id, Deal.effective_date, Deal.contract_date, Deal.not_in_force_reason,
+                Deal.override_reason, Deal.status,
+            )
+            .where(Deal.excluded, Deal.status != "cancelled")
+            .order_by(Deal.id)
+            .limit(1000)
+        )
+    ).all()  # fmt: skip
     return {
         "consistent": not still_pooled and not orphan_converted,
         "pooled_but_in_live_deal": [a for a, _ in still_pooled],
         "converted_without_live_deal": [a for a, _ in orphan_converted],
+        # recorded by a bureau with override_not_in_force: in the ledger, in no count
+        "deals_on_patents_not_in_force": [
+            {
+                "deal_id": i,
+                "status": st,
+                "effective_date": e.isoformat() if e else None,
+                "contract_date": c.isoformat(),
+                "reason": r,
+                "override_reason": o,
+            }
+            for i, e, c, r, o, st in excluded
+        ],
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Query, status
+from fastapi import APIRouter, Body, Query, Request, status
 from pydantic import ValidationError
 from sqlalchemy import select
 
@@ -13,7 +13,8 @@ from services.indicators.api.deps import LookupDep, SessionDep
 from services.indicators.domain import ledger
 from services.indicators.models import Deal, DealPatent, DealSupplier
 from shared.auth import PrincipalDep
-from shared.errors import ProblemError, Unprocessable, pydantic_errors
+from shared.errors import ProblemError, Unprocessable, pydantic_errors, request_language
+from shared.i18n import translate_errors
 from shared.params import MAX_ID, MAX_YEAR, MIN_YEAR, IdQuery, PathId
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
@@ -34,6 +35,7 @@ async def create_deal(
 
 @router.post("/deals/batch")
 async def create_deals_batch(
+    request: Request,
     session: SessionDep,
     principal: PrincipalDep,
     lookup: LookupDep,
@@ -76,7 +78,11 @@ async def create_deals_batch(
             errors=[{"field": f"[{r['index']}]." + e["field"], "reason": e["reason"]}
                     for r in rejected for e in r["errors"]],
         )  # fmt: skip
-    return {"created": created, "rejected": rejected}
+    lang = request_language(request)  # reasons in the reader's language, like a problem's
+    return {
+        "created": created,
+        "rejected": [{**r, "errors": translate_errors(r["errors"], lang)} for r in rejected],
+    }
 
 
 @router.get("/deals", response_model=schemas.DealPage)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from datetime import date
 from typing import Annotated, Any
 
@@ -188,6 +189,7 @@ async def breakdown_rule(
 @router.get("/ledger/export", responses=file_responses(CSV, XLSX))
 async def export_ledger(
     session: SessionDep,
+    sessionmaker: SessionmakerDep,
     format: str = Query("xlsx", pattern="^(csv|xlsx)$"),
     year: YearQuery = None,
     district: str | None = None,
@@ -196,8 +198,17 @@ async def export_ledger(
     """The whole ledger (one row per deal, headers in Chinese) as CSV or Excel."""
     filters = {"year": year, "district": district, "status": status}
     if format == "csv":
+
+        async def stream() -> AsyncIterator[bytes]:
+            # The body is sent after the request's session has closed: the stream reads
+            # with a session of its own, closed when it ends (an orphaned connection was
+            # otherwise finalised by the garbage collector on another thread).
+            async with sessionmaker() as own:
+                async for chunk in exports.ledger_csv(own, **filters):
+                    yield chunk
+
         return StreamingResponse(
-            exports.ledger_csv(session, **filters),
+            stream(),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="ledger.csv"'},
         )

@@ -12,6 +12,7 @@ import io
 import tempfile
 from collections.abc import AsyncIterator
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from openpyxl import Workbook
@@ -33,7 +34,7 @@ ORG_KIND_ZH = {"university": "高校", "institute": "科研院所", "soe": "国�
 EVIDENCE_ZH = {"transfer_registration": "专利权转让登记", "licence_filing": "专利实施许可合同备案",
                "open_licence_notice": "开放许可实施公告"}  # fmt: skip
 PROGRESS_STATUS_ZH = {"met": "已完成", "on_track": "按计划推进", "at_risk": "存在风险",
-                      "behind": "滞后", None: "无目标"}  # fmt: skip
+                      "behind": "滞后", "no_data": "无数据", None: "无目标"}  # fmt: skip
 IND_KIND_ZH = {"cumulative_count": "累计数", "annual_value": "年度值", "growth_rate": "年均增幅",
                "share": "占比"}  # fmt: skip
 SOURCE_ZH = {"computed": "台账计算", "reported": "填报"}
@@ -54,6 +55,25 @@ LEDGER_HEADERS = [
 ]  # fmt: skip
 
 
+MONEY_FORMAT = "0.00"
+
+
+def _amount(v: Any) -> Decimal | None:
+    """An amount as an exact Decimal cell (CSV writes its text, XLSX a 0.00 number)."""
+    return None if v is None else Decimal(str(v)).quantize(Decimal("0.01"))
+
+
+def xlsx_cells(ws: Any, row: list[Any]) -> list[Any]:
+    """Like shared.exports.xlsx_row, with amounts as numbers shown with two decimals."""
+    cells = xlsx_row(ws, row)
+    for i, v in enumerate(row):
+        if isinstance(v, Decimal):
+            c = WriteOnlyCell(ws, value=v)
+            c.number_format = MONEY_FORMAT
+            cells[i] = c
+    return cells
+
+
 def district_zh(d: str | None) -> str:
     return TIANJIN_DISTRICTS.get(d or "", d or "市外")
 
@@ -65,19 +85,21 @@ def progress_rows(progress: dict[str, Any]) -> tuple[list[list[Any]], list[list[
     for r in progress["indicators"]:
         levels = (r.get("levels") or []) + ["", "", ""]
         rising = r.get("rising_every_year")
+        money = _amount if r.get("money") else (lambda v: v)
+        base = _amount if r.get("money") or r.get("base_unit") in ("元", "万元") else money
         main.append([
             plan["name_zh"], scope, r["year"], r["code"], r["row"] or "", levels[0], levels[1],
             levels[2], r["name_zh"], r["name_en"], r["unit"], IND_KIND_ZH[r["kind"]],
-            SOURCE_ZH[r["source"]], r["rule"] or "", r["actual"], r["target"],
+            SOURCE_ZH[r["source"]], r["rule"] or "", money(r["actual"]), r["target"],
             r["target_note"] or "", r["final_target"], r["progress"],
-            PROGRESS_STATUS_ZH.get(r["status"], r["status"]), r["projection_year_end"],
-            r["projection_deadline"],
+            PROGRESS_STATUS_ZH.get(r["status"], r["status"]), money(r["projection_year_end"]),
+            money(r["projection_deadline"]),
             "" if rising is None else ("是" if rising["rising"] else "否"), r["quote"],
         ])  # fmt: skip
         for s in r["series"]:
             series.append([
-                r["code"], r["name_zh"], s["year"], s.get("value"), s.get("cumulative"),
-                s.get("base_value"), s.get("growth"), s.get("average_growth"), s.get("target"),
+                r["code"], r["name_zh"], s["year"], money(s.get("value")),
+                money(s.get("cumulative")), base(s.get("base_value")), s.get("growth"), s.get("average_growth"), s.get("target"),
             ])  # fmt: skip
     return main, series
 
@@ -108,11 +130,11 @@ def progress_xlsx(progress: dict[str, Any]) -> bytes:
     ws.freeze_panes = "A2"
     _header(ws, PROGRESS_HEADERS)
     for row in main:
-        ws.append(xlsx_row(ws, row))
+        ws.append(xlsx_cells(ws, row))
     ws2 = wb.create_sheet("逐年数据")
     _header(ws2, SERIES_HEADERS)
     for row in series:
-        ws2.append(xlsx_row(ws2, row))
+        ws2.append(xlsx_cells(ws2, row))
     ws3 = wb.create_sheet("说明")
     plan = progress["plan"]
     for k, v in [
@@ -196,7 +218,7 @@ async def ledger_batches(
                 "; ".join(ORG_KIND_ZH.get(s[3], s[3]) for s in ss),
                 "; ".join(district_zh(s[4]) for s in ss), rid, rname,
                 ORG_KIND_ZH.get(rkind, rkind), district_zh(rdist), "是" if rsme else "否", cdate,
-                edate, EVIDENCE_ZH.get(evt, evt), evn, evd, float(amount), float(received),
+                edate, EVIDENCE_ZH.get(evt, evt), evn, evd, _amount(amount), _amount(received),
                 "是" if zero else "否", "是" if pay_later else "否", conv or "", reason or "",
             ])  # fmt: skip
         # end the read transaction between batches: a long export never holds SQLite's lock
@@ -230,7 +252,7 @@ async def ledger_xlsx_file(session: AsyncSession, **filters: Any) -> str:
 
     def append(rows: list[list[Any]]) -> None:
         for r in rows:
-            ws.append(xlsx_row(ws, r))
+            ws.append(xlsx_cells(ws, r))
 
     async for rows in ledger_batches(session, **filters):
         await asyncio.to_thread(append, rows)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.indicators import schemas
+from services.indicators.domain import in_force
 from services.indicators.domain.common import day_end_utc
 from services.indicators.domain.replica import RequestLookup
 from services.indicators.domain.rules import Party, academic_to_sme, deal_qualifies, lead_supplier
@@ -132,7 +133,7 @@ async def refresh_lines(session: AsyncSession, deal: Deal) -> None:
                     )
                 ).all()
             )
-    active = deal.status == "effective"
+    active = deal.status == "effective" and not deal.excluded  # overridden: never counted
     lines = (await session.scalars(select(DealPatent).where(DealPatent.deal_id == deal.id))).all()
     for line in lines:
         line.kind = deal.kind
@@ -287,6 +288,9 @@ async def create_deal(
         created_by_org_id=principal.org_id,
         created_by_role=principal.role.value,
     )
+    in_force.check_in_force(deal, patents, on, principal,
+                            override=body.override_not_in_force,
+                            override_reason=body.override_reason)  # fmt: skip
     suppliers, _ = await _freeze(session, deal, body.supplier_org_ids, on)
     session.add(deal)
     try:
@@ -356,6 +360,7 @@ async def activate(session: AsyncSession, deal: Deal, on: date) -> Deal:
     if on < deal.contract_date:
         raise Unprocessable.field("effective_date", "is before the contract date")
     _, supplier_ids = await deal_parts(session, deal.id)
+    in_force.check_activation(deal, await _patents(session, deal.id), on)
     deal.status = "effective"
     deal.effective_date = on
     deal.year = on.year
@@ -367,6 +372,11 @@ async def activate(session: AsyncSession, deal: Deal, on: date) -> Deal:
     await refresh_lines(session, deal)
     await publish(session, deal)
     return deal
+
+
+async def _patents(session: AsyncSession, deal_id: int) -> list[Patent]:
+    ids = select(DealPatent.patent_id).where(DealPatent.deal_id == deal_id)
+    return list((await session.scalars(select(Patent).where(Patent.id.in_(ids)))).all())
 
 
 async def cancel(session: AsyncSession, deal: Deal, reason: str) -> Deal:
@@ -472,6 +482,9 @@ async def deal_out(session: AsyncSession, deal: Deal) -> schemas.DealOut:
         lead_id=deal.lead_id,
         cancelled_reason=deal.cancelled_reason,
         cancelled_at=deal.cancelled_at,
+        excluded=deal.excluded,
+        not_in_force_reason=deal.not_in_force_reason,
+        override_reason=deal.override_reason,
         note=deal.note,
         created_by_org_id=deal.created_by_org_id,
         created_at=deal.created_at,

@@ -8,7 +8,9 @@ Indicator kinds:
 - share: a percentage reported for the year.
 
 Status: met (actual >= target) / on_track (the projection reaches it) / at_risk (the
-projection reaches 90 % of it) / behind. A closed year is met or behind.
+projection reaches 90 % of it) / behind. A closed year is met or behind. An indicator
+with a target but no value to judge (nothing reported yet, or a growth rate whose base
+year is 0 or missing) is `no_data`; `no_target` is kept for indicators without a target.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.indicators.domain.common import num, today
+from services.indicators.domain.common import money_text, num, today
 from services.indicators.domain.rules import RULES, Window
 from services.indicators.models import ReportedFigure
 from shared.errors import NotFound
@@ -34,6 +36,9 @@ from shared.regions import TIANJIN_DISTRICTS
 PLANS_DIR = Path(__file__).resolve().parent.parent / "plans"
 KINDS = ("cumulative_count", "annual_value", "growth_rate", "share")
 ADDITIVE_UNITS = {"件", "家", "个", "项", "单", "人", "次", "元", "万元", "份"}
+# Amounts are exact decimals end to end: summed as Decimal, reported as decimal strings
+# with two places ("130000.00"), written to XLSX as numbers formatted 0.00.
+MONEY_UNITS = {"元", "万元"}
 AT_RISK_FACTOR = 0.9
 
 
@@ -70,6 +75,11 @@ class Indicator:
     def final_target(self, deadline_year: int) -> float | None:
         numeric = sorted(y for y, v in self.targets.items() if v is not None)
         return self.targets[numeric[-1]] if numeric else None
+
+    @property
+    def money(self) -> bool:
+        """Its values (or, for a growth rate, its base values) are amounts of money."""
+        return (self.base_unit if self.kind == "growth_rate" else self.unit) in MONEY_UNITS
 
     @property
     def additive(self) -> bool:
@@ -205,6 +215,9 @@ def _f(v: Decimal | float | None) -> float | None:
     return None if v is None else float(v)
 
 
+Value = Decimal | float
+
+
 def growth(cur: float | None, prev: float | None) -> float | None:
     if cur is None or prev is None or prev <= 0:
         return None
@@ -230,8 +243,10 @@ def rising_check(values: dict[int, float | None], years: list[int]) -> dict[str,
 def status_for(
     actual: float | None, target: float | None, projection: float | None, closed: bool
 ) -> str | None:
-    if target is None or actual is None:
+    if target is None:
         return None
+    if actual is None:
+        return "no_data"  # a target, but nothing to judge it by
     if actual >= target:
         return "met"
     if closed:
@@ -254,12 +269,12 @@ async def computed_series(
     year: int,
     as_of: date,
     district: str | None,
-) -> dict[str, dict[int, float | None]]:
+) -> dict[str, dict[int, Value | None]]:
     """Run each rule the plan needs once, concurrently (one session each)."""
     rules = sorted({i.rule for i in plan.indicators if i.source == "computed" and i.rule})
     end = min(as_of, date(year, 12, 31))
 
-    async def run(rule: str) -> tuple[str, dict[int, float | None]]:
+    async def run(rule: str) -> tuple[str, dict[int, Value | None]]:
         ind_kinds = {i.kind for i in plan.indicators if i.rule == rule}
         start = plan.start
         if "growth_rate" in ind_kinds:
@@ -268,8 +283,8 @@ async def computed_series(
         async with sessionmaker() as session:
             raw = await RULES[rule].fn(session, w)
         # a computed rule with no records in a year counted 0 that year, not "unknown"
-        series: dict[int, float | None] = {y: 0.0 for y in range(start.year, end.year + 1)}
-        series.update({y: float(v) for y, v in raw.items()})
+        series: dict[int, Value | None] = {y: Decimal(0) for y in range(start.year, end.year + 1)}
+        series.update(raw)
         return rule, series
 
     results = await asyncio.gather(*(run(r) for r in rules))
@@ -278,7 +293,7 @@ async def computed_series(
 
 async def reported_series(
     session: AsyncSession, plan: Plan, scope: str, year: int
-) -> dict[str, dict[int, float | None]]:
+) -> dict[str, dict[int, Value | None]]:
     """Current reported values per indicator and year (≤ year).
 
     City plan, city scope: the city-wide figure; without one, the sum of the districts'
@@ -298,14 +313,14 @@ async def reported_series(
             )
         )
     ).all()
-    own: dict[str, dict[int, float | None]] = {}
-    summed: dict[str, dict[int, float]] = {}
+    own: dict[str, dict[int, Value | None]] = {}
+    summed: dict[str, dict[int, Decimal]] = {}
     for code, sc, y, v in rows:
         if sc == scope:
-            own.setdefault(code, {})[y] = float(v)
+            own.setdefault(code, {})[y] = Decimal(v)
         elif scope == "city" and plan.district is None and sc != "city":
             d = summed.setdefault(code, {})
-            d[y] = d.get(y, 0.0) + float(v)
+            d[y] = d.get(y, Decimal(0)) + Decimal(v)
     for code, by_year in summed.items():
         ind = plan.by_code.get(code)
         if ind is None or not ind.additive:
@@ -328,11 +343,25 @@ def _year_fraction(year: int, as_of: date) -> float:
 def indicator_progress(
     plan: Plan,
     ind: Indicator,
-    annual: dict[int, float | None],
+    annual_in: dict[int, Value | None] | dict[int, float | None],
     year: int,
     as_of: date,
     scope: str,
 ) -> dict[str, Any]:
+    # Amounts stay Decimal (exact sums); everything else is computed in floats.
+    exact = ind.money and ind.kind != "growth_rate"
+    annual: dict[int, Any] = {
+        y: None if v is None else (Decimal(str(v)) if exact else float(v))
+        for y, v in annual_in.items()
+    }
+    zero: Any = Decimal(0) if exact else 0.0
+
+    def out_value(v: Any) -> Any:
+        return money_text(v) if exact else num(v)
+
+    def out_base(v: Any) -> Any:  # the base series of a growth rate
+        return money_text(v) if ind.money else num(v)
+
     deadline_year = plan.deadline.year
     period_end = (
         min(date(year, 12, 31), plan.deadline) if year == deadline_year else date(year, 12, 31)
@@ -345,15 +374,15 @@ def indicator_progress(
     show_targets = scope == (plan.district or "city")
 
     series: list[dict[str, Any]] = []
-    actual: float | None
-    projection_year_end: float | None = None
-    projection_deadline: float | None = None
-    rising_values: dict[int, float | None] = {}
+    actual: Any
+    projection_year_end: Any = None
+    projection_deadline: Any = None
+    rising_values: dict[int, Any] = {}
 
     if ind.kind == "cumulative_count":
-        running = 0.0
-        cum: dict[int, float | None] = {}
-        last_reported: float | None = None
+        running = zero
+        cum: dict[int, Any] = {}
+        last_reported: Any = None
         for y in years:
             v = annual.get(y)
             if reported:
@@ -362,13 +391,14 @@ def indicator_progress(
                 cum[y] = last_reported
                 increment = None
                 if v is not None and y - 1 in cum and cum[y - 1] is not None:
-                    increment = v - (cum[y - 1] or 0.0)
+                    increment = v - (cum[y - 1] or zero)
             else:
-                running += v or 0.0
+                running += v or zero
                 cum[y] = running
-                increment = v or 0.0
+                increment = v or zero
             rising_values[y] = increment
-            series.append({"year": y, "value": num(increment), "cumulative": num(cum[y]),
+            series.append({"year": y, "value": out_value(increment),
+                           "cumulative": out_value(cum[y]),
                            "target": ind.target_for(y, deadline_year) if show_targets else None})  # fmt: skip
         actual = cum.get(year)
         if actual is not None:
@@ -387,11 +417,11 @@ def indicator_progress(
             avg = cagr(v, annual.get(plan.base_year), y - plan.base_year)
             rising_values[y] = v
             if y >= first_year:
-                series.append({"year": y, "base_value": num(v), "growth": num(g),
+                series.append({"year": y, "base_value": out_base(annual_in.get(y)), "growth": num(g),
                                "average_growth": num(avg),
                                "target": ind.target_for(y, deadline_year) if show_targets else None})  # fmt: skip
             else:
-                series.append({"year": y, "base_value": num(v), "growth": None,
+                series.append({"year": y, "base_value": out_base(annual_in.get(y)), "growth": None,
                                "average_growth": None, "target": None})  # fmt: skip
         cur = annual.get(year)
         actual = cagr(cur, annual.get(plan.base_year), year - plan.base_year)
@@ -407,7 +437,7 @@ def indicator_progress(
         for y in years:
             v = annual.get(y)
             rising_values[y] = v
-            series.append({"year": y, "value": num(v),
+            series.append({"year": y, "value": out_value(v),
                            "target": ind.target_for(y, deadline_year) if show_targets else None})  # fmt: skip
         actual = annual.get(year)
         if (
@@ -417,7 +447,7 @@ def indicator_progress(
             and 0 < frac < 1
             and ind.rule != "pooled_current"
         ):
-            projection_year_end = actual / frac
+            projection_year_end = actual / (Decimal(str(frac)) if exact else frac)
         else:
             projection_year_end = actual
         projection_deadline = projection_year_end
@@ -427,7 +457,7 @@ def indicator_progress(
                 slope = projection_year_end - prev
                 projection_deadline = projection_year_end + slope * (deadline_year - year)
 
-    if actual is not None:
+    if actual is not None and not exact:
         actual = round(actual, 6)
     target = ind.target_for(year, deadline_year) if show_targets else None
     final = ind.final_target(deadline_year) if show_targets else None
@@ -440,7 +470,7 @@ def indicator_progress(
     progress_base = target if target is not None else final
     progress = None
     if actual is not None and progress_base:
-        progress = round(actual / progress_base, 4)
+        progress = round(float(actual) / progress_base, 4)
 
     out: dict[str, Any] = {
         "code": ind.code,
@@ -455,14 +485,23 @@ def indicator_progress(
         "rule": ind.rule,
         "reporter": ind.reporter,
         "year": year,
-        "actual": num(actual),
+        "actual": out_value(actual) if ind.kind != "growth_rate" else num(actual),
         "target": target,
         "target_note": ind.target_notes.get(year),
         "final_target": final,
         "progress": progress,
         "status": status,
-        "projection_year_end": num(projection_year_end),
-        "projection_deadline": num(projection_deadline),
+        "projection_year_end": (
+            out_value(projection_year_end)
+            if ind.kind != "growth_rate"
+            else num(projection_year_end)
+        ),
+        "projection_deadline": (
+            out_value(projection_deadline)
+            if ind.kind != "growth_rate"
+            else num(projection_deadline)
+        ),
+        "money": exact,
         "series": series,
         "national": ind.national,
         "section": ind.section,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.indicators.domain.common import day_end_utc, num
+from services.indicators.domain.common import day_end_utc, local_year, money_text
 from services.indicators.domain.rules import (
     POOLED,
     Window,
@@ -185,8 +186,8 @@ def _jsonable(row: Any) -> dict[str, Any]:
     for k, v in row._mapping.items():
         if isinstance(v, date):
             out[k] = v.isoformat()
-        elif hasattr(v, "as_tuple"):  # Decimal
-            out[k] = num(v)
+        elif isinstance(v, Decimal):  # amounts: exact decimal strings, as in the deal API
+            out[k] = money_text(v)
         else:
             out[k] = v
     return out
@@ -304,7 +305,7 @@ async def pool_breakdown(session: AsyncSession, by: str, as_of: date) -> list[di
     ).all()
     by_year: dict[int, dict[str, int]] = {}
     for at, status in rows:
-        y = at.year
+        y = local_year(at)
         d = by_year.setdefault(y, {"year": y, "ever_pooled": 0, "still_pooled_now": 0})
         d["ever_pooled"] += 1
         d["still_pooled_now"] += 1 if status in POOLED else 0

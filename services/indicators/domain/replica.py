@@ -18,7 +18,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.indicators.domain.common import normalise_appno, parse_dt
+from services.indicators.domain.common import normalise_appno, parse_date, parse_dt
 from services.indicators.models import Lead, Listing, Need, Org, OrgVersion, Patent, PoolEvent
 from shared.feed import utcnow
 
@@ -83,6 +83,9 @@ async def apply_patent(session: AsyncSession, p: dict[str, Any]) -> Patent | Non
     patent.main_industry = industries[0] if industries else ""
     patent.owner_org_ids = owners
     patent.legal_status = p.get("legal_status")
+    patent.application_date = parse_date(p.get("application_date"))
+    patent.grant_date = parse_date(p.get("grant_date"))
+    patent.expiry_date = parse_date(p.get("expiry_date"))
     await session.flush()
     return patent
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.indicators import schemas
-from services.indicators.domain.common import aware, day_end_utc, num
+from services.indicators.domain.common import aware, day_end_utc, money_text, num
 from services.indicators.domain.plans import Plan, get_plan, plan_progress, scope_of
 from services.indicators.models import Deal, ReportedFigure, Snapshot
 from shared.auth import Principal, Role
@@ -184,9 +185,12 @@ async def snapshot_diff(
         if f is None:
             continue
         if f["actual"] != r["actual"] or f["status"] != r["status"]:
-            delta = None
+            delta: Any = None
             if f["actual"] is not None and r["actual"] is not None:
-                delta = num(r["actual"] - f["actual"], 4)
+                if isinstance(r["actual"], str):  # an amount: exact decimal strings
+                    delta = money_text(Decimal(r["actual"]) - Decimal(str(f["actual"])))
+                else:
+                    delta = num(r["actual"] - f["actual"], 4)
             changes.append(
                 {
                     "code": r["code"],

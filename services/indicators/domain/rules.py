@@ -126,7 +126,9 @@ def _lines_where(w: Window, *extra: Any) -> Any:
 
 
 def _deals_where(w: Window, *extra: Any) -> Any:
-    conds = [Deal.status == "effective", _in_window(Deal.effective_date, w), *extra]
+    # a deal recorded with override_not_in_force is kept in the ledger, never counted
+    conds = [Deal.status == "effective", ~Deal.excluded, _in_window(Deal.effective_date, w),
+             *extra]  # fmt: skip
     if w.district:
         conds.append(Deal.recipient_district == w.district)
     return and_(*conds)

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from services.portal import i18n
 from shared.http import service_client
 
 SERVICES = ("catalog", "matching", "indicators")
@@ -73,6 +74,8 @@ class Backends:
         self, service: str, method: str, path: str, *, token: str | None = None, **kw: Any
     ) -> httpx.Response:
         headers = dict(kw.pop("headers", None) or {})
+        # problem details and upload reasons come back in the reader's language
+        headers.setdefault("Accept-Language", "en" if i18n.get_locale() == "en" else "zh-CN")
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:

@@ -79,6 +79,7 @@ LABELS: dict[str, dict[str, str]] = {
         "at_risk": N_("At risk"),
         "behind": N_("Behind"),
         "no_target": N_("No target"),
+        "no_data": N_("No data yet"),
     },
     "deal_kind": {
         "assignment": N_("Assignment"),
