@@ -25,6 +25,19 @@ from shared.ipc import normalize_ipc
 from shared.regions import DISTRICT_BY_CHINESE, PROVINCES, TIANJIN_DISTRICTS, OrgKind
 
 
+def normalize_district(v: str) -> str:
+    """`binhai`, `Binhai` or `滨海新区` -> `binhai`; ValueError naming the choices."""
+    key = v.strip().lower()
+    if key in TIANJIN_DISTRICTS:
+        return key
+    if v.strip() in DISTRICT_BY_CHINESE:
+        return DISTRICT_BY_CHINESE[v.strip()]
+    raise ValueError(
+        f"unknown Tianjin district '{v}'; use one of {sorted(TIANJIN_DISTRICTS)}"
+        " or its Chinese name"
+    )
+
+
 class Model(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True, from_attributes=True)
 
@@ -52,14 +65,7 @@ class OrganisationCreate(Model):
     @field_validator("district")
     @classmethod
     def _district(cls, v: str | None) -> str | None:
-        if not v:
-            return None
-        key = v.lower()
-        if key in TIANJIN_DISTRICTS:
-            return key
-        if v in DISTRICT_BY_CHINESE:
-            return DISTRICT_BY_CHINESE[v]
-        raise ValueError(f"unknown Tianjin district '{v}'; use one of {sorted(TIANJIN_DISTRICTS)}")
+        return normalize_district(v) if v else None
 
     @model_validator(mode="after")
     def _consistent(self) -> OrganisationCreate:
@@ -84,12 +90,56 @@ class OrganisationCreate(Model):
 
 
 class OrganisationUpdate(Model):
+    """A change from `effective_from` on (default: today in Tianjin). Unknown fields are
+    refused, never ignored."""
+
+    model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
+
     name: str | None = Field(None, min_length=2, max_length=200)
     aliases: list[str] | None = None
+    kind: OrgKind | None = Field(
+        None, description="only between sme and enterprise (an SME outgrowing its status)"
+    )
     district: str | None = None
     province: str | None = None
     is_sme: bool | None = None
     sme_basis: str | None = None
+    effective_from: date | None = Field(
+        None,
+        description="the day the change took effect (Asia/Shanghai); default today. "
+        "Earlier days only for the city bureau or an admin; never in the future",
+    )
+    reason: str = Field("", max_length=300, description="why (kept in the history)")
+
+
+class OrganisationChange(Model):
+    id: int
+    effective_from: date | None = Field(description="null: the first known state")
+    values: dict[str, Any]
+    previous: dict[str, Any]
+    reason: str
+    recorded_at: datetime
+    recorded_by_org_id: int | None
+    recorded_by_role: str | None
+    recorded_by_key: str | None
+    recorded_by_person_id: int | None
+
+
+class OrganisationState(Model):
+    effective_from: date | None
+    kind: str
+    name: str
+    district: str | None
+    province: str | None
+    in_tianjin: bool
+    is_sme: bool
+    sme_basis: str | None
+
+
+class OrganisationHistory(Model):
+    org_id: int
+    changes: list[OrganisationChange]
+    timeline: list[OrganisationState]
 
 
 class Organisation(Model):

@@ -4,26 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.catalog.models import Bundle, Listing, Organisation, Patent
+from services.catalog.models import Bundle, Listing, Patent
 
 
 def _iso(v: Any) -> str | None:
     return v.isoformat() if v is not None else None
-
-
-def organisation_payload(org: Organisation) -> dict[str, Any]:
-    return {
-        "id": org.id,
-        "kind": org.kind,
-        "name": org.name,
-        "uscc": org.uscc,
-        "district": org.district,
-        "province": org.province,
-        "in_tianjin": org.in_tianjin,
-        "is_sme": org.is_sme,
-        "sme_basis": org.sme_basis,
-        "updated_at": _iso(org.updated_at),
-    }
 
 
 PATENT_FIELDS = (
