@@ -80,9 +80,7 @@ async def replace_versions(
     """Make the organisation's versions the catalog's dated timeline (valid from the
     start of each effective day, Tianjin time). Returns the first day on which anything
     differs from before (None: nothing did), so deals from then on are judged again."""
-    old = (
-        await session.scalars(select(OrgVersion).where(OrgVersion.org_id == org_id))
-    ).all()
+    old = (await session.scalars(select(OrgVersion).where(OrgVersion.org_id == org_id))).all()
     new: list[OrgVersion] = []
     for entry in timeline:
         start = entry.get("effective_from")
