@@ -185,6 +185,8 @@ class Listing(Base):
     listed_by_org_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
     first_listed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # When the current status took effect (back-dated for migrated pools); null: updated_at.
+    status_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, default=1)
 
 

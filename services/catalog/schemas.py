@@ -475,6 +475,11 @@ class OfferTerms(Model):
             raise ValueError("price_cny: give a price, or mark the offer negotiable")
         if self.deferred_licence_fee and not any(m.value.endswith("licence") for m in self.modes):
             raise ValueError("deferred_licence_fee: only applies when a licence mode is offered")
+        if self.use_first_pay_later and self.modes == [Mode.ASSIGNMENT]:
+            raise ValueError(
+                "use_first_pay_later: use first, pay later needs a licence mode; "
+                "assignment alone transfers the patent"
+            )
         return self
 
 
@@ -493,6 +498,11 @@ class ListingCreate(OfferTerms):
     )
 
     application_number: str
+    listed_at: date | None = Field(
+        None,
+        description="the day the patent entered the pool (Asia/Shanghai); default today. "
+        "Earlier days only for the city bureau or an admin (pool migration); never future",
+    )
 
 
 class ListingUpdate(Model):
@@ -501,6 +511,60 @@ class ListingUpdate(Model):
         None, description="owners may move listed <-> negotiating, or withdraw"
     )
     reason: str = Field("", max_length=300)
+    effective_from: date | None = Field(
+        None,
+        description="the day the status change took effect (Asia/Shanghai); default today. "
+        "Earlier days only for the city bureau or an admin; never in the future",
+    )
+
+
+class BulkListingItem(Model):
+    application_number: str = Field(max_length=40)
+    terms: OfferTerms | None = Field(None, description="default: the request's `terms`")
+    listed_at: date | None = Field(None, description="default: the request's `listed_at`")
+
+
+class BulkListingCreate(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "terms": {"modes": ["assignment", "non_exclusive_licence"], "negotiable": True},
+                    "items": [
+                        {"application_number": "202110123456.7"},
+                        {
+                            "application_number": "202120654321.X",
+                            "terms": {"modes": ["open_licence"], "price_cny": "0"},
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
+    terms: OfferTerms | None = Field(None, description="offer terms for items that give none")
+    listed_at: date | None = Field(
+        None, description="pool entry day for items that give none (bureau/admin to back-date)"
+    )
+    items: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=10_000,
+        description="each: application_number, optional terms and listed_at (BulkListingItem);"
+        " a bad item is reported on its own, the others are applied",
+    )
+
+
+class BulkListingResult(Model):
+    index: int
+    application_number: str | None
+    status: str = Field(description="listed | updated | unchanged | not_eligible | rejected")
+    listing_id: int | None = None
+    errors: list[dict[str, str]] = []
+
+
+class BulkListingReport(Model):
+    summary: dict[str, int]
+    results: list[BulkListingResult]
 
 
 class Listing(Model):
@@ -519,6 +583,7 @@ class Listing(Model):
     status_reason: str
     first_listed_at: datetime
     updated_at: datetime
+    status_since: datetime | None = None
     version: int
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, cast
 
 import orjson
@@ -39,7 +39,7 @@ from services.catalog.models import (
     PatentSearch,
 )
 from services.catalog.schemas import POOLED, PatentIn
-from shared import feed
+from shared import bizdate, feed
 from shared.appno import InvalidNumber, parse_application_number
 from shared.db import insert_rows, next_ids
 from shared.feed import utcnow
@@ -394,28 +394,51 @@ async def ineligibility(
         expiry=patent.expiry_date,
         owner_kinds=list(kinds),
         converted_by=list(deals),
-        today=today,
+        today=today or bizdate.today(),
     )
 
 
 async def set_listing_status(
-    session: AsyncSession, listing: Listing, status: str, reason: str
+    session: AsyncSession,
+    listing: Listing,
+    status: str,
+    reason: str,
+    *,
+    at: datetime | None = None,
+    recorded_by: str | None = None,
 ) -> None:
-    """Move a listing and record the event and the feed entry."""
+    """Move a listing and record the event and the feed entry. `at`: when the move took
+    effect, if not now (a migrated pool's real date; callers check who may back-date)."""
     await feed.lock(session)  # before the listing's row lock (see shared.feed.lock)
     if listing.status == status:
         return
+    now = utcnow()
     session.add(
         ListingEvent(
-            listing_id=listing.id, from_status=listing.status, to_status=status, reason=reason
+            listing_id=listing.id,
+            from_status=listing.status,
+            to_status=status,
+            reason=reason,
+            at=at or now,
+            recorded_at=now,
+            recorded_by=recorded_by,
         )
     )
     listing.status = status
     listing.status_reason = reason
-    listing.updated_at = utcnow()
+    listing.updated_at = now
+    listing.status_since = at or now
     listing.version += 1
     await session.flush()
     await publish_listing(session, listing)
+
+
+async def last_event_at(session: AsyncSession, listing_id: int) -> datetime | None:
+    """When the listing's latest recorded change took effect (UTC)."""
+    last = await session.scalar(
+        select(func.max(ListingEvent.at)).where(ListingEvent.listing_id == listing_id)
+    )
+    return last.replace(tzinfo=UTC) if last is not None and last.tzinfo is None else last
 
 
 async def publish_listing(session: AsyncSession, listing: Listing) -> None:

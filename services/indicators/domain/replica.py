@@ -149,7 +149,8 @@ async def _owner_district(session: AsyncSession, owner_ids: list[int]) -> str | 
 async def apply_listing(session: AsyncSession, p: dict[str, Any]) -> Listing:
     owners = [int(o) for o in (p.get("owner_org_ids") or [])]
     first = parse_dt(p.get("first_listed_at")) or utcnow()
-    updated = parse_dt(p.get("updated_at")) or first
+    # When the current status took effect: a migrated pool's real date, not arrival time.
+    updated = parse_dt(p.get("status_since")) or parse_dt(p.get("updated_at")) or first
     status = p.get("status") or "listed"
     district = await _owner_district(session, owners)
     appno = normalise_appno(str(p.get("application_number") or "")) or str(

@@ -38,9 +38,13 @@ def upgrade() -> None:
     with op.batch_alter_table("listing_event", schema=None) as batch_op:
         batch_op.add_column(sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("recorded_by", sa.String(length=100), nullable=True))
+    with op.batch_alter_table("listing", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("status_since", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("listing", schema=None) as batch_op:
+        batch_op.drop_column("status_since")
     with op.batch_alter_table("listing_event", schema=None) as batch_op:
         batch_op.drop_column("recorded_by")
         batch_op.drop_column("recorded_at")
