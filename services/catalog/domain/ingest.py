@@ -27,6 +27,7 @@ from services.catalog.domain.feed_payloads import (
 )
 from services.catalog.domain.industry import tag_industries
 from services.catalog.domain.lifecycle import expiry_date, pool_ineligibility
+from services.catalog.domain.offer_rows import RowOffer
 from services.catalog.domain.textnorm import search_text
 from services.catalog.models import (
     ConvertedPatent,
@@ -53,6 +54,7 @@ HASHED_FIELDS = (
 @dataclass
 class Prepared:
     values: dict[str, Any]
+    offer: RowOffer | None = None  # offer terms given with the record: pool it
 
     @property
     def application_number(self) -> str:
@@ -66,6 +68,10 @@ class Outcome:
     status: str
     errors: list[dict[str, str]] = field(default_factory=list)
     patent_id: int | None = None
+    # When the row carried offer terms: listed | updated | unchanged | not_eligible | rejected
+    listing: str | None = None
+    listing_id: int | None = None
+    listing_errors: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -77,6 +83,12 @@ class Outcome:
             d["patent_id"] = self.patent_id
         if self.errors:
             d["errors"] = self.errors
+        if self.listing is not None:
+            d["listing"] = self.listing
+            if self.listing_id is not None:
+                d["listing_id"] = self.listing_id
+            if self.listing_errors:
+                d["listing_errors"] = self.listing_errors
         return d
 
 
