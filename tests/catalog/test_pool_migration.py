@@ -119,6 +119,8 @@ def test_bulk_listing_back_dated_by_the_bureau(catalog: CatalogHandle) -> None:
         assert [x["status"] for x in r["results"]] == ["listed"] * 3
         got = c.get(f"/v1/listings/{r['results'][0]['listing_id']}").json()
         assert got["first_listed_at"].startswith("2021-05-31T16:00:00")
+        months = c.get("/v1/stats/pool").json()["first_pooled_by_month"]
+        assert months.get("2021-06", 0) >= 3 and "2021-05" not in months  # Tianjin months
 
 
 def test_unknown_filter_values_are_422_and_chinese_names_work(catalog: CatalogHandle) -> None:
@@ -135,6 +137,9 @@ def test_unknown_filter_values_are_422_and_chinese_names_work(catalog: CatalogHa
                 assert r.status_code == 422, (path, param, r.text)
                 err = r.json()["errors"][0]
                 assert err["field"] == param and bad in err["reason"]
+        r = c.get("/v1/organisations", params={"district": "南开区", "q": "天津南开筛选大学"})
+        assert [o["id"] for o in r.json()["items"]] == [oid]
+        assert c.get("/v1/organisations", params={"kind": "alien"}).status_code == 422
         r = c.get("/v1/patents", params={"pool_status": "foo"})
         assert "listed" in r.json()["errors"][0]["reason"]
         for district in ("南开区", "nankai", "Nankai"):

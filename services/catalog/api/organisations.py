@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.catalog import schemas
 from services.catalog.api.deps import SessionDep
+from services.catalog.api.patents import district_key, one_of
 from services.catalog.domain.keys import issue_key, revoke_key
 from services.catalog.domain.org_history import (
     STATE_FIELDS,
@@ -100,6 +101,8 @@ async def list_organisations(
     limit: int = Query(100, ge=1, le=1000),
 ) -> schemas.OrganisationPage:
     stmt = select(Organisation).where(Organisation.id > after).order_by(Organisation.id)
+    kind = one_of("kind", kind, {k.value: k.value for k in OrgKind})
+    district = district_key(district)
     if kind:
         stmt = stmt.where(Organisation.kind == kind)
     if district:
