@@ -42,7 +42,7 @@ from services.catalog.models import (
 from services.catalog.schemas import POOLED, PatentIn
 from shared import bizdate, feed
 from shared.appno import InvalidNumber, parse_application_number
-from shared.db import insert_rows, next_ids
+from shared.db import insert_rows, insert_with_ids
 from shared.feed import utcnow
 
 HASHED_FIELDS = (
@@ -271,19 +271,7 @@ async def upsert_batch(
             {**_columns(p.values), "created_at": now, "updated_at": now, "version": 1}
             for _, p in inserts
         ]
-        new_ids: dict[str, int] = {}
-        reserved = await next_ids(session, PATENT, len(rows))
-        if reserved is not None:  # PostgreSQL: ids first, then COPY
-            for row_values, pid in zip(rows, reserved, strict=True):
-                row_values["id"] = pid
-                new_ids[row_values["application_number"]] = pid
-            await insert_rows(session, PATENT, rows)
-        else:
-            for chunk in _chunks(rows, 2000):
-                inserted = await session.execute(
-                    insert(PATENT).returning(PATENT.c.id, PATENT.c.application_number), chunk
-                )
-                new_ids.update({num: pid for pid, num in inserted.all()})
+        new_ids = await insert_with_ids(session, PATENT, rows, "application_number")
         await insert_rows(
             session,
             PatentSearch.__table__,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.catalog.domain.feed_payloads import listing_payload_from
@@ -39,7 +39,7 @@ from services.catalog.schemas import POOLED, OfferTerms
 from shared import bizdate, feed
 from shared.appno import InvalidNumber, normalize_application_number
 from shared.auth import Principal, Role
-from shared.db import insert_rows, next_ids
+from shared.db import insert_rows, insert_with_ids
 from shared.feed import utcnow
 from shared.regions import SUPPLIER_KINDS
 
@@ -287,19 +287,7 @@ async def _insert_listings(
             "status_reason": "", "listed_by_org_id": org_id, "first_listed_at": at,
             "updated_at": now, "status_since": at, "version": 1,
         })  # fmt: skip
-    ids: dict[int, int] = {}
-    reserved = await next_ids(session, LISTING, len(rows))
-    if reserved is not None:  # PostgreSQL: ids first, then COPY
-        for row, lid in zip(rows, reserved, strict=True):
-            row["id"] = lid
-            ids[row["patent_id"]] = lid
-        await insert_rows(session, LISTING, rows)
-    else:
-        for chunk in _chunks(rows, 2000):
-            inserted = await session.execute(
-                insert(LISTING).returning(LISTING.c.id, LISTING.c.patent_id), chunk
-            )
-            ids.update({pid: lid for lid, pid in inserted.all()})
+    ids = await insert_with_ids(session, LISTING, rows, "patent_id")
     await insert_rows(
         session,
         ListingEvent.__table__,
