@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta, timezone
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
+# The earliest day a migrated record may carry: China's Patent Law took effect in 1985.
+EARLIEST = date(1985, 1, 1)
 
 
 def today() -> date:

@@ -21,6 +21,7 @@ from services.catalog.domain.people import normalize_phone
 from services.catalog.domain.uscc import validate_uscc
 from shared.appno import InvalidNumber, normalize_publication_number
 from shared.auth import Role
+from shared.bizdate import EARLIEST
 from shared.ipc import normalize_ipc
 from shared.regions import DISTRICT_BY_CHINESE, PROVINCES, TIANJIN_DISTRICTS, OrgKind
 
@@ -106,6 +107,7 @@ class OrganisationUpdate(Model):
     sme_basis: str | None = None
     effective_from: date | None = Field(
         None,
+        ge=EARLIEST,
         description="the day the change took effect (Asia/Shanghai); default today. "
         "Earlier days only for the city bureau or an admin; never in the future",
     )
@@ -500,6 +502,7 @@ class ListingCreate(OfferTerms):
     application_number: str
     listed_at: date | None = Field(
         None,
+        ge=EARLIEST,
         description="the day the patent entered the pool (Asia/Shanghai); default today. "
         "Earlier days only for the city bureau or an admin (pool migration); never future",
     )
@@ -513,6 +516,7 @@ class ListingUpdate(Model):
     reason: str = Field("", max_length=300)
     effective_from: date | None = Field(
         None,
+        ge=EARLIEST,
         description="the day the status change took effect (Asia/Shanghai); default today. "
         "Earlier days only for the city bureau or an admin; never in the future",
     )
@@ -521,7 +525,9 @@ class ListingUpdate(Model):
 class BulkListingItem(Model):
     application_number: str = Field(max_length=40)
     terms: OfferTerms | None = Field(None, description="default: the request's `terms`")
-    listed_at: date | None = Field(None, description="default: the request's `listed_at`")
+    listed_at: date | None = Field(
+        None, ge=EARLIEST, description="default: the request's `listed_at`"
+    )
 
 
 class BulkListingCreate(Model):
@@ -544,7 +550,9 @@ class BulkListingCreate(Model):
 
     terms: OfferTerms | None = Field(None, description="offer terms for items that give none")
     listed_at: date | None = Field(
-        None, description="pool entry day for items that give none (bureau/admin to back-date)"
+        None,
+        ge=EARLIEST,
+        description="pool entry day for items that give none (bureau/admin to back-date)",
     )
     items: list[dict[str, Any]] = Field(
         min_length=1,

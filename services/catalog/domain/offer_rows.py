@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from services.catalog.schemas import Mode, OfferTerms
+from shared.bizdate import EARLIEST
 from shared.errors import pydantic_errors
 
 OFFER_FIELDS = (
@@ -46,7 +47,7 @@ class OfferRow(BaseModel):
     use_first_pay_later: bool | None = None
     deferred_licence_fee: bool | None = None
     note: str = ""
-    listed_at: date | None = None
+    listed_at: date | None = Field(None, ge=EARLIEST)
 
     @field_validator("modes", mode="before")
     @classmethod
