@@ -564,7 +564,7 @@ class BulkListingCreate(Model):
 
 class BulkListingResult(Model):
     index: int
-    application_number: str | None
+    application_number: str | None = None
     status: str = Field(description="listed | updated | unchanged | not_eligible | rejected")
     listing_id: int | None = None
     errors: list[dict[str, str]] = []

@@ -176,3 +176,12 @@ def test_use_first_pay_later_needs_a_licence_mode(catalog: CatalogHandle) -> Non
                    "modes": ["assignment", "non_exclusive_licence"], "price_cny": "100",
                    "use_first_pay_later": True})  # fmt: skip
         assert r.status_code == 201, r.text
+
+
+def test_other_methods_on_the_bulk_route_are_405(catalog: CatalogHandle) -> None:
+    with catalog.client(catalog.admin_key) as c:
+        for method in ("GET", "PATCH", "DELETE"):
+            r = c.request(method, "/v1/listings/bulk")
+            assert r.status_code == 405, (method, r.text)
+            assert r.headers["allow"] == "POST"
+        assert c.request("TRACE", "/v1/listings/1").headers["allow"] == "GET, PATCH"

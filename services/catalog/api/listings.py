@@ -39,7 +39,14 @@ from services.catalog.domain.search import Filters, build_query
 from services.catalog.models import Listing, ListingEvent, Patent
 from shared import bizdate, feed
 from shared.auth import Principal, PrincipalDep
-from shared.errors import Conflict, Forbidden, NotFound, Unprocessable, pydantic_errors
+from shared.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unprocessable,
+    pydantic_errors,
+    refuse_other_methods,
+)
 from shared.feed import utcnow
 from shared.params import MAX_ID, PathId
 
@@ -117,7 +124,11 @@ async def create_listing(
     return await to_schema(session, listing)
 
 
-@router.post("/listings/bulk", response_model=schemas.BulkListingReport)
+@router.post(
+    "/listings/bulk",
+    response_model=schemas.BulkListingReport,
+    response_model_exclude_none=True,  # an item without a listing has no listing_id
+)
 async def bulk_listing(
     body: schemas.BulkListingCreate, session: SessionDep, principal: PrincipalDep
 ) -> schemas.BulkListingReport:
@@ -157,6 +168,10 @@ async def bulk_listing(
         summary=summary(results),
         results=[schemas.BulkListingResult(**r.to_dict()) for r in results],
     )
+
+
+# The bulk route is its own resource although /listings/{listing_id} matches its path.
+refuse_other_methods(router, "/listings/bulk", ["GET", "PATCH", "PUT", "DELETE"])
 
 
 @router.get("/listings/{listing_id}", response_model=schemas.Listing)
