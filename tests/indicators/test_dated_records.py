@@ -154,3 +154,15 @@ def test_dated_changes_and_back_dated_pool_give_the_independent_figures(
     # independent: entered per year; in the pool at each year end
     assert (ever[2021], ever[2022], ever[2023]) == (2, 2, 0)
     assert (held[2021], held[2022], held[2023]) == (2, 3, 3)
+
+    # A migrated deal converts a pooled patent: it leaves the pool on the deal's date.
+    h.deal(bureau, patents=[pool[1]], suppliers=[uni], recipient=orgs["S3"],
+           effective="2022-08-01", contract="2022-08-01", kind="assignment")  # fmt: skip
+    with h.catalog.client() as c:
+        wait_for(lambda: c.get(f"/v1/patents/{pool[1]}").json()["listing"]["status"]
+                 == "converted")  # fmt: skip
+        converted = c.get(f"/v1/patents/{pool[1]}").json()["listing"]
+    assert converted["status_since"].startswith("2022-07-31T16:00:00")
+    h.wait_synced()
+    held = figures(h, "C03B")
+    assert (held[2021], held[2022], held[2023]) == (2, 2, 2)
