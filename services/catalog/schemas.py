@@ -26,6 +26,16 @@ from shared.ipc import normalize_ipc
 from shared.regions import DISTRICT_BY_CHINESE, PROVINCES, TIANJIN_DISTRICTS, OrgKind
 
 
+def past_day(what: str) -> Any:
+    """A business day that may be back-dated by the city bureau or an admin (migration)."""
+    return Field(
+        None,
+        ge=EARLIEST,
+        description=f"{what} (Asia/Shanghai); default today. Earlier days only for the city "
+        "bureau or an admin (migrating records); never in the future",
+    )
+
+
 def normalize_district(v: str) -> str:
     """`binhai`, `Binhai` or `滨海新区` -> `binhai`; ValueError naming the choices."""
     key = v.strip().lower()
@@ -105,12 +115,7 @@ class OrganisationUpdate(Model):
     province: str | None = None
     is_sme: bool | None = None
     sme_basis: str | None = None
-    effective_from: date | None = Field(
-        None,
-        ge=EARLIEST,
-        description="the day the change took effect (Asia/Shanghai); default today. "
-        "Earlier days only for the city bureau or an admin; never in the future",
-    )
+    effective_from: date | None = past_day("the day the change took effect")
     reason: str = Field("", max_length=300, description="why (kept in the history)")
 
 
@@ -500,12 +505,7 @@ class ListingCreate(OfferTerms):
     )
 
     application_number: str
-    listed_at: date | None = Field(
-        None,
-        ge=EARLIEST,
-        description="the day the patent entered the pool (Asia/Shanghai); default today. "
-        "Earlier days only for the city bureau or an admin (pool migration); never future",
-    )
+    listed_at: date | None = past_day("the day the patent entered the pool")
 
 
 class ListingUpdate(Model):
@@ -514,12 +514,7 @@ class ListingUpdate(Model):
         None, description="owners may move listed <-> negotiating, or withdraw"
     )
     reason: str = Field("", max_length=300)
-    effective_from: date | None = Field(
-        None,
-        ge=EARLIEST,
-        description="the day the status change took effect (Asia/Shanghai); default today. "
-        "Earlier days only for the city bureau or an admin; never in the future",
-    )
+    effective_from: date | None = past_day("the day the status change took effect")
 
 
 class BulkListingItem(Model):
