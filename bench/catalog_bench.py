@@ -144,6 +144,32 @@ async def copy_ceiling(url: str, records: list[dict]) -> float:
     return len(rows) / elapsed
 
 
+POOL_TERMS = {"modes": ["assignment", "non_exclusive_licence"], "negotiable": True}
+
+
+def pooling_rates(
+    c: httpx.Client, auth: dict[str, str], records: list[dict], one_by_one: int
+) -> tuple[float, float]:
+    """Patents pooled per second: the first `one_by_one` with a POST /v1/listings each,
+    the rest with POST /v1/listings/bulk, 10,000 per request."""
+    numbers = [r["application_number"] for r in records]
+    single, rest = numbers[:one_by_one], numbers[one_by_one:]
+    t = time.perf_counter()
+    for n in single:
+        r = c.post("/v1/listings", json={"application_number": n, **POOL_TERMS}, headers=auth)
+        assert r.status_code == 201, r.text
+    one = len(single) / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for i in range(0, len(rest), 10_000):
+        body = {"terms": POOL_TERMS,
+                "items": [{"application_number": n} for n in rest[i : i + 10_000]]}  # fmt: skip
+        r = c.post("/v1/listings/bulk", json=body, headers=auth)
+        assert r.status_code == 200, r.text
+        assert r.json()["summary"]["listed"] == len(body["items"]), r.json()["summary"]
+    bulk = len(rest) / (time.perf_counter() - t)
+    return one, bulk
+
+
 def percentile(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
@@ -159,11 +185,15 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--keep-db", action="store_true", help="leave the database for inspection")
     ap.add_argument(
+        "--one-by-one", type=int, default=500,
+        help="patents pooled with one POST /v1/listings each (the rest in bulk)",
+    )  # fmt: skip
+    ap.add_argument(
         "--smoke", action="store_true", help="a tiny run (5,000 patents, 20 queries) for CI"
     )
     args = ap.parse_args()
     if args.smoke:
-        args.n, args.queries = 5_000, 20
+        args.n, args.queries, args.one_by_one = 5_000, 20, 100
     base = args.pg
     dbname = f"tjp_bench_{os.getpid()}"
     asyncio.run(_pg_admin(base, f'CREATE DATABASE "{dbname}"'))
@@ -245,6 +275,7 @@ def main() -> None:
             unchanged_rate = len(chunks[0]) / (time.perf_counter() - t1)
             assert s["summary"]["unchanged"] == len(chunks[0]), s["summary"]
             ceiling = asyncio.run(copy_ceiling(url, records))
+            one_rate, bulk_rate = pooling_rates(c, auth, records, args.one_by_one)
             # Keyword search latency through HTTP.
             rng = random.Random(3)
             words = [
@@ -287,6 +318,9 @@ def main() -> None:
                     "copy_ceiling_rows_per_s": round(ceiling),
                     "ratio_to_copy": round(rate / ceiling, 3),
                     "reupload_unchanged_per_s": round(unchanged_rate),
+                    "pool_one_by_one_per_s": round(one_rate, 1),
+                    "pool_bulk_per_s": round(bulk_rate),
+                    "pool_one_by_one_sample": args.one_by_one,
                     "server_peak_rss_mb": round(peak),
                     "search_queries": len(lat),
                     "search_p50_ms": round(statistics.median(lat), 1),

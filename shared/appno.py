@@ -14,6 +14,11 @@ import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
+from shared import bizdate
+
+# The 12+1 form was introduced on 2003-10-01; 8+1 numbers cover earlier filings.
+FIRST_12_DIGIT_YEAR = 2003
+
 
 class PatentType(StrEnum):
     INVENTION = "invention"
@@ -85,8 +90,15 @@ def parse_application_number(raw: str) -> ApplicationNumber:
     type_digit = digits[4] if len(digits) == 12 else digits[2]
     if type_digit not in TYPE_BY_DIGIT:
         raise InvalidNumber(f"unknown patent type digit '{type_digit}' (expected 1, 2, 3, 8 or 9)")
-    if len(digits) == 12 and not 1985 <= int(digits[:4]) <= 2099:
-        raise InvalidNumber(f"implausible filing year {digits[:4]}")
+    if len(digits) == 12:
+        year = int(digits[:4])
+        if year < FIRST_12_DIGIT_YEAR:
+            raise InvalidNumber(
+                f"filing year {year} is before 2003; the 12-digit form is used from 2003"
+                " (older numbers have 8 digits + check, e.g. 02123456.X)"
+            )
+        if year > bizdate.today().year:
+            raise InvalidNumber(f"filing year {year} is in the future")
     expected = check_char(digits)
     if given != expected:
         raise InvalidNumber(f"check digit is {given} but the number requires {expected}")

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy import JSON, MetaData, event, text
+from sqlalchemy import JSON, MetaData, event, insert, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
@@ -245,6 +245,27 @@ def run_async_migrations(target_metadata: MetaData) -> None:
         asyncio.run(run())
         return
     raise RuntimeError("call shared.db.upgrade() from a thread, not inside an event loop")
+
+
+async def insert_with_ids(
+    session: AsyncSession, table: Any, rows: list[dict[str, Any]], key: str
+) -> dict[Any, int]:
+    """Insert rows and return {row[key]: new id}: on PostgreSQL ids are reserved first and
+    the rows COPYed; elsewhere an INSERT ... RETURNING per 2,000 rows."""
+    ids: dict[Any, int] = {}
+    reserved = await next_ids(session, table, len(rows))
+    if reserved is not None:
+        for row, new_id in zip(rows, reserved, strict=True):
+            row["id"] = new_id
+            ids[row[key]] = new_id
+        await insert_rows(session, table, rows)
+        return ids
+    for i in range(0, len(rows), 2000):
+        inserted = await session.execute(
+            insert(table).returning(table.c.id, table.c[key]), rows[i : i + 2000]
+        )
+        ids.update({k: new_id for new_id, k in inserted.all()})
+    return ids
 
 
 async def insert_rows(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:

@@ -233,6 +233,8 @@ def allowed_methods(request: Request) -> str:
     exact: set[str] = set()  # routes declared for exactly this path (no parameters)
     matching: set[str] = set()
     for route in routes:
+        if getattr(getattr(route, "endpoint", None), "refuses_method", False):
+            continue  # a guard that answers 405 (see refuse_other_methods) allows nothing
         regex = getattr(route, "path_regex", None)
         if regex is not None and regex.match(path):
             methods = set(getattr(route, "methods", None) or ())
@@ -241,6 +243,18 @@ def allowed_methods(request: Request) -> str:
                 exact |= methods
     # /v1/patents/bulk is its own resource, although /v1/patents/{number} matches it too.
     return ", ".join(sorted(exact or matching))
+
+
+def refuse_other_methods(router: Any, path: str, methods: list[str]) -> None:
+    """Answer 405 for `methods` on `path`, which a parameterised sibling route would
+    otherwise take (PATCH /v1/listings/bulk is not PATCH /v1/listings/{listing_id}).
+    Register it before the sibling."""
+
+    async def refuse() -> None:
+        raise StarletteHTTPException(status_code=405, detail="Method Not Allowed")
+
+    refuse.refuses_method = True  # type: ignore[attr-defined]
+    router.add_api_route(path, refuse, methods=methods, include_in_schema=False)
 
 
 def install_error_handlers(app: FastAPI) -> None:

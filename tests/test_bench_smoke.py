@@ -23,7 +23,13 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     (
         "catalog",
         [PY, "bench/catalog_bench.py", "--smoke"],
-        ['"patents_per_s"', '"copy_ceiling_rows_per_s"', '"search_p99_ms"'],
+        [
+            '"patents_per_s"',
+            '"copy_ceiling_rows_per_s"',
+            '"search_p99_ms"',
+            '"pool_bulk_per_s"',
+            '"pool_one_by_one_per_s"',
+        ],
     ),
     (
         "indicators",

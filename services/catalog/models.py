@@ -53,6 +53,30 @@ class Organisation(Base):
         return self.district is not None
 
 
+class OrganisationChange(Base):
+    """One dated change of an organisation (or its first state, `effective_from` null).
+
+    The organisation's state on a day is its first state with every change effective on
+    or before that day laid over it in (effective_from, id) order; the organisation row
+    holds the state today. Rows are never edited: a correction is a newer row, so who
+    recorded what, when and why stays visible.
+    """
+
+    __tablename__ = "organisation_change"
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
+    effective_from: Mapped[date | None] = mapped_column(Date)
+    values: Mapped[dict[str, Any]] = mapped_column(JSON)  # field -> value from that day on
+    previous: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    recorded_by_org_id: Mapped[int | None] = mapped_column(BigInteger)
+    recorded_by_role: Mapped[str | None] = mapped_column(String(20))
+    recorded_by_key: Mapped[str | None] = mapped_column(String(24))
+    recorded_by_person_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
 class Person(Base):
     """Someone of an organisation who signs in with a password (the portal's users)."""
 
@@ -161,6 +185,8 @@ class Listing(Base):
     listed_by_org_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
     first_listed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # When the current status took effect (back-dated for migrated pools); null: updated_at.
+    status_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, default=1)
 
 
@@ -175,6 +201,9 @@ class ListingEvent(Base):
     to_status: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(String(300), default="")
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Audit of back-dated (migrated) events: when and by whom `at` was recorded.
+    recorded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=utcnow)
+    recorded_by: Mapped[str | None] = mapped_column(String(100))
 
 
 class Bundle(Base):

@@ -21,8 +21,32 @@ from services.catalog.domain.people import normalize_phone
 from services.catalog.domain.uscc import validate_uscc
 from shared.appno import InvalidNumber, normalize_publication_number
 from shared.auth import Role
+from shared.bizdate import EARLIEST
 from shared.ipc import normalize_ipc
 from shared.regions import DISTRICT_BY_CHINESE, PROVINCES, TIANJIN_DISTRICTS, OrgKind
+
+
+def past_day(what: str) -> Any:
+    """A business day that may be back-dated by the city bureau or an admin (migration)."""
+    return Field(
+        None,
+        ge=EARLIEST,
+        description=f"{what} (Asia/Shanghai); default today. Earlier days only for the city "
+        "bureau or an admin (migrating records); never in the future",
+    )
+
+
+def normalize_district(v: str) -> str:
+    """`binhai`, `Binhai` or `滨海新区` -> `binhai`; ValueError naming the choices."""
+    key = v.strip().lower()
+    if key in TIANJIN_DISTRICTS:
+        return key
+    if v.strip() in DISTRICT_BY_CHINESE:
+        return DISTRICT_BY_CHINESE[v.strip()]
+    raise ValueError(
+        f"unknown Tianjin district '{v}'; use one of {sorted(TIANJIN_DISTRICTS)}"
+        " or its Chinese name"
+    )
 
 
 class Model(BaseModel):
@@ -52,14 +76,7 @@ class OrganisationCreate(Model):
     @field_validator("district")
     @classmethod
     def _district(cls, v: str | None) -> str | None:
-        if not v:
-            return None
-        key = v.lower()
-        if key in TIANJIN_DISTRICTS:
-            return key
-        if v in DISTRICT_BY_CHINESE:
-            return DISTRICT_BY_CHINESE[v]
-        raise ValueError(f"unknown Tianjin district '{v}'; use one of {sorted(TIANJIN_DISTRICTS)}")
+        return normalize_district(v) if v else None
 
     @model_validator(mode="after")
     def _consistent(self) -> OrganisationCreate:
@@ -84,12 +101,52 @@ class OrganisationCreate(Model):
 
 
 class OrganisationUpdate(Model):
+    """A change from `effective_from` on (default: today in Tianjin). Unknown fields are
+    refused, never ignored."""
+
+    model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
+
     name: str | None = Field(None, min_length=2, max_length=200)
     aliases: list[str] | None = None
+    kind: OrgKind | None = Field(
+        None, description="only between sme and enterprise (an SME outgrowing its status)"
+    )
     district: str | None = None
     province: str | None = None
     is_sme: bool | None = None
     sme_basis: str | None = None
+    effective_from: date | None = past_day("the day the change took effect")
+    reason: str = Field("", max_length=300, description="why (kept in the history)")
+
+
+class OrganisationChange(Model):
+    id: int
+    effective_from: date | None = Field(description="null: the first known state")
+    values: dict[str, Any]
+    previous: dict[str, Any]
+    reason: str
+    recorded_at: datetime
+    recorded_by_org_id: int | None
+    recorded_by_role: str | None
+    recorded_by_key: str | None
+    recorded_by_person_id: int | None
+
+
+class OrganisationState(Model):
+    effective_from: date | None
+    kind: str
+    name: str
+    district: str | None
+    province: str | None
+    in_tianjin: bool
+    is_sme: bool
+    sme_basis: str | None
+
+
+class OrganisationHistory(Model):
+    org_id: int
+    changes: list[OrganisationChange]
+    timeline: list[OrganisationState]
 
 
 class Organisation(Model):
@@ -425,6 +482,11 @@ class OfferTerms(Model):
             raise ValueError("price_cny: give a price, or mark the offer negotiable")
         if self.deferred_licence_fee and not any(m.value.endswith("licence") for m in self.modes):
             raise ValueError("deferred_licence_fee: only applies when a licence mode is offered")
+        if self.use_first_pay_later and self.modes == [Mode.ASSIGNMENT]:
+            raise ValueError(
+                "use_first_pay_later: use first, pay later needs a licence mode; "
+                "assignment alone transfers the patent"
+            )
         return self
 
 
@@ -443,6 +505,7 @@ class ListingCreate(OfferTerms):
     )
 
     application_number: str
+    listed_at: date | None = past_day("the day the patent entered the pool")
 
 
 class ListingUpdate(Model):
@@ -451,6 +514,60 @@ class ListingUpdate(Model):
         None, description="owners may move listed <-> negotiating, or withdraw"
     )
     reason: str = Field("", max_length=300)
+    effective_from: date | None = past_day("the day the status change took effect")
+
+
+class BulkListingItem(Model):
+    application_number: str = Field(max_length=40)
+    terms: OfferTerms | None = Field(None, description="default: the request's `terms`")
+    listed_at: date | None = Field(
+        None, ge=EARLIEST, description="default: the request's `listed_at`"
+    )
+
+
+class BulkListingCreate(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "terms": {"modes": ["assignment", "non_exclusive_licence"], "negotiable": True},
+                    "items": [
+                        {"application_number": "202110123456.7"},
+                        {
+                            "application_number": "202120654321.X",
+                            "terms": {"modes": ["open_licence"], "price_cny": "0"},
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
+    terms: OfferTerms | None = Field(None, description="offer terms for items that give none")
+    listed_at: date | None = Field(
+        None,
+        ge=EARLIEST,
+        description="pool entry day for items that give none (bureau/admin to back-date)",
+    )
+    items: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=10_000,
+        description="each: application_number, optional terms and listed_at (BulkListingItem);"
+        " a bad item is reported on its own, the others are applied",
+    )
+
+
+class BulkListingResult(Model):
+    index: int
+    application_number: str | None = None
+    status: str = Field(description="listed | updated | unchanged | not_eligible | rejected")
+    listing_id: int | None = None
+    errors: list[dict[str, str]] = []
+
+
+class BulkListingReport(Model):
+    summary: dict[str, int]
+    results: list[BulkListingResult]
 
 
 class Listing(Model):
@@ -469,6 +586,7 @@ class Listing(Model):
     status_reason: str
     first_listed_at: datetime
     updated_at: datetime
+    status_since: datetime | None = None
     version: int
 
 

@@ -63,7 +63,8 @@ def test_university_uploads_the_demo_csv_with_the_client(
     with open(out, encoding="utf-8-sig") as f:
         rows = list(csv.reader(f))
     reasons = [r[4] for r in rows[1:] if r[2] == "rejected"]
-    assert any("check digit" in r for r in reasons) and any("IPC" in r for r in reasons)
+    # the report speaks the user's language: Chinese by default
+    assert any("校验位" in r for r in reasons) and any("IPC 分类号" in r for r in reasons)
     again = upload(DEMO_CSV, catalog.url, key)
     assert again["summary"]["unchanged"] == 6
 

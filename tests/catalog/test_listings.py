@@ -50,13 +50,13 @@ def test_ineligible_patents_are_refused_with_reasons(catalog: CatalogHandle) -> 
     lapsed = patent("天津失效大学", legal_status="lapsed")
     old = patent(
         "天津失效大学",
-        application_number="199910000001.0",
-        application_date="1999-01-05",
-        grant_date="2001-01-01",
+        application_number="200510000001.0",
+        application_date="2005-01-05",
+        grant_date="2006-01-01",
     )
     from shared.appno import make_application_number
 
-    old["application_number"] = make_application_number(1999, "2", 1)
+    old["application_number"] = make_application_number(2005, "2", 1)
     with catalog.client(key) as c:
         c.post("/v1/patents", json=lapsed)
         r = c.post("/v1/patents", json=old)

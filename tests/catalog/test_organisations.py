@@ -8,7 +8,7 @@ def test_health_and_ready(catalog: CatalogHandle) -> None:
         assert c.get("/healthz").json() == {"status": "ok"}
         ready = c.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json()["migration"] == "0003"
+        assert ready.json()["migration"] == "0004_records"
 
 
 def test_create_org_validates_uscc_and_district(catalog: CatalogHandle) -> None:

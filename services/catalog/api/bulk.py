@@ -18,12 +18,13 @@ from services.catalog.api.patents import supplier_org
 from services.catalog.domain import bulk_files
 from services.catalog.domain.bulk import (
     apply_upload_in_thread,
+    mark_repeats,
     outcome_from_dict,
     refresh_statistics,
     run_job,
 )
-from services.catalog.models import IdempotencyRecord, UploadJob
-from shared.auth import PrincipalDep, Role
+from services.catalog.models import IdempotencyRecord, Organisation, UploadJob
+from shared.auth import Principal, PrincipalDep, Role, require_role
 from shared.db import Database
 from shared.errors import (
     Conflict,
@@ -37,6 +38,7 @@ from shared.errors import (
 )
 from shared.i18n import translate_report
 from shared.openapi import file_responses
+from shared.params import MAX_ID
 
 router = APIRouter(prefix="/v1", tags=["bulk"])
 
@@ -50,6 +52,14 @@ record again is `unchanged` and writes nothing. Small files are answered at once
 a per-record report; larger ones return `202` and a job to poll at `/v1/uploads/{id}`.
 A file that cannot be read at all changes nothing. Send `Idempotency-Key` to make
 retries safe.
+
+A row with offer terms (`modes` / 转化方式, `price_cny` / 价格(元), `negotiable` / 价格面议,
+`zero_price` / 零元转让, `use_first_pay_later` / 先使用后付费, `deferred_licence_fee` /
+延期支付许可费, `listed_at` / 入池日期) is also pooled: its report row says `listing`:
+listed | updated | unchanged | not_eligible | rejected, with `listing_errors` saying why.
+A number repeated in the file is reported on every earlier row; the last row is used.
+The city bureau or an admin may upload for a university (`?org_id=`) and back-date
+`listed_at` (pool migration).
 """
 
 
@@ -166,8 +176,14 @@ async def bulk_upload(
     principal: PrincipalDep,
     format: str | None = Query(None, description="json, ndjson, csv or xlsx"),
     idempotency_key: str | None = Header(None, max_length=100),
+    org_id: int | None = Query(
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="upload for this organisation (city bureau or admin: pool migration)",
+    ),
 ) -> JSONResponse:
-    org = await supplier_org(session, principal)
+    org = await upload_org(session, principal, org_id)
     file, ctype, name = await read_upload(request, settings.max_upload_bytes)
     fmt = bulk_files.detect_format(ctype, name, format)
     rhash = await asyncio.to_thread(file_hash, file, fmt)
@@ -178,7 +194,7 @@ async def bulk_upload(
     if isinstance(replayed, UploadJob):
         check_job_capacity(request, settings.max_concurrent_jobs)  # a 503 undoes the claim
         await session.commit()  # the claim; release the request's transaction
-        return await resume_job(request, replayed, records)
+        return await resume_job(request, replayed, records, principal)
     if not records:
         raise bulk_files.Malformed("the file holds no records")
     if len(records) > settings.max_upload_records:
@@ -193,13 +209,14 @@ async def bulk_upload(
         await session.commit()
         db: Database = request.app.state.db
         body = await asyncio.to_thread(
-            apply_upload_in_thread, db.url, org.id, fmt, records, idempotency_key, rhash
-        )
+            apply_upload_in_thread, db.url, org.id, fmt, records, idempotency_key, rhash,
+            principal.to_dict(),
+        )  # fmt: skip
         # stored in English (idempotent replays), reasons rendered in the reader's language
         return JSONResponse(translate_report(body, request_language(request)))
     check_job_capacity(request, settings.max_concurrent_jobs)
     await session.commit()  # release the request's transaction (SQLite has one writer)
-    return await start_job(request, org.id, fmt, records, idempotency_key, rhash)
+    return await start_job(request, org.id, fmt, records, idempotency_key, rhash, principal)
 
 
 def check_job_capacity(request: Request, limit: int) -> None:
@@ -236,14 +253,19 @@ _running: set[asyncio.Task[None]] = set()
 
 
 async def resume_job(
-    request: Request, job: UploadJob, records: list[tuple[int, dict[str, Any]]]
+    request: Request,
+    job: UploadJob,
+    records: list[tuple[int, dict[str, Any]]],
+    principal: Principal,
 ) -> JSONResponse:
     """Carry on a failed job from its saved progress, keeping what was already committed."""
     if len(records) != job.total:  # same hash, so same file: cannot happen unless tampered
         raise Conflict("this upload does not match the job it would resume")
-    committed_rows = {row for row, _ in records[: job.processed]}
+    kept, repeated = mark_repeats(records)  # progress counts the rows the job writes
+    committed_rows = {row for row, _ in kept[: job.processed]} | {o.row for o in repeated}
     prior = [outcome_from_dict(d) for d in job.report or [] if d["row"] in committed_rows]
-    launch(request, job.id, job.org_id, records, start_at=job.processed, prior=prior)
+    launch(request, job.id, job.org_id, records, start_at=job.processed, prior=prior,
+           principal=principal)  # fmt: skip
     poll = f"/v1/uploads/{job.id}"
     body = {"job_id": job.id, "status": "queued", "total": job.total,
             "resumed_at": job.processed, "poll": poll}  # fmt: skip
@@ -257,6 +279,7 @@ async def start_job(
     records: list[tuple[int, dict[str, Any]]],
     idempotency_key: str | None,
     rhash: str,
+    principal: Principal,
 ) -> JSONResponse:
     db: Database = request.app.state.db
     job_id = uuid.uuid4().hex
@@ -285,8 +308,20 @@ async def start_job(
         if not is_unique_violation(exc):
             raise
         raise Conflict("an upload with this Idempotency-Key is already in progress") from None
-    launch(request, job_id, org_id, records)
+    launch(request, job_id, org_id, records, principal=principal)
     return JSONResponse(body, status_code=202, headers={"Location": body["poll"]})
+
+
+async def upload_org(session: SessionDep, principal: Principal, org_id: int | None) -> Organisation:
+    """The uploader's own organisation, or — for the city bureau or an admin migrating a
+    university's records — the one named by `org_id`."""
+    if org_id is None or org_id == principal.org_id:
+        return await supplier_org(session, principal)
+    require_role(principal, Role.CITY_BUREAU)
+    org = await session.get(Organisation, org_id)
+    if org is None:
+        raise NotFound(f"organisation {org_id} does not exist")
+    return org
 
 
 async def load_job(session: SessionDep, job_id: str, org_id: int, role: Role) -> UploadJob:

@@ -2,29 +2,51 @@
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
 from fastapi import APIRouter, Query, Request, status
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from services.catalog import schemas
 from services.catalog.api.deps import SessionDep
-from services.catalog.domain.feed_payloads import organisation_payload
+from services.catalog.api.patents import district_key, one_of
 from services.catalog.domain.keys import issue_key, revoke_key
-from services.catalog.models import ApiKey, FeedEntry, Organisation
-from shared import feed
+from services.catalog.domain.org_history import (
+    STATE_FIELDS,
+    changes_of,
+    ensure_baseline,
+    publish_org,
+    recorded_by,
+    state_of,
+    state_on,
+    timeline,
+    timeline_payload,
+)
+from services.catalog.models import ApiKey, Organisation, OrganisationChange
+from shared import bizdate
 from shared.auth import Principal, PrincipalDep, Role, require_role
-from shared.errors import Conflict, Forbidden, NotFound, is_unique_violation
+from shared.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unprocessable,
+    is_unique_violation,
+    pydantic_errors,
+)
 from shared.feed import utcnow
 from shared.params import MAX_ID, PathId
-from shared.regions import DISTRICT_BY_CHINESE
+from shared.regions import DISTRICT_BY_CHINESE, OrgKind
 
 router = APIRouter(prefix="/v1", tags=["organisations"])
 
 # What an organisation *is* decides what it may do and whether its deals count: its place
 # (district / province → in_tianjin, and a district bureau's reach), its SME status, and
 # the names that decide which patents it may claim as patentee (name, aliases). Only the
-# city bureau or an admin changes them; kind and USCC cannot be changed at all.
-AUTHORITY_FIELDS = ("name", "aliases", "district", "province", "is_sme", "sme_basis")
+# city bureau or an admin changes them; kind only between sme and enterprise, USCC never.
+AUTHORITY_FIELDS = ("name", "aliases", "kind", "district", "province", "is_sme", "sme_basis")
 
 
 async def load_org(session: SessionDep, org_id: PathId) -> Organisation:
@@ -35,7 +57,7 @@ async def load_org(session: SessionDep, org_id: PathId) -> Organisation:
 
 
 async def create_organisation(
-    session: SessionDep, body: schemas.OrganisationCreate
+    session: SessionDep, body: schemas.OrganisationCreate, principal: Principal | None = None
 ) -> Organisation:
     """Shared by the API and the CLI."""
     clash = await session.scalar(select(Organisation).where(Organisation.name == body.name))
@@ -53,9 +75,8 @@ async def create_organisation(
         if not is_unique_violation(exc):
             raise
         raise Conflict("organisation name or USCC already registered") from exc
-    await feed.append(
-        session, FeedEntry, [("organisation", str(org.id), "upsert", organisation_payload(org))]
-    )
+    await ensure_baseline(session, org, principal)
+    await publish_org(session, org)
     return org
 
 
@@ -67,7 +88,7 @@ async def create(
 ) -> Organisation:
     """Register an organisation (admin or city bureau)."""
     require_role(principal, Role.CITY_BUREAU)
-    return await create_organisation(session, body)
+    return await create_organisation(session, body, principal)
 
 
 @router.get("/organisations", response_model=schemas.OrganisationPage)
@@ -80,6 +101,8 @@ async def list_organisations(
     limit: int = Query(100, ge=1, le=1000),
 ) -> schemas.OrganisationPage:
     stmt = select(Organisation).where(Organisation.id > after).order_by(Organisation.id)
+    kind = one_of("kind", kind, {k.value: k.value for k in OrgKind})
+    district = district_key(district)
     if kind:
         stmt = stmt.where(Organisation.kind == kind)
     if district:
@@ -104,24 +127,37 @@ async def get_organisation(org_id: PathId, session: SessionDep) -> Organisation:
 async def update_organisation(
     org_id: PathId, body: schemas.OrganisationUpdate, session: SessionDep, principal: PrincipalDep
 ) -> Organisation:
-    """An organisation edits itself; the city bureau and admins edit any."""
+    """Change an organisation from `effective_from` on (default today, Tianjin time).
+
+    An organisation edits itself; the city bureau and admins edit any, and only they may
+    back-date a change. Every change is kept in the history with who, when and why."""
     org = await load_org(session, org_id)
     if principal.org_id != org.id:
         require_role(principal, Role.CITY_BUREAU)
     check_authority(org, body, principal)
-    merged = schemas.OrganisationCreate.model_validate(
-        {
-            **schemas.OrganisationCreate.model_validate(org, from_attributes=True).model_dump(),
-            **body.model_dump(exclude_unset=True),
-            "kind": org.kind,
-            "uscc": org.uscc,
-        }
+    on = check_effective_from(body.effective_from, principal)
+    sent = requested_values(org, body)
+    changes = await ensure_baseline(session, org, principal)
+    before = timeline(changes)
+    change = OrganisationChange(
+        org_id=org.id,
+        effective_from=on,
+        values=sent,
+        previous={k: state_on(before, on).get(k) for k in sent},
+        reason=body.reason,
+        recorded_at=utcnow(),
+        **recorded_by(principal),
     )
-    changes = merged.model_dump(mode="json", exclude={"kind", "uscc"})
-    if all(getattr(org, k) == v for k, v in changes.items()):
-        return org
-    for k, v in changes.items():
-        setattr(org, k, v)
+    after = timeline([*changes, change])
+    if after == before:
+        return org  # nothing would differ on any day
+    for start, state in after:
+        check_state(org, start, state)
+    session.add(change)
+    current = after[-1][1]
+    if any(getattr(org, k) != current[k] for k in STATE_FIELDS):
+        for k in STATE_FIELDS:
+            setattr(org, k, current[k])
     org.updated_at = utcnow()
     try:
         await session.flush()
@@ -129,9 +165,7 @@ async def update_organisation(
         if not is_unique_violation(exc):
             raise
         raise Conflict("another organisation already has that name") from exc
-    await feed.append(
-        session, FeedEntry, [("organisation", str(org.id), "upsert", organisation_payload(org))]
-    )
+    await publish_org(session, org, on)
     return org
 
 
@@ -141,8 +175,10 @@ def check_authority(
     """403 naming every authority attribute the caller tried to change without the right."""
     if principal.role in (Role.CITY_BUREAU, Role.ADMIN):
         return
-    sent = body.model_dump(exclude_unset=True)
-    current = schemas.OrganisationCreate.model_validate(org, from_attributes=True).model_dump()
+    sent = body.model_dump(mode="json", exclude_unset=True)
+    current = schemas.OrganisationCreate.model_validate(org, from_attributes=True).model_dump(
+        mode="json"
+    )
     if isinstance(sent.get("district"), str):
         # Compare normal forms: `滨海新区` and `binhai` are the same district.
         d = sent["district"]
@@ -157,6 +193,87 @@ def check_authority(
                 for f in refused
             ],
         )
+
+
+def check_effective_from(requested: date | None, principal: Principal) -> date:
+    today = bizdate.today()
+    on = requested or today
+    if on > today:
+        raise Unprocessable.field(
+            "effective_from", f"{on.isoformat()} is in the future (today is {today.isoformat()})"
+        )
+    if on < today and principal.role not in (Role.CITY_BUREAU, Role.ADMIN):
+        raise Forbidden(
+            "effective_from: only the city bureau or an admin may back-date a change",
+            errors=[
+                {
+                    "field": "effective_from",
+                    "reason": "only the city bureau or an admin may back-date a change",
+                }
+            ],
+        )
+    return on
+
+
+def requested_values(org: Organisation, body: schemas.OrganisationUpdate) -> dict[str, Any]:
+    """The fields the request sets, in stored form; a move states both place fields."""
+    sent = body.model_dump(mode="json", exclude_unset=True, exclude={"effective_from", "reason"})
+    if sent.get("district"):
+        try:
+            sent["district"] = schemas.normalize_district(sent["district"])
+        except ValueError as exc:
+            raise Unprocessable.field("district", str(exc)) from None
+        sent.setdefault("province", None)
+    elif "district" in sent:
+        sent["district"] = None
+    if sent.get("province") and sent["province"] != "天津市" and "district" not in sent:
+        sent["district"] = None  # a province outside Tianjin is a move out
+    if "kind" in sent and sent["kind"] != org.kind:
+        movable = {OrgKind.SME.value, OrgKind.ENTERPRISE.value}
+        if not {sent["kind"], org.kind} <= movable:
+            raise Unprocessable.field(
+                "kind", "only changes between sme and enterprise; register a new organisation"
+            )
+    return sent
+
+
+def check_state(org: Organisation, start: date | None, state: dict[str, Any]) -> None:
+    """Every day's state must be one an organisation may register with."""
+    when = f"from {start.isoformat()}" if start else "in its first state"
+    if state["kind"] == OrgKind.SME.value and not state["is_sme"]:
+        raise Unprocessable.field(
+            "is_sme",
+            "an organisation of kind sme is an SME; to end its SME status send "
+            '"kind": "enterprise" with "is_sme": false',
+        )
+    try:
+        schemas.OrganisationCreate.model_validate({**state, "uscc": org.uscc})
+    except ValidationError as exc:
+        errors = pydantic_errors(list(exc.errors()))
+        for e in errors:
+            e["reason"] = f"{e['reason']} ({when})"
+        raise Unprocessable(
+            "; ".join(f"{e['field']}: {e['reason']}" for e in errors), errors=errors
+        ) from None
+
+
+@router.get("/organisations/{org_id}/history", response_model=schemas.OrganisationHistory)
+async def organisation_history(
+    org_id: PathId, session: SessionDep, principal: PrincipalDep
+) -> schemas.OrganisationHistory:
+    """Every recorded change (who, when, why) and the dated states they add up to."""
+    if principal.org_id != org_id:
+        require_role(principal, Role.CITY_BUREAU, Role.DISTRICT_BUREAU)
+    org = await load_org(session, org_id)
+    changes = await changes_of(session, org.id)
+    if not changes:  # registered before the history existed: its state so far
+        changes = [OrganisationChange(effective_from=None, values=state_of(org), previous={},
+                                      reason="first known state", recorded_at=org.created_at)]  # fmt: skip
+    return schemas.OrganisationHistory(
+        org_id=org.id,
+        changes=[schemas.OrganisationChange.model_validate(c) for c in changes if c.id],
+        timeline=[schemas.OrganisationState(**s) for s in timeline_payload(timeline(changes))],
+    )
 
 
 @router.post(

@@ -26,11 +26,12 @@ from services.catalog.domain.search import (
     sort_value,
 )
 from services.catalog.models import Listing, Organisation, Patent
-from shared.appno import InvalidNumber, normalize_application_number
+from shared.appno import InvalidNumber, PatentType, normalize_application_number
 from shared.auth import Principal, PrincipalDep, Role, require_role
 from shared.errors import Forbidden, NotFound, Unprocessable
 from shared.feed import utcnow
 from shared.params import MAX_ID
+from shared.regions import OrgKind
 
 router = APIRouter(prefix="/v1", tags=["patents"])
 
@@ -183,20 +184,58 @@ def filters(
         str | None, Query(description="listing status, 'pooled' or 'unlisted'")
     ] = None,
 ) -> Filters:
+    """Every filter value is checked: an unknown one is a 422 naming the parameter and
+    the values it takes, never an empty page."""
     return Filters(
         q=q,
         ipc=ipc,
         industry=industry,
         owner=owner,
-        owner_kind=owner_kind,
-        district=district,
+        owner_kind=one_of("owner_kind", owner_kind, {k.value: k.value for k in OrgKind}),
+        district=district_key(district),
         mode=mode.value if mode else None,
         zero_price=zero_price,
         use_first_pay_later=use_first_pay_later,
-        patent_type=patent_type,
-        legal_status=legal_status,
-        pool_status=pool_status,
+        patent_type=one_of("patent_type", patent_type, PATENT_TYPE_VALUES),
+        legal_status=one_of("legal_status", legal_status, LEGAL_STATUS_VALUES),
+        pool_status=one_of("pool_status", pool_status, POOL_STATUS_VALUES),
     )
+
+
+PATENT_TYPE_VALUES = {
+    **{t.value: t.value for t in PatentType},
+    "发明": "invention", "实用新型": "utility_model", "外观设计": "design",
+}  # fmt: skip
+LEGAL_STATUS_VALUES = {
+    **{s.value: s.value for s in schemas.LegalStatus},
+    **schemas.LEGAL_STATUS_ALIASES,
+}
+POOL_STATUS_VALUES = {
+    **{s.value: s.value for s in schemas.ListingStatus},
+    "pooled": "pooled", "unlisted": "unlisted",
+}  # fmt: skip
+
+
+def one_of(param: str, value: str | None, allowed: dict[str, str]) -> str | None:
+    if value is None or value == "":
+        return None
+    key = value.strip()
+    found = allowed.get(key) or allowed.get(key.lower())
+    if found is None:
+        raise Unprocessable.field(
+            param, f"unknown value '{value}'; use one of {', '.join(allowed)}"
+        )
+    return found
+
+
+def district_key(value: str | None) -> str | None:
+    """A Tianjin district by key (`nankai`) or Chinese name (`南开区`)."""
+    if value is None or value == "":
+        return None
+    try:
+        return schemas.normalize_district(value)
+    except ValueError as exc:
+        raise Unprocessable.field("district", str(exc)) from None
 
 
 @router.get("/patents", response_model=schemas.PatentPage)

@@ -11,6 +11,7 @@ from services.catalog.api.deps import SessionDep
 from services.catalog.domain.industry import industry_catalogue
 from services.catalog.models import Listing, ListingEvent, Organisation, Patent, PatentOwner
 from services.catalog.schemas import POOLED
+from shared import bizdate
 from shared.regions import TIANJIN_DISTRICTS
 
 router = APIRouter(prefix="/v1", tags=["stats"])
@@ -85,7 +86,7 @@ async def pool_stats(session: SessionDep) -> dict[str, Any]:
     )
     months: dict[str, int] = {}
     for (at,) in (await session.execute(select(first.c.at))).all():
-        key = at.strftime("%Y-%m")
+        key = bizdate.business_date(at).strftime("%Y-%m")  # Tianjin months, not UTC
         months[key] = months.get(key, 0) + 1
     return {
         "pooled": total or 0,

@@ -15,8 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.pool import NullPool
 
 from services.catalog.domain.ingest import Outcome, Prepared, RecordError, prepare, upsert_batch
+from services.catalog.domain.offer_rows import parse_offer, split_offer
+from services.catalog.domain.pooling import STATUSES as POOL_STATUSES
+from services.catalog.domain.pooling import PoolRequest, normalised, pool_many
 from services.catalog.models import IdempotencyRecord, Organisation, UploadJob
 from services.catalog.schemas import PatentIn
+from shared.auth import Principal, Role
 from shared.db import create_engine
 from shared.errors import pydantic_errors
 from shared.feed import utcnow
@@ -57,8 +61,18 @@ def validate_records(
         if nul:
             bad.append(Outcome(row, None, "rejected", [{"field": nul, "reason": NUL_REASON}]))
             continue
+        raw = dict(raw)  # the job keeps the original records to resume from
+        cells = split_offer(raw)
         try:
-            good.append((row, prepare(PatentIn.model_validate(raw))))
+            offer = parse_offer(cells)
+        except ValidationError as exc:
+            bad.append(Outcome(row, str(number) if number else None, "rejected",
+                               pydantic_errors(list(exc.errors()))))  # fmt: skip
+            continue
+        try:
+            prepared = prepare(PatentIn.model_validate(raw))
+            prepared.offer = offer
+            good.append((row, prepared))
         except ValidationError as exc:
             bad.append(
                 Outcome(
@@ -82,17 +96,81 @@ def validate_records(
 
 def summarise(outcomes: list[Outcome]) -> dict[str, int]:
     counts = Counter(o.status for o in outcomes)
-    return {k: counts.get(k, 0) for k in ("accepted", "updated", "unchanged", "rejected")} | {
+    out = {k: counts.get(k, 0) for k in ("accepted", "updated", "unchanged", "rejected")} | {
         "total": len(outcomes)
     }
+    pooled = Counter(o.listing for o in outcomes if o.listing is not None)
+    if pooled:
+        out |= {f"listing_{k}": pooled.get(k, 0) for k in POOL_STATUSES}
+    return out
+
+
+def mark_repeats(
+    records: list[tuple[int, dict[str, Any]]],
+) -> tuple[list[tuple[int, dict[str, Any]]], list[Outcome]]:
+    """A number given twice in one file: the later row is used and every earlier one is
+    reported (across the whole file, not only within one chunk of a job)."""
+    last: dict[str, int] = {}
+    for row, raw in records:
+        number = normalised(str(raw.get("application_number") or ""))
+        if number:
+            last[number] = row
+    kept, repeated = [], []
+    for row, raw in records:
+        number = normalised(str(raw.get("application_number") or ""))
+        if number and last[number] != row:
+            repeated.append(Outcome(row, number, "rejected", [{
+                "field": "application_number",
+                "reason": f"repeated later in the same upload (row {last[number]}); "
+                "the later row is used",
+            }]))  # fmt: skip
+        else:
+            kept.append((row, raw))
+    return kept, repeated
+
+
+async def pool_rows(
+    session: AsyncSession,
+    principal: Principal,
+    good: list[tuple[int, Prepared]],
+    outcomes: list[Outcome],
+) -> None:
+    """Pool the rows that carried offer terms and whose patent is stored; the row's
+    report says listed / updated / unchanged / not_eligible (why) / rejected (why)."""
+    by_row = {o.row: o for o in outcomes}
+    requests = [
+        PoolRequest(row, p.application_number, p.offer.terms, p.offer.listed_at)
+        for row, p in good
+        if p.offer is not None and row in by_row and by_row[row].status != "rejected"
+    ]
+    if not requests:
+        return
+    for r in await pool_many(session, principal, requests):
+        o = by_row[r.index]
+        o.listing, o.listing_id, o.listing_errors = r.status, r.listing_id, r.errors
+
+
+async def apply_batch(
+    session: AsyncSession,
+    org: Organisation,
+    principal: Principal,
+    good: list[tuple[int, Prepared]],
+) -> list[Outcome]:
+    outcomes = await upsert_batch(session, org, good)
+    await pool_rows(session, principal, good, outcomes)
+    return outcomes
 
 
 async def apply_upload(
-    session: AsyncSession, org: Organisation, records: list[tuple[int, dict[str, Any]]]
+    session: AsyncSession,
+    org: Organisation,
+    records: list[tuple[int, dict[str, Any]]],
+    principal: Principal,
 ) -> list[Outcome]:
     """Synchronous path: everything in the caller's one transaction."""
+    records, repeated = mark_repeats(records)
     good, bad = validate_records(records)
-    outcomes = bad + await upsert_batch(session, org, good)
+    outcomes = repeated + bad + await apply_batch(session, org, principal, good)
     return sorted(outcomes, key=lambda o: o.row)
 
 
@@ -110,6 +188,7 @@ async def _apply_upload(
     records: list[tuple[int, dict[str, Any]]],
     idempotency_key: str | None,
     rhash: str,
+    principal: dict[str, Any],
 ) -> dict[str, Any]:
     """The synchronous upload in one transaction of its own; returns the report."""
     engine = create_engine(url, poolclass=NullPool)
@@ -118,7 +197,7 @@ async def _apply_upload(
         async with maker() as session, session.begin():
             org = await session.get(Organisation, org_id)
             assert org is not None
-            outcomes = await apply_upload(session, org, records)
+            outcomes = await apply_upload(session, org, records, Principal.from_dict(principal))
             body: dict[str, Any] = {
                 "format": fmt,
                 "summary": summarise(outcomes),
@@ -166,6 +245,7 @@ async def run_job(
     chunk_size: int = CHUNK,
     start_at: int = 0,
     prior: list[Outcome] | None = None,
+    principal: Principal | None = None,
 ) -> None:
     """Background path: chunks of `chunk_size` records, each its own transaction that also
     saves the progress. A failed job resumes at `start_at` (its saved progress) with the
@@ -173,6 +253,9 @@ async def run_job(
     doubles a record; re-applying one would anyway come back `unchanged`.
     """
     outcomes: list[Outcome] = list(prior or [])
+    records, repeated = mark_repeats(records)
+    if start_at == 0:
+        outcomes += repeated
     try:
         async with sessionmaker() as session, session.begin():
             job = await session.get(UploadJob, job_id)
@@ -193,7 +276,8 @@ async def run_job(
             async with sessionmaker() as session, session.begin():
                 org = await session.get(Organisation, org_id)
                 assert org is not None
-                done = bad + await upsert_batch(session, org, good)
+                actor = principal or Principal("job", org.id, Role.SUPPLIER, org.kind)
+                done = bad + await apply_batch(session, org, actor, good)
                 job = await session.get(UploadJob, job_id)
                 assert job is not None
                 job.processed = min(len(records), start + len(chunk))
@@ -204,6 +288,7 @@ async def run_job(
             job = await session.get(UploadJob, job_id)
             assert job is not None
             job.status = "done"
+            job.processed = job.total
             job.error = None
             job.summary = summarise(outcomes)
             job.report = [o.to_dict() for o in outcomes]

@@ -32,8 +32,16 @@ TEMPLATE_COLUMNS = [
     ("application_date", "申请日"),
     ("grant_date", "授权公告日"),
     ("legal_status", "法律状态"),
+    # Offer terms: a row with a 转化方式 is pooled with them (see services.catalog.domain.offer_rows).
+    ("modes", "转化方式"),
+    ("price_cny", "价格(元)"),
+    ("negotiable", "价格面议"),
+    ("zero_price", "零元转让"),
+    ("use_first_pay_later", "先使用后付费"),
+    ("deferred_licence_fee", "延期支付许可费"),
+    ("listed_at", "入池日期"),
 ]
-LIST_FIELDS = {"ipc_codes", "patentees", "inventors"}
+LIST_FIELDS = {"ipc_codes", "patentees", "inventors", "modes"}
 HEADER_ALIASES: dict[str, str] = {
     **{en: en for en, _ in TEMPLATE_COLUMNS},
     **{zh: en for en, zh in TEMPLATE_COLUMNS},
@@ -43,6 +51,8 @@ HEADER_ALIASES: dict[str, str] = {
     "主权项": "claims", "ipc": "ipc_codes", "ipc主分类号": "ipc_codes", "分类号": "ipc_codes",
     "申请人": "patentees", "申请(专利权)人": "patentees", "当前权利人": "patentees",
     "授权日": "grant_date", "公告日": "grant_date", "当前法律状态": "legal_status",
+    "交易方式": "modes", "许可方式": "modes", "价格": "price_cny", "价格（元）": "price_cny",
+    "挂牌价格": "price_cny", "面议": "negotiable", "挂牌日期": "listed_at",
 }  # fmt: skip
 
 
@@ -304,6 +314,13 @@ def template_csv() -> bytes:
             "2021-01-05",
             "2023-06-30",
             "有效",
+            "转让;普通许可",
+            "50000",
+            "是",
+            "否",
+            "否",
+            "否",
+            "",
         ]
     )
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
@@ -326,6 +343,13 @@ def template_xlsx() -> bytes:
         "legal_status": "必填：有效/审中/失效/届满/无效/撤回/驳回",
         "application_date": "YYYY-MM-DD",
         "grant_date": "有效专利必填，YYYY-MM-DD",
+        "modes": "选填；填写则同时入池。多个用分号分隔：转让/独占许可/排他许可/普通许可/开放许可/作价入股",
+        "price_cny": "元；不填则须价格面议为“是”",
+        "negotiable": "是/否，默认是",
+        "zero_price": "是/否；零元转让须含“转让”方式",
+        "use_first_pay_later": "是/否；先使用后付费须含许可方式",
+        "deferred_licence_fee": "是/否；须含许可方式",
+        "listed_at": "YYYY-MM-DD；早于今天仅限市局或管理员（存量迁移）",
     }
     for col, (en, _zh) in enumerate(TEMPLATE_COLUMNS, start=1):
         cell = ws.cell(row=1, column=col)

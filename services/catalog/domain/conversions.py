@@ -3,14 +3,16 @@ patents it names; when every deal naming a patent is cancelled it returns to the
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.catalog.domain.ingest import ineligibility, set_listing_status
+from services.catalog.domain.ingest import ineligibility, last_event_at, set_listing_status
 from services.catalog.models import ConvertedPatent, Listing, Patent
 from services.catalog.schemas import POOLED
+from shared import bizdate
 
 ACTIVE_DEAL = ("registered", "effective")
 
@@ -20,6 +22,24 @@ async def apply_deal_entries(session: AsyncSession, entries: list[dict[str, Any]
         if entry["entity"] != "deal":
             continue
         await apply_deal(session, entry["payload"])
+
+
+async def _deal_time(
+    session: AsyncSession, listing: Listing, deal: dict[str, Any]
+) -> datetime | None:
+    """A patent leaves the pool on its deal's date (effective, else contract date), so a
+    migrated ledger counts the pool as it really was; now, when that date is today or
+    before the listing's last recorded change."""
+    raw = deal.get("effective_date") or deal.get("contract_date")
+    try:
+        day = date.fromisoformat(str(raw)) if raw else None
+    except ValueError:
+        return None
+    if day is None or day >= bizdate.today():
+        return None
+    at = bizdate.day_start_utc(day)
+    last = await last_event_at(session, listing.id)
+    return None if last is not None and at < last else at
 
 
 async def apply_deal(session: AsyncSession, deal: dict[str, Any]) -> None:
@@ -60,7 +80,8 @@ async def apply_deal(session: AsyncSession, deal: dict[str, Any]) -> None:
             select(ConvertedPatent.deal_id).where(ConvertedPatent.patent_id == pid).limit(1)
         )
         if active and listing.status in POOLED:
-            await set_listing_status(session, listing, "converted", f"deal {active}")
+            await set_listing_status(session, listing, "converted", f"deal {active}",
+                                     at=await _deal_time(session, listing, deal))  # fmt: skip
         elif not active and listing.status == "converted":
             patent = await session.get(Patent, pid)
             assert patent is not None

@@ -4,26 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.catalog.models import Bundle, Listing, Organisation, Patent
+from services.catalog.models import Bundle, Listing, Patent
 
 
 def _iso(v: Any) -> str | None:
     return v.isoformat() if v is not None else None
-
-
-def organisation_payload(org: Organisation) -> dict[str, Any]:
-    return {
-        "id": org.id,
-        "kind": org.kind,
-        "name": org.name,
-        "uscc": org.uscc,
-        "district": org.district,
-        "province": org.province,
-        "in_tianjin": org.in_tianjin,
-        "is_sme": org.is_sme,
-        "sme_basis": org.sme_basis,
-        "updated_at": _iso(org.updated_at),
-    }
 
 
 PATENT_FIELDS = (
@@ -52,23 +37,40 @@ def patent_payload_from(
     return payload
 
 
+LISTING_FIELDS = (
+    "id", "patent_id", "status", "modes", "price_cny", "negotiable", "zero_price",
+    "use_first_pay_later", "deferred_licence_fee", "first_listed_at", "updated_at",
+    "status_since",
+)  # fmt: skip
+
+
 def listing_payload(
     listing: Listing, application_number: str, owner_org_ids: list[int]
 ) -> dict[str, Any]:
+    values = {k: getattr(listing, k) for k in LISTING_FIELDS}
+    return listing_payload_from(values, application_number, owner_org_ids)
+
+
+def listing_payload_from(
+    values: dict[str, Any], application_number: str, owner_org_ids: list[int]
+) -> dict[str, Any]:
+    """`status_since`: when the current status took effect (a migrated pool's real date)."""
+    price = values.get("price_cny")
     return {
-        "id": listing.id,
-        "patent_id": listing.patent_id,
+        "id": values["id"],
+        "patent_id": values["patent_id"],
         "application_number": application_number,
-        "status": listing.status,
-        "modes": listing.modes,
-        "price_cny": str(listing.price_cny) if listing.price_cny is not None else None,
-        "negotiable": listing.negotiable,
-        "zero_price": listing.zero_price,
-        "use_first_pay_later": listing.use_first_pay_later,
-        "deferred_licence_fee": listing.deferred_licence_fee,
+        "status": values["status"],
+        "modes": values["modes"],
+        "price_cny": str(price) if price is not None else None,
+        "negotiable": values["negotiable"],
+        "zero_price": values["zero_price"],
+        "use_first_pay_later": values["use_first_pay_later"],
+        "deferred_licence_fee": values["deferred_licence_fee"],
         "owner_org_ids": sorted(owner_org_ids),
-        "first_listed_at": _iso(listing.first_listed_at),
-        "updated_at": _iso(listing.updated_at),
+        "first_listed_at": _iso(values.get("first_listed_at")),
+        "updated_at": _iso(values.get("updated_at")),
+        "status_since": _iso(values.get("status_since") or values.get("updated_at")),
     }
 
 

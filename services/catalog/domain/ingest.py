@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, cast
 
 import orjson
@@ -27,6 +27,7 @@ from services.catalog.domain.feed_payloads import (
 )
 from services.catalog.domain.industry import industry_columns
 from services.catalog.domain.lifecycle import expiry_date, pool_ineligibility
+from services.catalog.domain.offer_rows import RowOffer
 from services.catalog.domain.textnorm import search_text
 from services.catalog.models import (
     ConvertedPatent,
@@ -39,9 +40,9 @@ from services.catalog.models import (
     PatentSearch,
 )
 from services.catalog.schemas import POOLED, PatentIn
-from shared import feed
+from shared import bizdate, feed
 from shared.appno import InvalidNumber, parse_application_number
-from shared.db import insert_rows, next_ids
+from shared.db import insert_rows, insert_with_ids
 from shared.feed import utcnow
 
 HASHED_FIELDS = (
@@ -53,6 +54,7 @@ HASHED_FIELDS = (
 @dataclass
 class Prepared:
     values: dict[str, Any]
+    offer: RowOffer | None = None  # offer terms given with the record: pool it
 
     @property
     def application_number(self) -> str:
@@ -66,6 +68,10 @@ class Outcome:
     status: str
     errors: list[dict[str, str]] = field(default_factory=list)
     patent_id: int | None = None
+    # When the row carried offer terms: listed | updated | unchanged | not_eligible | rejected
+    listing: str | None = None
+    listing_id: int | None = None
+    listing_errors: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -77,6 +83,12 @@ class Outcome:
             d["patent_id"] = self.patent_id
         if self.errors:
             d["errors"] = self.errors
+        if self.listing is not None:
+            d["listing"] = self.listing
+            if self.listing_id is not None:
+                d["listing_id"] = self.listing_id
+            if self.listing_errors:
+                d["listing_errors"] = self.listing_errors
         return d
 
 
@@ -257,19 +269,7 @@ async def upsert_batch(
             {**_columns(p.values), "created_at": now, "updated_at": now, "version": 1}
             for _, p in inserts
         ]
-        new_ids: dict[str, int] = {}
-        reserved = await next_ids(session, PATENT, len(rows))
-        if reserved is not None:  # PostgreSQL: ids first, then COPY
-            for row_values, pid in zip(rows, reserved, strict=True):
-                row_values["id"] = pid
-                new_ids[row_values["application_number"]] = pid
-            await insert_rows(session, PATENT, rows)
-        else:
-            for chunk in _chunks(rows, 2000):
-                inserted = await session.execute(
-                    insert(PATENT).returning(PATENT.c.id, PATENT.c.application_number), chunk
-                )
-                new_ids.update({num: pid for pid, num in inserted.all()})
+        new_ids = await insert_with_ids(session, PATENT, rows, "application_number")
         await insert_rows(
             session,
             PatentSearch.__table__,
@@ -392,28 +392,51 @@ async def ineligibility(
         expiry=patent.expiry_date,
         owner_kinds=list(kinds),
         converted_by=list(deals),
-        today=today,
+        today=today or bizdate.today(),
     )
 
 
 async def set_listing_status(
-    session: AsyncSession, listing: Listing, status: str, reason: str
+    session: AsyncSession,
+    listing: Listing,
+    status: str,
+    reason: str,
+    *,
+    at: datetime | None = None,
+    recorded_by: str | None = None,
 ) -> None:
-    """Move a listing and record the event and the feed entry."""
+    """Move a listing and record the event and the feed entry. `at`: when the move took
+    effect, if not now (a migrated pool's real date; callers check who may back-date)."""
     await feed.lock(session)  # before the listing's row lock (see shared.feed.lock)
     if listing.status == status:
         return
+    now = utcnow()
     session.add(
         ListingEvent(
-            listing_id=listing.id, from_status=listing.status, to_status=status, reason=reason
+            listing_id=listing.id,
+            from_status=listing.status,
+            to_status=status,
+            reason=reason,
+            at=at or now,
+            recorded_at=now,
+            recorded_by=recorded_by,
         )
     )
     listing.status = status
     listing.status_reason = reason
-    listing.updated_at = utcnow()
+    listing.updated_at = now
+    listing.status_since = at or now
     listing.version += 1
     await session.flush()
     await publish_listing(session, listing)
+
+
+async def last_event_at(session: AsyncSession, listing_id: int) -> datetime | None:
+    """When the listing's latest recorded change took effect (UTC)."""
+    last = await session.scalar(
+        select(func.max(ListingEvent.at)).where(ListingEvent.listing_id == listing_id)
+    )
+    return last.replace(tzinfo=UTC) if last is not None and last.tzinfo is None else last
 
 
 async def publish_listing(session: AsyncSession, listing: Listing) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from shared import bizdate
 from shared.patent_term import DESIGN_15Y_FROM, expiry_date, term_years
 from shared.regions import SUPPLIER_KINDS
 
@@ -19,7 +20,7 @@ def pool_ineligibility(
     today: date | None = None,
 ) -> list[str]:
     """Why a patent cannot be pooled; empty means it can."""
-    today = today or date.today()
+    today = today or bizdate.today()
     reasons = []
     if legal_status != "granted":
         reasons.append(f"not a granted, valid patent (legal status: {legal_status})")

@@ -45,26 +45,35 @@ async def open_listing(
     terms: OfferTerms,
     at: datetime | None = None,
     reason: str = "",
+    recorded_by: str | None = None,
 ) -> Listing:
     """A new listing (status listed), its first history event and its feed entry.
 
     `at` back-dates the entry into the pool (the demo's history); callers have checked
     eligibility and ownership.
     """
-    at = at or utcnow()
+    now = utcnow()
+    at = at or now
     listing = Listing(
         patent_id=patent_id,
         status="listed",
         listed_by_org_id=org_id,
         first_listed_at=at,
-        updated_at=at,
+        updated_at=now,
+        status_since=at,
     )
     apply_terms(listing, terms)
     session.add(listing)
     await session.flush()
     session.add(
         ListingEvent(
-            listing_id=listing.id, from_status=None, to_status="listed", reason=reason, at=at
+            listing_id=listing.id,
+            from_status=None,
+            to_status="listed",
+            reason=reason,
+            at=at,
+            recorded_at=now,
+            recorded_by=recorded_by,
         )
     )
     await publish_listing(session, listing)

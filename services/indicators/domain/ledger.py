@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.indicators import schemas
 from services.indicators.domain import in_force
 from services.indicators.domain.common import day_end_utc
-from services.indicators.domain.replica import RequestLookup
 from services.indicators.domain.rules import Party, academic_to_sme, deal_qualifies, lead_supplier
 from services.indicators.models import (
     Deal,
@@ -30,6 +29,9 @@ from shared import feed
 from shared.auth import Principal, Role
 from shared.errors import Conflict, Forbidden, NotFound, Unprocessable, is_unique_violation
 from shared.feed import utcnow
+
+if TYPE_CHECKING:  # the replica applies organisation changes through this module
+    from services.indicators.domain.replica import RequestLookup
 
 
 async def party_at(session: AsyncSession, org_id: int, on: date) -> Party:
@@ -153,6 +155,32 @@ async def refresh_lines(session: AsyncSession, deal: Deal) -> None:
         .where(Payment.deal_id == deal.id)
         .values(counts=active and deal.qualifies, recipient_district=deal.recipient_district)
     )
+
+
+async def refreeze_deals_of(session: AsyncSession, org_id: int, since: date) -> int:
+    """Judge again, with the versions now known, every deal of the organisation dated
+    `since` or later (a back-dated change reached us). Snapshots are not touched."""
+    day = func.coalesce(Deal.effective_date, Deal.contract_date)
+    as_supplier = select(DealSupplier.deal_id).where(DealSupplier.org_id == org_id)
+    deals = (
+        await session.scalars(
+            select(Deal)
+            .where(
+                (Deal.recipient_org_id == org_id) | Deal.id.in_(as_supplier),
+                day >= since,
+            )
+            .order_by(Deal.id)
+        )
+    ).all()
+    for deal in deals:
+        _, supplier_ids = await deal_parts(session, deal.id)
+        suppliers, _ = await _freeze(
+            session, deal, supplier_ids, deal.effective_date or deal.contract_date
+        )
+        await _write_suppliers(session, deal, suppliers)
+        await session.flush()
+        await refresh_lines(session, deal)
+    return len(deals)
 
 
 def deal_payload(deal: Deal, appnos: list[str], supplier_ids: list[int]) -> dict[str, Any]:

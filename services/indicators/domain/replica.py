@@ -12,14 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.indicators.domain.common import normalise_appno, parse_date, parse_dt
+from services.indicators.domain.common import aware, normalise_appno, parse_date, parse_dt
+from services.indicators.domain.ledger import refreeze_deals_of
 from services.indicators.models import Lead, Listing, Need, Org, OrgVersion, Patent, PoolEvent
+from shared.bizdate import business_date, day_start_utc
 from shared.feed import utcnow
 
 log = logging.getLogger("tjp.indicators.replica")
@@ -49,7 +52,12 @@ async def apply_org(session: AsyncSession, p: dict[str, Any], feed_id: int | Non
         for k, v in attrs.items():
             setattr(org, k, v)
         org.updated_at = at
-    if changed:
+    if isinstance(p.get("timeline"), list) and p["timeline"]:
+        await session.flush()
+        since = await replace_versions(session, org_id, p["timeline"], feed_id)
+        if since is not None:
+            await refreeze_deals_of(session, org_id, since)
+    elif changed:
         session.add(
             OrgVersion(
                 org_id=org_id,
@@ -60,6 +68,49 @@ async def apply_org(session: AsyncSession, p: dict[str, Any], feed_id: int | Non
         )
     await session.flush()
     return org
+
+
+# Versions with no date hold since always (the organisation's first known state).
+SINCE_ALWAYS = datetime(1900, 1, 1, tzinfo=UTC)
+
+
+async def replace_versions(
+    session: AsyncSession, org_id: int, timeline: list[dict[str, Any]], feed_id: int | None
+) -> date | None:
+    """Make the organisation's versions the catalog's dated timeline (valid from the
+    start of each effective day, Tianjin time). Returns the first day on which anything
+    differs from before (None: nothing did), so deals from then on are judged again."""
+    old = (await session.scalars(select(OrgVersion).where(OrgVersion.org_id == org_id))).all()
+    new: list[OrgVersion] = []
+    for entry in timeline:
+        start = entry.get("effective_from")
+        district = entry.get("district")
+        new.append(
+            OrgVersion(
+                org_id=org_id,
+                valid_from=day_start_utc(date.fromisoformat(start)) if start else SINCE_ALWAYS,
+                source_feed_id=feed_id,
+                name=entry.get("name") or "",
+                kind=entry.get("kind") or "other",
+                district=district,
+                in_tianjin=bool(entry.get("in_tianjin", district is not None)),
+                is_sme=bool(entry.get("is_sme")),
+            )
+        )
+
+    def key(v: OrgVersion) -> tuple[Any, ...]:
+        return (aware(v.valid_from), *(getattr(v, k) for k in _VERSIONED))
+
+    before, after = {key(v) for v in old}, {key(v) for v in new}
+    if before == after:
+        return None
+    differing = sorted(k[0] for k in before ^ after)
+    for v in old:
+        await session.delete(v)
+    await session.flush()
+    session.add_all(new)
+    await session.flush()
+    return business_date(differing[0])
 
 
 async def apply_patent(session: AsyncSession, p: dict[str, Any]) -> Patent | None:
@@ -101,7 +152,8 @@ async def _owner_district(session: AsyncSession, owner_ids: list[int]) -> str | 
 async def apply_listing(session: AsyncSession, p: dict[str, Any]) -> Listing:
     owners = [int(o) for o in (p.get("owner_org_ids") or [])]
     first = parse_dt(p.get("first_listed_at")) or utcnow()
-    updated = parse_dt(p.get("updated_at")) or first
+    # When the current status took effect: a migrated pool's real date, not arrival time.
+    updated = parse_dt(p.get("status_since")) or parse_dt(p.get("updated_at")) or first
     status = p.get("status") or "listed"
     district = await _owner_district(session, owners)
     appno = normalise_appno(str(p.get("application_number") or "")) or str(
