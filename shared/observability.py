@@ -72,6 +72,8 @@ class ServiceMetrics:
             "tjp_rate_limited", "Requests refused with 429 by the per-key rate limits",
             ["limit"], registry=r,
         )  # fmt: skip
+        for limit in ("writes", "matching"):
+            self.rate_limited.labels(limit)  # zero from the start, so rate() has a series
         self.upload_jobs = Histogram(
             "tjp_upload_job_duration_seconds",
             "Wall time of background bulk-upload jobs, by outcome",
@@ -185,9 +187,9 @@ class JsonLogFormatter(JsonFormatter):
     """One JSON object a line: time, level, logger, message, request_id and any extras."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("fmt", "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s")
-        kwargs.setdefault("rename_fields", {"asctime": "time", "levelname": "level",
-                                            "name": "logger"})  # fmt: skip
+        kwargs.setdefault("fmt", "%(levelname)s %(name)s %(message)s %(request_id)s")
+        kwargs.setdefault("rename_fields", {"levelname": "level", "name": "logger"})
+        kwargs.setdefault("timestamp", "time")  # ISO 8601 in UTC
         super().__init__(*args, **kwargs)
 
     def format(self, record: logging.LogRecord) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +14,7 @@ from tests.deploy.conftest import SYNC_UPLOAD_LIMIT, Live, scrape, value
 from tests.factories import offer, patent
 from tests.indicators.conftest import deal_body
 
+ROOT = Path(__file__).resolve().parents[2]
 UNI = "天津度量大学"
 
 
@@ -118,3 +122,16 @@ def test_metrics_are_per_service_not_merged(live: Live) -> None:
     cat = scrape(live.catalog.url)
     assert not any(dict(labels).get("route") == "/v1/match" for _, labels in cat)
     assert any(dict(labels).get("route") == "/v1/match" for _, labels in scrape(live.matching.url))
+
+
+def test_the_grafana_dashboard_reads_only_series_the_services_export(live: Live) -> None:
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "tjp-platform.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    for url in live.urls.values():  # an error each, so the error counters have series
+        assert httpx.get(f"{url}/v1/no-such-route", timeout=30).status_code == 404
+    named = {n for e in exprs for n in re.findall(r"\b(tjp_[a-z_]+)", e)}
+    exported = {name for url in live.urls.values() for name, _ in scrape(url)}
+    # Histograms and counters only show once observed: the upload-job histogram needs a job.
+    exported |= {"tjp_upload_job_duration_seconds_bucket", "tjp_upload_job_duration_seconds_count"}
+    assert len(named) >= 10
+    assert named <= exported, named - exported
