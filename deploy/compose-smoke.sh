@@ -40,8 +40,11 @@ if [ "${TJP_REBUILD_BASE:-0}" = 1 ] || ! $DOCKER image inspect tjp-base:bookworm
       bookworm "$BUILD/rootfs" http://deb.debian.org/debian >"$BUILD/debootstrap.log" 2>&1
   fi
   say "docker import -> tjp-base:bookworm"
-  tar -C "$BUILD/rootfs" --exclude='./var/cache/apt/archives/*.deb' --exclude='./proc/*' \
-      --exclude='./sys/*' --exclude='./dev/*' -c . | $DOCKER import - tjp-base:bookworm >/dev/null
+  # Without apt's caches and lists, documentation, manual pages and translations.
+  tar -C "$BUILD/rootfs" --exclude='./var/cache/apt/*' --exclude='./var/lib/apt/lists/*' \
+      --exclude='./usr/share/doc/*' --exclude='./usr/share/man/*' \
+      --exclude='./usr/share/locale/*' --exclude='./proc/*' --exclude='./sys/*' \
+      --exclude='./dev/*' -c . | $DOCKER import - tjp-base:bookworm >/dev/null
 fi
 say "base image: $($DOCKER image inspect -f '{{.Size}}' tjp-base:bookworm | awk '{printf "%.0f MB", $1/1e6}')"
 
@@ -81,6 +84,10 @@ ADMIN=$(docker-compose exec -T catalog python -m services.catalog.cli create-org
 say "admin key made with the catalog CLI inside its container"
 PYTHONPATH="$ROOT" "$ROOT/.venv/bin/python" deploy/smoke.py "http://127.0.0.1:$TJP_HTTP_PORT" "$ADMIN" \
   | sed 's/^/    /'
-say "structured log line from matching (one request id across services):"
-docker-compose logs --no-color matching 2>/dev/null | grep -m1 '"logger": "tjp.access"' | sed 's/^/    /' || true
+say "the deal's request id in the JSON logs of the proxy, indicators and catalog:"
+docker-compose logs --no-color proxy indicators catalog 2>/dev/null | grep 'smoke-deal-' \
+  | grep -E '"uri"|"logger": "tjp.access"' | head -4 | cut -c1-400 | sed 's/^/    /' || true
+say "memory of each container after the smoke (docker stats):"
+$DOCKER stats --no-stream --format '{{.Name}} {{.MemUsage}}' \
+  $(docker-compose ps -q) | sed 's/^/    /'
 say "compose smoke passed"

@@ -111,7 +111,9 @@ def main(base: str, admin: str) -> None:
     }  # fmt: skip
 
     def recorded() -> dict[str, Any] | None:
-        r = c.post("/api/indicators/v1/deals", json=deal, headers=auth(bureau))
+        # One id for the deal: the indicators service passes it on to the catalog.
+        headers = {**auth(bureau), "X-Request-ID": f"smoke-deal-{tag}"}
+        r = c.post("/api/indicators/v1/deals", json=deal, headers=headers)
         if r.status_code == 201:
             return r.json()  # type: ignore[no-any-return]
         if r.status_code in (409, 422) and "evidence" not in r.text:
@@ -120,7 +122,7 @@ def main(base: str, admin: str) -> None:
         return None
 
     made = until("the deal is recorded", recorded)
-    step("deal recorded", f"deal {made['id']}")
+    step("deal recorded", f"deal {made['id']}, request id smoke-deal-{tag}")
 
     def progressed() -> dict[str, Any] | None:
         rows = ok(c.get("/api/indicators/v1/plans/city-001/progress", params={"year": 2022}))

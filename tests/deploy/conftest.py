@@ -3,6 +3,7 @@ indicators and the portal, each a real uvicorn server, on SQLite."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -135,3 +136,10 @@ def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 def value(samples: dict[Any, float], name: str, **labels: str) -> float:
     """The sample's value; 0 when the series does not exist yet."""
     return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def wait_for(pred: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

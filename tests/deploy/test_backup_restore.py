@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from shared.testing import _pg_admin, fresh_database, postgres_url
 from tests.conftest import require_engine
-from tests.deploy.conftest import Live, platform
+from tests.deploy.conftest import Live, platform, wait_for
 from tests.factories import offer
 from tests.indicators.conftest import deal_body
 from tests.matching.conftest import new_patent
@@ -44,13 +43,6 @@ NEED = {
     "contact_name": "王经理",
     "contact_phone": "022-12345678",
 }
-
-
-def wait_for(pred: Any, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def feed_head(url: str) -> int:

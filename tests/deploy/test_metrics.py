@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.deploy.conftest import SYNC_UPLOAD_LIMIT, Live, scrape, value
+from tests.deploy.conftest import SYNC_UPLOAD_LIMIT, Live, scrape, value, wait_for
 from tests.factories import offer, patent
 from tests.indicators.conftest import deal_body
 
 ROOT = Path(__file__).resolve().parents[2]
 UNI = "天津度量大学"
-
-
-def wait_for(pred: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_every_service_counts_requests_latency_errors_feeds_and_jobs(live: Live) -> None:
