@@ -7,7 +7,9 @@ Two limits, each a `limits` rate string such as "600/minute" or "20/second;600/m
 - `rate_limit_matching`: the matcher's ranking routes (`MATCHING_PATHS`), the costly reads.
 
 The key is the caller's bearer token (hashed; the token itself is not kept), else its
-address. Counters are in memory, per process: with N replicas behind a balancer a key gets
+address. Counters are in memory, per process (the asyncio storage: the threaded one expires
+entries from a timer thread that contended for the GIL, 150-300 us a request in
+bench/observability_overhead.py): with N replicas behind a balancer a key gets
 up to N times the limit, which is what the production settings assume (deploy/README.md).
 Plain ASGI before routing, so a refused request costs neither authentication nor parsing.
 """
@@ -22,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from limits import RateLimitItem, parse_many
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 
 from shared.errors import TooManyRequests
 from shared.guards import send_problem
@@ -56,11 +58,11 @@ class Policy:
             return "writes", self.writes
         return "", []
 
-    def retry_after(self, name: str, key: str, items: list[RateLimitItem]) -> int | None:
+    async def retry_after(self, name: str, key: str, items: list[RateLimitItem]) -> int | None:
         """None if the request may go ahead (and is counted), else seconds to wait."""
         for item in items:
-            if not self.limiter.hit(item, name, key):
-                reset = self.limiter.get_window_stats(item, name, key).reset_time
+            if not await self.limiter.hit(item, name, key):
+                reset = (await self.limiter.get_window_stats(item, name, key)).reset_time
                 return max(1, math.ceil(reset - time.time()))
         return None
 
@@ -89,7 +91,7 @@ class RateLimitMiddleware:
         if self.policy is None:
             self.policy = Policy.from_settings(getattr(state, "settings", None))
         name, items = self.policy.limit_for(scope["method"], scope["path"])
-        wait = self.policy.retry_after(name, caller_key(scope), items) if items else None
+        wait = await self.policy.retry_after(name, caller_key(scope), items) if items else None
         if wait is None:
             await self.app(scope, receive, send)
             return

@@ -155,6 +155,7 @@ def test_backup_restore_gives_the_same_platform(
             names = {s: make_url(u).database or "" for s, u in urls.items()}
             env = {**pg_env, **{f"TJP_{s.upper()}_DB": n for s, n in names.items()}}
             out = run("backup.sh", str(tmp_path / "backup"), env=env)  # online, while serving
+        print(out)
         assert out.count("backed up") == 3
         # The live index was fitted as patents arrived; a start-up fits it on all of them at
         # once, which moves the TF-IDF weights (not the order). Restart the originals on a
@@ -166,6 +167,7 @@ def test_backup_restore_gives_the_same_platform(
         env = {**pg_env, **{f"TJP_{s.upper()}_DB": n for s, n in restored.items()}}
         try:
             out = run("restore.sh", str(tmp_path / "backup"), env=env)
+            print(out)
             assert out.count("cursor ok") == 4, out
             base = make_url(postgres_url())
             new_urls = {
