@@ -12,18 +12,24 @@ from typing import Any
 from fastapi import FastAPI, Response
 from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from shared.db import Database
 from shared.errors import install_error_handlers
 from shared.guards import DEFAULT_MAX_BODY, GuardMiddleware
+from shared.observability import REQUEST_ID, ServiceMetrics, route_template
 from shared.openapi import install_openapi
+from shared.ratelimit import RateLimitMiddleware
 
-log = logging.getLogger("tjp.access")
+access_log = logging.getLogger("tjp.access")
+# A client-sent id longer than this is cut: it goes into every log line and header.
+MAX_REQUEST_ID = 128
 
 
 class RequestIdMiddleware:
-    """Pass on (or make) an `x-request-id` and log the request. Plain ASGI: Starlette's
+    """Pass on (or make) an `x-request-id`, time the request into the app's metrics (when it
+    has `app.state.metrics`) and write one access-log record. Plain ASGI: Starlette's
     BaseHTTPMiddleware costs a few hundred microseconds a request."""
 
     def __init__(self, app: Any) -> None:
@@ -33,13 +39,13 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = (
-            next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
-            or uuid.uuid4().hex
-        )
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
+        rid = given.decode("latin-1")[:MAX_REQUEST_ID] if given else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
+        token = REQUEST_ID.set(rid)
+        metrics: ServiceMetrics | None = getattr(scope["app"].state, "metrics", None)
         start = time.perf_counter()
-        status = 0
+        status = 500  # what the client sees if the app dies before answering
 
         async def send_with_id(message: Any) -> None:
             nonlocal status
@@ -51,16 +57,53 @@ class RequestIdMiddleware:
                 ]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "%s %s %s %.1fms rid=%s",
-                scope["method"],
-                scope["path"],
-                status,
-                (time.perf_counter() - start) * 1000,
-                rid,
-            )
+        if metrics:
+            metrics.in_progress.inc()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - start
+            route = route_template(scope)
+            if metrics:
+                metrics.in_progress.dec()
+                if route != "/metrics":
+                    metrics.observe_request(scope["method"], route, status, seconds)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s %s %.1fms",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    seconds * 1000,
+                    extra={"method": scope["method"], "path": scope["path"], "route": route,
+                           "status": status, "duration_ms": round(seconds * 1000, 2)},
+                )  # fmt: skip
+            REQUEST_ID.reset(token)
+
+
+def install_metrics(app: FastAPI, service: str, *, in_schema: bool = True) -> ServiceMetrics:
+    """`app.state.metrics` and a `/metrics` route in the Prometheus text format."""
+    metrics = ServiceMetrics(service)
+    app.state.metrics = metrics
+    metrics.state.feed_consumers = lambda: getattr(app.state, "feed_consumers", None) or {}
+
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        summary="Prometheus metrics: requests, latency and errors by route, feeds, jobs",
+        response_class=PlainTextResponse,
+        include_in_schema=in_schema,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format 0.0.4",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    async def metrics_endpoint() -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -88,11 +131,12 @@ def create_service_app(
     install_error_handlers(app)
     install_openapi(app)
 
-    # Size and NUL checks come before routing and authentication; the request id wraps
-    # them so a refusal still carries one.
+    # Size and NUL checks and the rate limits come before routing and authentication; the
+    # request id (and the metrics) wrap them so a refusal still carries one and is counted.
     app.state.max_body_bytes = DEFAULT_MAX_BODY
     app.state.body_limits = {}
     app.add_middleware(GuardMiddleware)
+    app.add_middleware(RateLimitMiddleware)
     app.add_middleware(RequestIdMiddleware)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness")
@@ -127,32 +171,7 @@ def create_service_app(
         checks["status"] = ("degraded" if degraded else "ok") if ready else "unavailable"
         return checks
 
-    @app.get(
-        "/metrics",
-        tags=["ops"],
-        summary="Counters in the Prometheus text format",
-        response_class=PlainTextResponse,
-        responses={
-            200: {
-                "description": "Prometheus text exposition format 0.0.4",
-                "content": {"text/plain": {"schema": {"type": "string"}}},
-            }
-        },
-    )
-    async def metrics() -> PlainTextResponse:
-        consumers = getattr(app.state, "feed_consumers", None) or {}
-        by_name: dict[str, list[str]] = {}
-        for source, consumer in sorted(consumers.items()):
-            for name, value in consumer.metrics().items():
-                by_name.setdefault(name, []).append(f'tjp_feed_{name}{{source="{source}"}} {value}')
-        lines = []
-        for name, samples in by_name.items():
-            lines.append(
-                f"# TYPE tjp_feed_{name} {'counter' if name.endswith('_total') else 'gauge'}"
-            )
-            lines += samples
-        return PlainTextResponse("\n".join(lines) + "\n")
-
+    install_metrics(app, title)
     return app
 
 

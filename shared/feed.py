@@ -17,6 +17,7 @@ replays one with `POST /v1/feed/parked/{id}/replay` once the cause is fixed.
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -213,6 +214,8 @@ class FeedConsumer:
         self.parked_total = 0
         self.parked_open = 0
         self._page_attempts: dict[int, int] = {}
+        # When a poll last found nothing more upstream: the lag metric counts from here.
+        self.at_head_at = time.monotonic()
         self._task: asyncio.Task[None] | None = None
 
     def health(self) -> str:
@@ -223,13 +226,14 @@ class FeedConsumer:
             return f"degraded: ok at {self.position}, {self.parked_open} entries parked"
         return f"ok at {self.position}"
 
-    def metrics(self) -> dict[str, int]:
+    def metrics(self) -> dict[str, float]:
         return {
             "position": self.position,
             "applied_total": self.applied_total,
             "failures_total": self.failures_total,
             "parked_total": self.parked_total,
             "parked_open": self.parked_open,
+            "lag_seconds": round(time.monotonic() - self.at_head_at, 3),
         }
 
     async def load_position(self) -> int:
@@ -321,6 +325,7 @@ class FeedConsumer:
         page = resp.json()
         items = page["items"]
         if not items:
+            self.at_head_at = time.monotonic()
             return 0
         first = items[0]["id"]
         try:
@@ -336,6 +341,8 @@ class FeedConsumer:
             await self._apply_one_by_one(items)
             return len([i for i in items if before < i["id"] <= self.position])
         self._page_attempts = {}
+        if not page["has_more"]:
+            self.at_head_at = time.monotonic()
         return n
 
     async def replay(self, parked_id: int) -> dict[str, Any]:

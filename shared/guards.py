@@ -23,7 +23,15 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from shared.errors import PROBLEM_JSON, PayloadTooLarge, ProblemError, Unprocessable, field_path
+from shared.errors import (
+    PROBLEM_JSON,
+    PayloadTooLarge,
+    ProblemError,
+    Unprocessable,
+    field_path,
+    localised,
+)
+from shared.i18n import choose_language
 
 DEFAULT_MAX_BODY = 1024 * 1024
 SPOOL_IN_MEMORY = 1024 * 1024
@@ -31,10 +39,19 @@ REPLAY_CHUNK = 64 * 1024
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-async def send_problem(send: Any, exc: ProblemError, path: str, **headers: str) -> None:
-    """Answer from the middleware itself; `connection="close"` when the rest of the body
-    is left unread (the connection cannot be reused)."""
-    body = orjson.dumps(exc.body(path))
+def scope_language(scope: dict[str, Any]) -> str:
+    for k, v in scope.get("headers") or ():
+        if k == b"accept-language":
+            return choose_language(v.decode("latin-1"))
+    return choose_language(None)
+
+
+async def send_problem(
+    send: Any, exc: ProblemError, path: str, scope: dict[str, Any], **headers: str
+) -> None:
+    """Answer from the middleware itself, in the reader's language; `connection="close"`
+    when the rest of the body is left unread (the connection cannot be reused)."""
+    body = orjson.dumps(localised(exc.body(path), scope_language(scope)))
     raw = [
         (b"content-type", PROBLEM_JSON.encode()),
         (b"content-length", str(len(body)).encode()),
@@ -133,11 +150,11 @@ class GuardMiddleware:
             return
         path: str = scope["path"]
         if "\x00" in path:
-            await send_problem(send, Unprocessable.field("path", NUL_REASON), "/")
+            await send_problem(send, Unprocessable.field("path", NUL_REASON), "/", scope)
             return
         bad = query_nul(scope.get("query_string", b""))
         if bad:
-            await send_problem(send, Unprocessable.field(bad, NUL_REASON), path)
+            await send_problem(send, Unprocessable.field(bad, NUL_REASON), path, scope)
             return
         if scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
@@ -150,13 +167,13 @@ class GuardMiddleware:
         )
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await send_problem(send, BodyTooLarge(limit, declared), path, connection="close")
+            await send_problem(send, BodyTooLarge(limit, declared), path, scope, connection="close")
             return
         if spool:
             file = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
             try:
                 if not await _read_body(receive, limit, file.write):
-                    await send_problem(send, BodyTooLarge(limit), path, connection="close")
+                    await send_problem(send, BodyTooLarge(limit), path, scope, connection="close")
                     return
                 file.seek(0)
                 scope.setdefault("state", {})["body_file"] = file
@@ -166,14 +183,14 @@ class GuardMiddleware:
             return
         chunks: list[bytes] = []
         if not await _read_body(receive, limit, chunks.append):
-            await send_problem(send, BodyTooLarge(limit), path, connection="close")
+            await send_problem(send, BodyTooLarge(limit), path, scope, connection="close")
             return
         body = b"".join(chunks)
         ctype = _header(scope, b"content-type")
         if b"json" in ctype:
             problem = json_body_problem(body)
             if problem:
-                await send_problem(send, problem, path)
+                await send_problem(send, problem, path, scope)
                 return
         await self.app(scope, _replay_bytes(body, receive), send)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from limits import parse_many
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,3 +16,14 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     # Largest request body of an ordinary (JSON) route; upload routes have their own.
     max_body_bytes: int = 1024 * 1024
+    # Per-key rate limits ("600/minute", "20/second;600/minute"); empty means none, the
+    # default for local runs and tests. Production sets them (docker-compose.yml).
+    rate_limit_writes: str = ""
+    rate_limit_matching: str = ""
+
+    @field_validator("rate_limit_writes", "rate_limit_matching")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        if value.strip():
+            parse_many(value)  # a typo fails at start-up, not at the first request
+        return value

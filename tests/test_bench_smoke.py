@@ -51,6 +51,11 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
         [PY, "bench/portal_bench.py", "--setup", "200", "--smoke"],
         ["search page ", "problem-to-patents ", "bureau dashboard ", "search page weight"],
     ),
+    (
+        "observability-overhead",
+        [PY, "bench/observability_overhead.py", "--smoke"],
+        ['"us_per_request"', '"metrics_cost_us"', '"limits_cost_us"'],
+    ),
 ]
 
 

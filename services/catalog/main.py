@@ -32,6 +32,7 @@ from shared.auth import PrincipalDep
 from shared.db import Database, upgrade_async
 from shared.feed import FeedConsumer, feed_router, parked_router, utcnow
 from shared.http import service_client
+from shared.observability import track_jobs
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger("tjp.catalog")
@@ -68,7 +69,8 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
             settings.login_max_failures_per_client,
             settings.login_failure_window_seconds,
         )
-        app.state.jobs = {}
+        # Timed into the upload-job histogram of /metrics as each job ends.
+        app.state.jobs = track_jobs({}, app.state.metrics)
         await mark_interrupted_jobs(db)
         consumer = None
         client = None

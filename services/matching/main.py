@@ -47,6 +47,13 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
         await need_indexer.rebuild()
         app.state.indexer = indexer
         app.state.needs = need_indexer
+        app.state.metrics.state.gauges.update(
+            tjp_matching_index_patents=("Patents in the matching index", lambda: len(indexer.index)),
+            tjp_matching_index_terms=("Terms in the patent index's vocabulary",
+                                      lambda: len(indexer.index.terms)),
+            tjp_matching_index_needs=("Open needs in the reverse-matching index",
+                                      lambda: len(need_indexer.index)),
+        )  # fmt: skip
         # The start-up objects (hit cards, vocabulary, ...) live as long as the service: keep
         # them out of the cyclic GC's full collections, which would otherwise walk them all
         # and stall requests for milliseconds.

@@ -22,7 +22,7 @@ from services.portal.api.session import CsrfRejected, SessionMiddleware, session
 from services.portal.api.web import SignInRequired, WrongRole, render
 from services.portal.domain.backends import BackendError, Backends, BackendUnavailable
 from services.portal.settings import PortalSettings
-from shared.app import RequestIdMiddleware
+from shared.app import RequestIdMiddleware, install_metrics
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("tjp.portal")
@@ -104,6 +104,8 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (auth, pages, sme, supplier, bureau):
         app.include_router(module.router)
+
+    install_metrics(app, "portal", in_schema=False)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
