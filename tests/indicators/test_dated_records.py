@@ -14,7 +14,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from tests.indicators.conftest import IndicatorsHandle
+from tests.indicators.conftest import IndicatorsHandle, new_appno
 from tests.indicators.test_loop import pair, wait_for  # noqa: F401  (the live pair fixture)
 
 
@@ -166,3 +166,54 @@ def test_dated_changes_and_back_dated_pool_give_the_independent_figures(
     h.wait_synced()
     held = figures(h, "C03B")
     assert (held[2021], held[2022], held[2023]) == (2, 2, 2)
+
+
+def test_expired_patent_equity_conversion_and_cancellation_give_the_independent_figures(
+    pair: IndicatorsHandle,  # noqa: F811
+) -> None:
+    """The rest of a migrated ledger, through the public APIs only: a deal on a utility
+    model whose term had ended is refused (and, recorded by the bureau's override, kept
+    out of the counts), a licence later turned into equity counts once, and a cancelled
+    deal stops counting — each checked against the test's own arithmetic."""
+    h = pair
+    uni, uni_key = h.org("天津终局账本大学", "university", "supplier", district="nankai")
+    sme_id = h.org("终局账本科技有限公司", "sme", None, district="xiqing")[0]
+    _, bureau = h.org("终局账本市局", "other", "city_bureau", district="hexi")
+    h.wait_synced()
+    base = figures(h, "C04")
+
+    # A utility model filed 2011-04-01: its 10-year term ended 2021-04-01.
+    expired = h.patent(uni_key, "天津终局账本大学", application_number=new_appno(2011, "2"),
+                       patent_type="utility_model", application_date="2011-04-01",
+                       grant_date="2011-12-01")  # fmt: skip
+    live = [h.patent(uni_key, "天津终局账本大学") for _ in range(3)]
+    h.wait_synced()
+    refused = h.deal(bureau, expect=422, patents=[expired], suppliers=[uni], recipient=sme_id,
+                     effective="2022-03-01", contract="2022-03-01")  # fmt: skip
+    assert "application_numbers[0]" in str(refused) and "2021-04-01" in str(refused)
+    kept = h.deal(bureau, patents=[expired], suppliers=[uni], recipient=sme_id,
+                  effective="2022-03-01", contract="2022-03-01", override_not_in_force=True,
+                  override_reason="迁移历史台账：合同已履行")  # fmt: skip
+    assert kept["excluded"] is True and kept["counted_lines"] == 0
+
+    # A licence in 2022 turned into an equity contribution in 2023; a 2023 deal cancelled.
+    lic = h.deal(bureau, patents=[live[0]], suppliers=[uni], recipient=sme_id,
+                 effective="2022-06-01", contract="2022-05-20")  # fmt: skip
+    eq = h.deal(bureau, patents=[live[0]], suppliers=[uni], recipient=sme_id, kind="equity",
+                effective="2023-02-01", contract="2023-01-20",
+                converted_from_deal_id=lic["id"])  # fmt: skip
+    two = h.deal(bureau, patents=live[1:], suppliers=[uni], recipient=sme_id,
+                 effective="2023-05-01", contract="2023-05-01")  # fmt: skip
+    with h.client(bureau) as c:
+        r = c.post(f"/v1/deals/{two['id']}/cancel", json={"reason": "合同解除"})
+        assert r.status_code == 200, r.text
+
+    # Independent: the expired-patent deal and the cancelled deal count nothing; the
+    # conversion counts its patent once, in the licence's year.
+    want = {2021: base[2021], 2022: base[2022] + 1, 2023: base[2023]}
+    got = figures(h, "C04")
+    assert {y: got[y] for y in want} == want
+    assert eq["counted_lines"] == 0
+    with h.client() as c:
+        listed = c.get("/v1/consistency").json()["deals_on_patents_not_in_force"]
+    assert [d["deal_id"] for d in listed if d["deal_id"] == kept["id"]] == [kept["id"]]
