@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy import select
 
 from services.catalog import schemas
@@ -23,6 +23,7 @@ from services.catalog.domain.search import (
     apply_sort,
     build_query,
     encode_cursor,
+    keyword_candidates,
     sort_value,
 )
 from services.catalog.models import Listing, Organisation, Patent
@@ -201,6 +202,7 @@ def filters(
 
 @router.get("/patents", response_model=schemas.PatentPage)
 async def search_patents(
+    request: Request,
     session: SessionDep,
     f: Annotated[Filters, Depends(filters)],
     sort: str = Query(
@@ -211,7 +213,8 @@ async def search_patents(
     limit: int = Query(20, ge=1, le=200),
 ) -> schemas.PatentPage:
     """Browse and keyword-search the catalog (public). Cursor pagination."""
-    stmt = apply_sort(build_query(f), sort, cursor).limit(limit + 1)
+    candidates = await keyword_candidates(request.app.state.keywords, f.q)
+    stmt = apply_sort(build_query(f, candidates), sort, cursor).limit(limit + 1)
     rows = (await session.execute(stmt)).all()
     more = len(rows) > limit
     rows = rows[:limit]

@@ -2,20 +2,36 @@
 
 Keyword search is substring search on `patent_search.text` (title + abstract, NFKC,
 lower case), so a two-character keyword such as 电池 finds every patent containing it —
-no segmentation to miss it. Relevance ranking is the matching service's job.
+no segmentation to miss it. Relevance ranking is the matching service's job. The
+in-memory character index (`domain/keywords.py`) narrows the rows the substring test runs
+on to its candidates, when it is current.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, Select, and_, exists, func, literal, or_, select
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.ext.compiler import compiles
 
+from services.catalog.domain.keywords import KeywordIndex
 from services.catalog.domain.textnorm import normalize_query
 from services.catalog.models import Listing, Organisation, Patent, PatentOwner, PatentSearch
 from services.catalog.schemas import POOLED
@@ -47,6 +63,29 @@ def _contains_pg(el: ContainsText, compiler: Any, **kw: Any) -> str:
     return f"strpos({compiler.process(el.haystack, **kw)}, {compiler.process(el.needle, **kw)}) > 0"
 
 
+class IdIn(ColumnElement[bool]):
+    """`column` is one of `ids` (any number of them, one bound parameter)."""
+
+    inherit_cache = False
+    type = Boolean()
+
+    def __init__(self, column: ColumnElement[int] | Any, ids: Sequence[int]) -> None:
+        self.column = column
+        self.ids = [int(i) for i in ids]
+
+
+@compiles(IdIn)
+def _id_in_default(el: IdIn, compiler: Any, **kw: Any) -> str:
+    ids = compiler.process(literal(json.dumps(el.ids)), **kw)
+    return f"{compiler.process(el.column, **kw)} IN (SELECT value FROM json_each({ids}))"
+
+
+@compiles(IdIn, "postgresql")
+def _id_in_pg(el: IdIn, compiler: Any, **kw: Any) -> str:
+    ids = compiler.process(literal(el.ids, ARRAY(BigInteger)), **kw)
+    return f"{compiler.process(el.column, **kw)} = ANY({ids})"
+
+
 SORTS = {
     "-id": (Patent.id, True),
     "id": (Patent.id, False),
@@ -75,15 +114,29 @@ class Filters:
     pool_status: str | None = None  # a listing status, or "pooled" / "unlisted"
 
 
-def build_query(f: Filters) -> Select[*tuple[Any, ...]]:
+def keyword_terms(q: str | None) -> list[str]:
+    return normalize_query(q).split() if q else []
+
+
+async def keyword_candidates(index: KeywordIndex | None, q: str | None) -> Sequence[int] | None:
+    """The keyword index's candidates for `q`, or None when it cannot answer yet."""
+    terms = keyword_terms(q)
+    if not terms or index is None or not await index.current():
+        return None
+    return [int(i) for i in index.hits(terms)]
+
+
+def build_query(f: Filters, candidates: Sequence[int] | None = None) -> Select[*tuple[Any, ...]]:
+    """`candidates`: ids the keyword index says may match (None: scan every text)."""
     stmt = select(Patent, Listing).outerjoin(Listing, Listing.patent_id == Patent.id)
     conds: list[ColumnElement[bool]] = []
-    terms = normalize_query(f.q).split() if f.q else []
+    terms = keyword_terms(f.q)
     if terms:
-        hits = select(PatentSearch.patent_id).where(
-            *[ContainsText(PatentSearch.text, t) for t in terms]
-        )
-        conds.append(Patent.id.in_(hits))
+        matching: list[ColumnElement[bool]] = [ContainsText(PatentSearch.text, t) for t in terms]
+        if candidates is not None:
+            matching.append(IdIn(PatentSearch.patent_id, candidates))
+            conds.append(IdIn(Patent.id, candidates))
+        conds.append(Patent.id.in_(select(PatentSearch.patent_id).where(*matching)))
     if f.ipc:
         prefix = f.ipc.upper().replace(" ", "")
         conds.append(Patent.ipc_text.contains(" " + prefix, autoescape=True))
