@@ -26,6 +26,11 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
         ['"patents_per_s"', '"copy_ceiling_rows_per_s"', '"search_p99_ms"'],
     ),
     (
+        "keyword-search",
+        [PY, "bench/search_bench.py", "--smoke"],
+        ["| 1 char, absent |", "| 2 chars, rare (in 1 patent) |", "bulk upload, patents/s"],
+    ),
+    (
         "indicators",
         [PY, "-m", "bench.indicators.bench", "--smoke"],
         ["| whole city plan (19 indicators), plan_progress |", "| ledger export, CSV"],

@@ -96,7 +96,14 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
         gc.freeze()
         app.state.consumer = consumer
         app.state.feed_consumers = {"indicators": consumer} if consumer else {}
-        app.state.readiness = lambda: {"indicators_feed": consumer.health()} if consumer else {}
+
+        def readiness() -> dict[str, str]:
+            checks = {"indicators_feed": consumer.health()} if consumer else {}
+            if keywords:
+                checks["keyword_index"] = keywords.describe()
+            return checks
+
+        app.state.readiness = readiness
         try:
             yield
         finally:

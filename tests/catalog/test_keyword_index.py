@@ -74,7 +74,7 @@ async def index_results(url: str, qs: list[str]) -> dict[str, tuple[set[int], se
                 candidates = await keyword_candidates(index, q)
                 assert candidates is not None  # the index answered, no scan
                 rows = (await session.execute(build_query(Filters(q=q), candidates))).all()
-                out[q] = (set(candidates), {p.id for p, _ in rows})
+                out[q] = (set(candidates.ids), {p.id for p, _ in rows})
         return out
     finally:
         await db.dispose()

@@ -106,8 +106,10 @@ class KeywordIndex:
     """Base postings plus a delta of patents changed since, kept current from the feed."""
 
     sessionmaker: async_sessionmaker[AsyncSession]
-    inline_catch_up: int = 5000  # feed entries a search applies itself before answering
-    rebuild_after: int = 20_000  # delta size that triggers a background rebuild
+    # Feed entries a search applies itself before answering; more and it scans while a
+    # rebuild runs. The delta is scanned per query (about 1 µs a patent): keep it small.
+    inline_catch_up: int = 2000
+    rebuild_after: int = 2000  # delta size that triggers a background rebuild
     base: Base | None = None
     position: int = 0  # feed id the index reflects
     delta: dict[int, str] = field(default_factory=dict)  # patent id -> text, newer than base
@@ -238,6 +240,16 @@ class KeywordIndex:
         if extra:
             ids = np.union1d(ids, np.asarray(extra, dtype=np.int64))
         return ids
+
+    def describe(self) -> str:
+        """For /readyz: searches scan until the index is built (never an error)."""
+        if self.base is None:
+            return "building (keyword searches scan meanwhile)"
+        st = self.stats()
+        return (
+            f"{st['patents']} patents + {st['delta']} changed at feed {st['position']}, "
+            f"{st['megabytes']} MB, built in {st['build_seconds']}s"
+        )
 
     def stats(self) -> dict[str, Any]:
         base = self.base

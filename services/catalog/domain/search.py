@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ARRAY,
@@ -118,25 +118,36 @@ def keyword_terms(q: str | None) -> list[str]:
     return normalize_query(q).split() if q else []
 
 
-async def keyword_candidates(index: KeywordIndex | None, q: str | None) -> Sequence[int] | None:
+@dataclass
+class Candidates:
+    """Patent ids the keyword index found; `exact`: they are the answer (every term has one
+    or two characters), else a superset the substring test narrows."""
+
+    ids: list[int]
+    exact: bool
+
+
+async def keyword_candidates(index: KeywordIndex | None, q: str | None) -> Candidates | None:
     """The keyword index's candidates for `q`, or None when it cannot answer yet."""
     terms = keyword_terms(q)
     if not terms or index is None or not await index.current():
         return None
-    return [int(i) for i in index.hits(terms)]
+    ids = cast(list[int], index.hits(terms).tolist())
+    return Candidates(ids, exact=all(len(t) <= 2 for t in terms))
 
 
-def build_query(f: Filters, candidates: Sequence[int] | None = None) -> Select[*tuple[Any, ...]]:
-    """`candidates`: ids the keyword index says may match (None: scan every text)."""
+def build_query(f: Filters, candidates: Candidates | None = None) -> Select[*tuple[Any, ...]]:
+    """`candidates`: what the keyword index found for `f.q` (None: scan every text)."""
     stmt = select(Patent, Listing).outerjoin(Listing, Listing.patent_id == Patent.id)
     conds: list[ColumnElement[bool]] = []
     terms = keyword_terms(f.q)
     if terms:
         matching: list[ColumnElement[bool]] = [ContainsText(PatentSearch.text, t) for t in terms]
         if candidates is not None:
-            matching.append(IdIn(PatentSearch.patent_id, candidates))
-            conds.append(IdIn(Patent.id, candidates))
-        conds.append(Patent.id.in_(select(PatentSearch.patent_id).where(*matching)))
+            matching.append(IdIn(PatentSearch.patent_id, candidates.ids))
+            conds.append(IdIn(Patent.id, candidates.ids))
+        if candidates is None or not candidates.exact:
+            conds.append(Patent.id.in_(select(PatentSearch.patent_id).where(*matching)))
     if f.ipc:
         prefix = f.ipc.upper().replace(" ", "")
         conds.append(Patent.ipc_text.contains(" " + prefix, autoescape=True))
