@@ -133,11 +133,13 @@ async def load(url: str, texts: list[str], seconds: float, concurrency: int) -> 
 
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as c:
-        t = time.monotonic()
+        t, cpu = time.monotonic(), time.process_time()
         await asyncio.gather(*(worker(c, i) for i in range(concurrency)))
         rps = done / (time.monotonic() - t)
+        cpu = time.process_time() - cpu
     return {"rps": round(rps), "p50_ms": round(float(np.percentile(lat, 50)), 1),
-            "p99_ms": round(float(np.percentile(lat, 99)), 1)}  # fmt: skip
+            "p99_ms": round(float(np.percentile(lat, 99)), 1), "requests": done,
+            "client_cpu_ms_per_request": round(cpu * 1000 / max(1, done), 2)}  # fmt: skip
 
 
 def load_process(url: str, texts: list[str], seconds: float, concurrency: int) -> dict:
@@ -178,6 +180,15 @@ def rss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_workers(url: str, n: int, timeout: float = 300) -> None:
@@ -225,7 +236,12 @@ def measure(
         out["http_p99_ms"] = round(float(np.percentile(lat, 99)), 2)
         out["http_max_ms"] = round(max(lat), 2)
         for conc in levels:
-            out[f"load_c{conc}"] = in_child(load_process, murl_http, texts, load_s, conc)
+            before = sum(cpu_s(p) for p in pids)
+            res = in_child(load_process, murl_http, texts, load_s, conc)
+            res["server_cpu_ms_per_request"] = round(
+                (sum(cpu_s(p) for p in pids) - before) * 1000 / max(1, res["requests"]), 2
+            )
+            out[f"load_c{conc}"] = res
         out["rss_mb_per_worker_after_load"] = [round(rss_mb(p)) for p in pids]
         delays = []
         with httpx.Client(base_url=f"http://127.0.0.1:{cport}", timeout=30,
@@ -285,7 +301,11 @@ def table(results: list[dict], levels: tuple[int, ...]) -> str:
             (f"{c} clients, requests/s", lambda r, c=c: r[f"load_c{c}"]["rps"]),
             (f"{c} clients, p50 ms", lambda r, c=c: r[f"load_c{c}"]["p50_ms"]),
             (f"{c} clients, p99 ms", lambda r, c=c: r[f"load_c{c}"]["p99_ms"]),
-        ]
+            (f"{c} clients, server CPU ms per request (all workers)",
+             lambda r, c=c: r[f"load_c{c}"]["server_cpu_ms_per_request"]),
+            (f"{c} clients, load generator CPU ms per request",
+             lambda r, c=c: r[f"load_c{c}"]["client_cpu_ms_per_request"]),
+        ]  # fmt: skip
     rows += [
         ("upload → matchable on every worker, median s",
          lambda r: r["upload_to_matchable_median_s"]),
@@ -303,6 +323,16 @@ def table(results: list[dict], levels: tuple[int, ...]) -> str:
                 f"\nthroughput at {c} clients, {r['workers']} workers / {base['workers']}: "
                 f"{ratio:.2f}x"
             )
+    cores = os.cpu_count() or 1
+    c8 = "load_c8" if 8 in levels else f"load_c{max(levels)}"
+    per = base[c8]["server_cpu_ms_per_request"] + base[c8]["client_cpu_ms_per_request"]
+    if per > 0:
+        lines.append(
+            f"\nceiling on this machine: {cores} cores / ({base[c8]['server_cpu_ms_per_request']}"
+            f" server + {base[c8]['client_cpu_ms_per_request']} load-generator CPU ms a request)"
+            f" = {cores * 1000 / per:.0f} requests/s if nothing else runs; one worker is capped"
+            f" at one core = {1000 / base[c8]['server_cpu_ms_per_request']:.0f} requests/s"
+        )
     return "\n".join(lines)
 
 

@@ -23,6 +23,7 @@ from services.matching.models import FeedCursor, FeedEntry
 from shared.db import Database, upgrade
 from shared.testing import free_port, fresh_database
 from tests.conftest import CatalogHandle
+from tests.hostile import refusal_rule, run_sql
 from tests.matching.conftest import new_patent
 
 UNI = "天津多进程大学"
@@ -185,3 +186,30 @@ def test_a_follower_takes_over_when_the_leader_dies(
     assert old_leader not in seen
     r = httpx.post(f"{workers.url}/v1/match", json={"text": "锇钯接管电极"}, timeout=10)
     assert r.json()["hits"][0]["application_number"] == appno
+
+
+def test_a_replay_on_any_worker_reaches_every_worker(
+    workers: Workers, catalog: CatalogHandle
+) -> None:
+    _, uni_key = catalog.org(UNI, district="nankai")
+    add, lift = refusal_rule(workers.db_url, "patent", "title", "POISON")
+    run_sql(workers.db_url, add)
+    admin = {"Authorization": f"Bearer {catalog.admin_key}"}
+    try:
+        appno = upload_listed(catalog, uni_key, "POISON 一种铑铂多进程重放电极", "铑铂重放电极。")
+        deadline = time.monotonic() + 90
+        while not (parked := httpx.get(f"{workers.url}/v1/feed/parked", headers=admin).json()):
+            assert time.monotonic() < deadline, "never parked"
+            time.sleep(0.2)
+    finally:
+        run_sql(workers.db_url, lift)
+    r = httpx.post(f"{workers.url}/v1/feed/parked/{parked[0]['id']}/replay", headers=admin)
+    assert r.status_code == 200 and r.json()["status"] == "replayed", r.text
+    # The worker that replayed re-indexed at once; the other notices the resolved entry.
+    deadline = time.monotonic() + 30
+    in_a_row = 0
+    while in_a_row < 20:  # new connections: both workers answer some
+        hits = httpx.post(f"{workers.url}/v1/match", json={"text": "铑铂重放电极"}).json()["hits"]
+        found = bool(hits) and hits[0]["application_number"] == appno
+        in_a_row = in_a_row + 1 if found else 0
+        assert time.monotonic() < deadline, "a worker never re-indexed the replayed patent"

@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.matching.domain.needs import NeedIndexer
@@ -136,35 +136,53 @@ class ReplicaFollower:
             log.info("worker %s is now the matching leader", os.getpid())
             await self.become_leader()
         async with self.sessionmaker() as session:
-            cursor = await session.get(FeedCursor, "catalog")
-            catalog_position = cursor.position if cursor else 0
-            need_rows = (
+            # One cheap round trip per poll; the rest only when something moved.
+            catalog_position, need_head, resolved = (
                 await session.execute(
-                    select(FeedEntry.id, FeedEntry.entity_id)
-                    .where(FeedEntry.id > self.need_position, FeedEntry.entity == "need")
-                    .order_by(FeedEntry.id)
-                )
-            ).all()
-            need_ids = {int(r.entity_id) for r in need_rows}
-            needs = (
-                list(await session.scalars(select(Need).where(Need.id.in_(need_ids))))
-                if need_ids
-                else []
-            )
-            replays = (
-                await session.execute(
-                    select(ParkedFeedEntry.id, ParkedFeedEntry.entry_id).where(
-                        ParkedFeedEntry.resolved_at.is_not(None)
+                    select(
+                        select(FeedCursor.position)
+                        .where(FeedCursor.source == "catalog")
+                        .scalar_subquery(),
+                        select(func.max(FeedEntry.id)).scalar_subquery(),
+                        select(func.count())
+                        .select_from(ParkedFeedEntry)
+                        .where(ParkedFeedEntry.resolved_at.is_not(None))
+                        .scalar_subquery(),
                     )
                 )
-            ).all()
+            ).one()
+            needs: list[Need] = []
+            if (need_head or 0) > self.need_position:
+                need_ids = set(
+                    await session.scalars(
+                        select(FeedEntry.entity_id).where(
+                            FeedEntry.id > self.need_position,
+                            FeedEntry.id <= need_head,
+                            FeedEntry.entity == "need",
+                        )
+                    )
+                )
+                if need_ids:
+                    ids = [int(i) for i in need_ids]
+                    needs = list(await session.scalars(select(Need).where(Need.id.in_(ids))))
+            replays: list[Any] = []
+            if resolved != len(self.replays_seen):
+                replays = list(
+                    (
+                        await session.execute(
+                            select(ParkedFeedEntry.id, ParkedFeedEntry.entry_id).where(
+                                ParkedFeedEntry.resolved_at.is_not(None)
+                            )
+                        )
+                    ).all()
+                )
         # The leader's own consumer syncs after each page; a follower syncs here.
+        catalog_position = catalog_position or 0
         if not self.leader_lock.held and self.indexer.index.position < catalog_position:
             await self.indexer.sync(catalog_position)
         for need in needs:
             await self.needs.refresh(need)
-        if need_rows:
-            self.need_position = need_rows[-1].id
+        self.need_position = max(self.need_position, need_head or 0)
         for parked_id, entry_id in replays:
             if parked_id not in self.replays_seen:
                 await self.indexer.reindex_stamped(entry_id)
