@@ -20,10 +20,8 @@ from services.catalog.domain.ingest import (
 )
 from services.catalog.domain.search import (
     Filters,
-    apply_sort,
-    build_query,
     encode_cursor,
-    keyword_candidates,
+    search_rows,
     sort_value,
 )
 from services.catalog.models import Listing, Organisation, Patent
@@ -213,9 +211,7 @@ async def search_patents(
     limit: int = Query(20, ge=1, le=200),
 ) -> schemas.PatentPage:
     """Browse and keyword-search the catalog (public). Cursor pagination."""
-    candidates = await keyword_candidates(request.app.state.keywords, f.q)
-    stmt = apply_sort(build_query(f, candidates), sort, cursor).limit(limit + 1)
-    rows = (await session.execute(stmt)).all()
+    rows = await search_rows(session, f, sort, cursor, limit + 1, request.app.state.keywords)
     more = len(rows) > limit
     rows = rows[:limit]
     items = []

@@ -10,6 +10,7 @@ on to its candidates, when it is current.
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 
 from services.catalog.domain.keywords import KeywordIndex
@@ -191,25 +193,36 @@ def encode_cursor(sort: str, value: Any, pid: int) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+def check_sort(sort: str) -> None:
+    if sort not in SORTS:
+        raise Unprocessable.field("sort", f"unknown sort '{sort}'; use one of {sorted(SORTS)}")
+
+
+def decode_cursor(sort: str, cursor: str) -> tuple[Any, int]:
+    """(sort value, patent id) of the last row of the previous page."""
+    col, _ = SORTS[sort]
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        c_sort, c_value, c_id = json.loads(base64.urlsafe_b64decode(padded))
+        if c_sort != sort:
+            raise ValueError("cursor belongs to another sort order")
+        if not isinstance(c_id, int) or not 0 <= c_id < 2**63:
+            raise ValueError("bad position")
+        if col is not Patent.id:
+            c_value = date.fromisoformat(c_value) if c_value else NULL_DATE
+    except Exception as exc:
+        raise Unprocessable.field("cursor", f"invalid cursor ({exc})") from None
+    return c_value, c_id
+
+
 def apply_sort(
     stmt: Select[*tuple[Any, ...]], sort: str, cursor: str | None
 ) -> Select[*tuple[Any, ...]]:
-    if sort not in SORTS:
-        raise Unprocessable.field("sort", f"unknown sort '{sort}'; use one of {sorted(SORTS)}")
+    check_sort(sort)
     col, desc = SORTS[sort]
     key = col if col is Patent.id else func.coalesce(col, NULL_DATE)
     if cursor:
-        try:
-            padded = cursor + "=" * (-len(cursor) % 4)
-            c_sort, c_value, c_id = json.loads(base64.urlsafe_b64decode(padded))
-            if c_sort != sort:
-                raise ValueError("cursor belongs to another sort order")
-            if not isinstance(c_id, int) or not 0 <= c_id < 2**63:
-                raise ValueError("bad position")
-            if col is not Patent.id:
-                c_value = date.fromisoformat(c_value) if c_value else NULL_DATE
-        except Exception as exc:
-            raise Unprocessable.field("cursor", f"invalid cursor ({exc})") from None
+        c_value, c_id = decode_cursor(sort, cursor)
         if col is Patent.id:
             stmt = stmt.where(Patent.id < c_id if desc else Patent.id > c_id)
         elif desc:
@@ -219,6 +232,49 @@ def apply_sort(
     if col is Patent.id:
         return stmt.order_by(Patent.id.desc() if desc else Patent.id)
     return stmt.order_by(key.desc() if desc else key, Patent.id.desc() if desc else Patent.id)
+
+
+# Above this many candidates a keyword is common: in date order the ordered scan with the
+# substring test finds a page sooner than fetching every candidate to sort them.
+COMMON_KEYWORD = 2000
+FIRST_WINDOW = 256  # candidates the first query of an id-ordered page looks at
+
+
+async def search_rows(
+    session: AsyncSession,
+    f: Filters,
+    sort: str,
+    cursor: str | None,
+    limit: int,
+    index: KeywordIndex | None,
+) -> list[Any]:
+    """Up to `limit` rows of the page (`limit + 1` tells there is more)."""
+    check_sort(sort)
+    col, desc = SORTS[sort]
+    candidates = await keyword_candidates(index, f.q)
+    if candidates is not None and col is not Patent.id and len(candidates.ids) > COMMON_KEYWORD:
+        candidates = None
+    if candidates is None or col is not Patent.id:
+        stmt = apply_sort(build_query(f, candidates), sort, cursor).limit(limit)
+        return list((await session.execute(stmt)).all())
+    # Id order: walk the candidates in page order, a growing window at a time, so a common
+    # keyword costs one small query and a rare one still at most a few.
+    ids = candidates.ids
+    if cursor:
+        _, c_id = decode_cursor(sort, cursor)
+        ids = (
+            ids[: bisect.bisect_left(ids, c_id)] if desc else ids[bisect.bisect_right(ids, c_id) :]
+        )
+    if desc:
+        ids = ids[::-1]
+    rows: list[Any] = []
+    start, size = 0, max(4 * limit, FIRST_WINDOW)
+    while start < len(ids) and len(rows) < limit:
+        window = Candidates(ids[start : start + size], candidates.exact)
+        stmt = apply_sort(build_query(f, window), sort, None).limit(limit - len(rows))
+        rows += (await session.execute(stmt)).all()
+        start, size = start + size, size * 4
+    return rows
 
 
 def sort_value(patent: Patent, sort: str) -> Any:
