@@ -54,7 +54,13 @@ def _pairs(texts: list[str], first_doc: int) -> np.ndarray:
     bi = uni[:-1] & uni[1:]
     unigrams = (cp[uni] << DOC_BITS) | doc[uni]
     bigrams = ((((cp[:-1][bi] + 1) << 21) | cp[1:][bi]) << DOC_BITS) | doc[:-1][bi]
-    return np.unique(np.concatenate((unigrams, bigrams)))
+    # Sort and drop repeats by hand: numpy 2's np.unique hashes, 20x slower here.
+    pairs = np.concatenate((unigrams, bigrams))
+    pairs.sort()
+    keep = np.empty(len(pairs), bool)
+    keep[:1] = True
+    np.not_equal(pairs[1:], pairs[:-1], out=keep[1:])
+    return pairs[keep]
 
 
 @dataclass
@@ -73,11 +79,17 @@ class Base:
             raise ValueError(f"{len(rows)} patents exceed one keyword index base")
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         parts = [_pairs([t for _, t in rows[i : i + chunk]], i) for i in range(0, len(rows), chunk)]
-        pairs = np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.uint64)
-        codes = pairs >> DOC_BITS
-        docs = (pairs & ((1 << DOC_BITS) - 1)).astype(np.int32)
-        keys, starts = np.unique(codes, return_index=True)
-        starts = np.append(starts, len(codes)).astype(np.int64)
+        # Each part is sorted: a stable (merge) sort of the runs is far cheaper than a
+        # general one, and the group boundaries come from one comparison pass.
+        pairs = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
+        del parts
+        pairs.sort(kind="stable")
+        docs = (pairs & np.uint64((1 << DOC_BITS) - 1)).astype(np.int32)
+        pairs >>= np.uint64(DOC_BITS)  # now the gram codes, in place
+        bounds = np.flatnonzero(pairs[1:] != pairs[:-1]) + 1
+        starts = np.concatenate(([0], bounds, [len(pairs)])).astype(np.int64)
+        keys = pairs[starts[:-1]] if len(pairs) else pairs[:0]
+        del pairs
         return cls(ids, keys, starts, docs)
 
     def postings(self, code: int) -> np.ndarray:
