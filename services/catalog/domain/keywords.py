@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.catalog.models import FeedEntry, PatentSearch
+from shared.feed import changed_ids
 
 log = logging.getLogger("tjp.catalog.keywords")
 
@@ -195,19 +196,11 @@ class KeywordIndex:
             if head - self.position > limit:
                 return False
             if head > self.position:
-                changed = set(
-                    await session.scalars(
-                        select(FeedEntry.entity_id).where(
-                            FeedEntry.id > self.position,
-                            FeedEntry.id <= head,
-                            FeedEntry.entity == "patent",
-                        )
-                    )
-                )
+                changed = await changed_ids(session, FeedEntry, "patent", self.position, head)
                 if changed:
                     texts = await session.execute(
                         select(PatentSearch.patent_id, PatentSearch.text).where(
-                            PatentSearch.patent_id.in_([int(i) for i in changed])
+                            PatentSearch.patent_id.in_(changed)
                         )
                     )
                     for pid, text in texts:

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.matching.domain.needs import NeedIndexer
 from services.matching.domain.sync import PatentIndexer
 from services.matching.models import FeedCursor, FeedEntry, Need, ParkedFeedEntry
+from shared.feed import changed_ids
 
 log = logging.getLogger("tjp.matching.replicas")
 
@@ -153,17 +154,8 @@ class ReplicaFollower:
             ).one()
             needs: list[Need] = []
             if (need_head or 0) > self.need_position:
-                need_ids = set(
-                    await session.scalars(
-                        select(FeedEntry.entity_id).where(
-                            FeedEntry.id > self.need_position,
-                            FeedEntry.id <= need_head,
-                            FeedEntry.entity == "need",
-                        )
-                    )
-                )
-                if need_ids:
-                    ids = [int(i) for i in need_ids]
+                ids = await changed_ids(session, FeedEntry, "need", self.need_position, need_head)
+                if ids:
                     needs = list(await session.scalars(select(Need).where(Need.id.in_(ids))))
             replays: list[Any] = []
             if resolved != len(self.replays_seen):
