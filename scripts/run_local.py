@@ -101,19 +101,23 @@ def main() -> int:
         )
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     for name, port, module in services:
-        cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            f"{module}:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
+        if name == "matching":
+            # Its own launcher: MATCHING_WORKERS processes sharing the port.
+            cmd = [sys.executable, "-m", "services.matching", "--port", str(port)]
+        else:
+            cmd = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                f"{module}:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ]
         procs.append((name, subprocess.Popen(cmd, env=env, cwd=ROOT)))
 
     def stop(*_: object) -> None:

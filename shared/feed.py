@@ -109,6 +109,17 @@ async def append(
     await insert_rows(session, model.__table__, rows)
 
 
+async def changed_ids(
+    session: AsyncSession, model: type[Any], entity: str, after: int, upto: int
+) -> set[int]:
+    """Ids of the `entity` rows a feed table says changed in (after, upto]: what an
+    in-memory copy beside the database must re-read to be current at `upto`."""
+    rows = await session.scalars(
+        select(model.entity_id).where(model.id > after, model.id <= upto, model.entity == entity)
+    )
+    return {int(i) for i in rows}
+
+
 class FeedItem(BaseModel):
     id: int
     entity: str

@@ -27,6 +27,10 @@ from shared.db import upgrade
 from shared.testing import LiveServer, fresh_database, postgres_reachable, postgres_url
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# In-process test services are one process each: the matching service's multi-worker
+# machinery (domain/replicas.py) is tested with real worker processes in
+# tests/matching/test_workers.py.
+os.environ.setdefault("MATCHING_WORKERS", "1")
 ENGINES = ["sqlite", "postgresql"]
 
 

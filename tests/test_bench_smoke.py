@@ -32,6 +32,11 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
         ],
     ),
     (
+        "keyword-search",
+        [PY, "bench/search_bench.py", "--smoke"],
+        ["| 1 char, absent |", "| 2 chars, rare (in 1 patent) |", "bulk upload, patents/s"],
+    ),
+    (
         "indicators",
         [PY, "-m", "bench.indicators.bench", "--smoke"],
         ["| whole city plan (19 indicators), plan_progress |", "| ledger export, CSV"],

@@ -133,11 +133,13 @@ async def load(url: str, texts: list[str], seconds: float, concurrency: int) -> 
 
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as c:
-        t = time.monotonic()
+        t, cpu = time.monotonic(), time.process_time()
         await asyncio.gather(*(worker(c, i) for i in range(concurrency)))
         rps = done / (time.monotonic() - t)
+        cpu = time.process_time() - cpu
     return {"rps": round(rps), "p50_ms": round(float(np.percentile(lat, 50)), 1),
-            "p99_ms": round(float(np.percentile(lat, 99)), 1)}  # fmt: skip
+            "p99_ms": round(float(np.percentile(lat, 99)), 1), "requests": done,
+            "client_cpu_ms_per_request": round(cpu * 1000 / max(1, done), 2)}  # fmt: skip
 
 
 def load_process(url: str, texts: list[str], seconds: float, concurrency: int) -> dict:
@@ -150,21 +152,210 @@ def in_child(fn, *args):  # type: ignore[no-untyped-def]
         return pool.apply(fn, args)
 
 
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def worker_pids(master: int) -> list[int]:
+    """The uvicorn workers under `python -m services.matching` (or the process itself)."""
+    kids = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+            )
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(master):
+            kids.append(int(status.parent.name))
+    # uvicorn's multiprocessing also starts a resource tracker: workers are the big ones.
+    return [k for k in kids if rss_mb(k) > 100] or [master]
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_workers(url: str, n: int, timeout: float = 300) -> None:
+    """Until n distinct worker pids answered /v1/index (they start one after the other)."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while len(seen) < n:
+        try:
+            seen.add(httpx.get(f"{url}/v1/index", timeout=5).json()["worker"]["pid"])
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {len(seen)} of {n} workers answered")
+        time.sleep(0.05)
+
+
+def measure(
+    workers: int, run: int, args: argparse.Namespace, tmp: Path, murl: str, index_dir: str,
+    cport: int, key: str, texts: list[str], levels: tuple[int, ...], load_s: float,
+) -> dict:  # fmt: skip
+    from shared.appno import make_application_number
+    from shared.testing import free_port
+
+    mport = free_port()
+    log = (tmp / f"matching-{workers}w.log").open("w")
+    t = time.perf_counter()
+    mat = subprocess.Popen(
+        [sys.executable, "-m", "services.matching", "--port", str(mport)],
+        env={**os.environ, "MATCHING_DATABASE_URL": murl, "MATCHING_WORKERS": str(workers),
+             "MATCHING_CATALOG_URL": f"http://127.0.0.1:{cport}",
+             "MATCHING_INDEX_DIR": index_dir, "MATCHING_FEED_IDLE_INTERVAL": "0.05"},
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    murl_http = f"http://127.0.0.1:{mport}"
+    out: dict = {"workers": workers, "uptime_before": uptime()}
+    try:
+        wait_ready(murl_http, timeout=600)
+        wait_workers(murl_http, workers)
+        out["matching_start_s"] = round(time.perf_counter() - t, 1)
+        pids = worker_pids(mat.pid)
+        out["rss_mb_per_worker"] = [round(rss_mb(p)) for p in pids]
+        lat = in_child(latencies, mport, texts, args.queries)
+        out["http_p50_ms"] = round(float(np.percentile(lat, 50)), 2)
+        out["http_p90_ms"] = round(float(np.percentile(lat, 90)), 2)
+        out["http_p99_ms"] = round(float(np.percentile(lat, 99)), 2)
+        out["http_max_ms"] = round(max(lat), 2)
+        for conc in levels:
+            before = sum(cpu_s(p) for p in pids)
+            res = in_child(load_process, murl_http, texts, load_s, conc)
+            res["server_cpu_ms_per_request"] = round(
+                (sum(cpu_s(p) for p in pids) - before) * 1000 / max(1, res["requests"]), 2
+            )
+            out[f"load_c{conc}"] = res
+        out["rss_mb_per_worker_after_load"] = [round(rss_mb(p)) for p in pids]
+        delays = []
+        with httpx.Client(base_url=f"http://127.0.0.1:{cport}", timeout=30,
+                          headers={"Authorization": f"Bearer {key}"}) as cc:  # fmt: skip
+            for i in range(3 if args.smoke else 10):
+                word = f"钌铱催化第{run}{i}号基准样品"
+                appno = make_application_number(2020, "1", 900_000 + run * 100 + i)
+                t = time.perf_counter()
+                r = cc.post("/v1/patents", json={
+                    "application_number": appno, "title": word, "abstract": word + "的制备。",
+                    "patentees": ["天津基准大学"], "legal_status": "granted",
+                    "application_date": "2020-01-01", "grant_date": "2022-01-01"})  # fmt: skip
+                assert r.status_code == 201, r.text
+                r = cc.post("/v1/listings", json={"application_number": appno,
+                            "modes": ["assignment"], "price_cny": "1000"})  # fmt: skip
+                assert r.status_code == 201, r.text
+                # Matchable on every worker: new connections land on either; ask until 2 *
+                # workers answers in a row have it.
+                in_a_row = 0
+                while in_a_row < 2 * workers:
+                    hits = httpx.post(f"{murl_http}/v1/match", json={"text": word, "k": 50},
+                                      timeout=30).json()["hits"]  # fmt: skip
+                    found = any(h["application_number"] == appno for h in hits)
+                    in_a_row = in_a_row + 1 if found else 0
+                    if time.perf_counter() - t > 30:
+                        raise TimeoutError("upload never became matchable")
+                    if not found:
+                        time.sleep(0.01)
+                delays.append(time.perf_counter() - t)
+        out["upload_to_matchable_median_s"] = round(float(np.median(delays)), 3)
+        out["upload_to_matchable_max_s"] = round(max(delays), 3)
+        out["uptime_after"] = uptime()
+    finally:
+        mat.send_signal(2)  # SIGINT: uvicorn stops its workers, the leader snapshots
+        try:
+            mat.wait(60)
+        except subprocess.TimeoutExpired:
+            mat.kill()
+        log.close()
+    return out
+
+
+ROWS = [
+    ("start (s, until every worker answers)", lambda r: r["matching_start_s"]),
+    ("RSS per worker after start (MB)", lambda r: r["rss_mb_per_worker"]),
+    ("RSS per worker after load (MB)", lambda r: r["rss_mb_per_worker_after_load"]),
+    ("1 client sequential, p50 ms", lambda r: r["http_p50_ms"]),
+    ("1 client sequential, p99 ms", lambda r: r["http_p99_ms"]),
+    ("1 client sequential, max ms", lambda r: r["http_max_ms"]),
+]
+
+
+def table(results: list[dict], levels: tuple[int, ...]) -> str:
+    rows = list(ROWS)
+    for c in levels:
+        rows += [
+            (f"{c} clients, requests/s", lambda r, c=c: r[f"load_c{c}"]["rps"]),
+            (f"{c} clients, p50 ms", lambda r, c=c: r[f"load_c{c}"]["p50_ms"]),
+            (f"{c} clients, p99 ms", lambda r, c=c: r[f"load_c{c}"]["p99_ms"]),
+            (f"{c} clients, server CPU ms per request (all workers)",
+             lambda r, c=c: r[f"load_c{c}"]["server_cpu_ms_per_request"]),
+            (f"{c} clients, load generator CPU ms per request",
+             lambda r, c=c: r[f"load_c{c}"]["client_cpu_ms_per_request"]),
+        ]  # fmt: skip
+    rows += [
+        ("upload → matchable on every worker, median s",
+         lambda r: r["upload_to_matchable_median_s"]),
+        ("upload → matchable on every worker, max s", lambda r: r["upload_to_matchable_max_s"]),
+    ]  # fmt: skip
+    head = "| figure | " + " | ".join(f"{r['workers']} worker(s)" for r in results) + " |"
+    lines = [head, "|---" * (len(results) + 1) + "|"]
+    lines += ["| " + name + " | " + " | ".join(str(f(r)) for r in results) + " |"
+              for name, f in rows]  # fmt: skip
+    base = results[0]
+    for r in results[1:]:
+        for c in levels:
+            ratio = r[f"load_c{c}"]["rps"] / max(1, base[f"load_c{c}"]["rps"])
+            lines.append(
+                f"\nthroughput at {c} clients, {r['workers']} workers / {base['workers']}: "
+                f"{ratio:.2f}x"
+            )
+    cores = os.cpu_count() or 1
+    c8 = "load_c8" if 8 in levels else f"load_c{max(levels)}"
+    per = base[c8]["server_cpu_ms_per_request"] + base[c8]["client_cpu_ms_per_request"]
+    if per > 0:
+        lines.append(
+            f"\nceiling on this machine: {cores} cores / ({base[c8]['server_cpu_ms_per_request']}"
+            f" server + {base[c8]['client_cpu_ms_per_request']} load-generator CPU ms a request)"
+            f" = {cores * 1000 / per:.0f} requests/s if nothing else runs; one worker is capped"
+            f" at one core = {1000 / base[c8]['server_cpu_ms_per_request']:.0f} requests/s"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=500)
+    ap.add_argument(
+        "--workers", default="1,2", help="worker counts to compare, one run each (e.g. 1,2)"
+    )
     ap.add_argument("--smoke", action="store_true", help="2,000 patents, short runs (CI)")
     args = ap.parse_args()
     if args.smoke:
         args.docs, args.queries = 2_000, 30
     load_s, levels = (2, (8,)) if args.smoke else (10, (1, 8, 32))
+    counts = [int(w) for w in args.workers.split(",")]
     from services.catalog.main import MIGRATIONS as CAT_MIG
     from shared.auth import Role
     from shared.db import upgrade
     from shared.testing import free_port
     from tests.conftest import next_uscc
 
+    print(f"machine: {os.cpu_count()} cores; {uptime()}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="tjp-httpbench-"))
     t0 = time.perf_counter()
     murl, index_dir = prepare(args.docs, tmp)
@@ -176,62 +367,26 @@ def main() -> None:
     _, key = asyncio.run(create_org_with_key(
         curl, {"kind": "university", "name": "天津基准大学", "district": "nankai",
                "uscc": next_uscc()}, Role.SUPPLIER))  # fmt: skip
-    cport, mport = free_port(), free_port()
+    cport = free_port()
     cat = serve("services.catalog.main:create_app", cport, {"CATALOG_DATABASE_URL": curl},
                 tmp / "catalog.log")  # fmt: skip
-    mat = serve("services.matching.main:create_app", mport, {
-        "MATCHING_DATABASE_URL": murl, "MATCHING_CATALOG_URL": f"http://127.0.0.1:{cport}",
-        "MATCHING_INDEX_DIR": index_dir, "MATCHING_FEED_IDLE_INTERVAL": "0.05"},
-        tmp / "matching.log")  # fmt: skip
-    out: dict = {"docs": args.docs}
+    needs = load_needs()
+    texts = [needs[i].title + "。" + needs[i].description for i in dev_need_ids()]
+    results = []
     try:
         wait_ready(f"http://127.0.0.1:{cport}")
-        t = time.perf_counter()
-        wait_ready(f"http://127.0.0.1:{mport}")
-        out["matching_start_s"] = round(time.perf_counter() - t, 1)
-        needs = load_needs()
-        texts = [needs[i].title + "。" + needs[i].description for i in dev_need_ids()]
-        murl_http = f"http://127.0.0.1:{mport}"
-        lat = in_child(latencies, mport, texts, args.queries)
-        out["http_p50_ms"] = round(float(np.percentile(lat, 50)), 2)
-        out["http_p90_ms"] = round(float(np.percentile(lat, 90)), 2)
-        out["http_p99_ms"] = round(float(np.percentile(lat, 99)), 2)
-        out["http_max_ms"] = round(max(lat), 2)
-        for conc in levels:
-            out[f"load_c{conc}"] = in_child(load_process, murl_http, texts, load_s, conc)
-        from shared.appno import make_application_number
-
-        delays = []
-        with httpx.Client(base_url=f"http://127.0.0.1:{cport}", timeout=30,
-                          headers={"Authorization": f"Bearer {key}"}) as cc, \
-                httpx.Client(base_url=murl_http, timeout=30) as mc:  # fmt: skip
-            for i in range(3 if args.smoke else 10):
-                word = f"钌铱催化第{i}号基准样品"
-                appno = make_application_number(2020, "1", 900_000 + i)
-                t = time.perf_counter()
-                r = cc.post("/v1/patents", json={
-                    "application_number": appno, "title": word, "abstract": word + "的制备。",
-                    "patentees": ["天津基准大学"], "legal_status": "granted",
-                    "application_date": "2020-01-01", "grant_date": "2022-01-01"})  # fmt: skip
-                assert r.status_code == 201, r.text
-                r = cc.post("/v1/listings", json={"application_number": appno,
-                            "modes": ["assignment"], "price_cny": "1000"})  # fmt: skip
-                assert r.status_code == 201, r.text
-                while True:
-                    hits = mc.post("/v1/match", json={"text": word, "k": 50}).json()["hits"]
-                    if any(h["application_number"] == appno for h in hits):
-                        break
-                    if time.perf_counter() - t > 30:
-                        raise TimeoutError("upload never became matchable")
-                    time.sleep(0.01)
-                delays.append(time.perf_counter() - t)
-        out["upload_to_matchable_median_s"] = round(float(np.median(delays)), 3)
-        out["upload_to_matchable_max_s"] = round(max(delays), 3)
+        for run, workers in enumerate(counts):
+            r = measure(workers, run, args, tmp, murl, index_dir, cport, key, texts, levels,
+                        load_s)  # fmt: skip
+            print(json.dumps({"docs": args.docs, **r}, ensure_ascii=False), flush=True)
+            results.append(r)
     finally:
-        for p in (mat, cat):
-            p.terminate()
-            p.wait(30)
-    print(json.dumps(out), flush=True)
+        cat.terminate()
+        cat.wait(30)
+    print(f"\nPOST /v1/match at {args.docs:,} patents (SQLite; the load generator shares the "
+          f"machine's {os.cpu_count()} cores with the workers; uptime per run in the JSON "
+          "lines above):\n")  # fmt: skip
+    print(table(results, levels), flush=True)
 
 
 if __name__ == "__main__":

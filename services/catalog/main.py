@@ -24,6 +24,7 @@ from services.catalog.api import (
 from services.catalog.api.deps import SessionDep
 from services.catalog.domain.conversions import apply_deal_entries
 from services.catalog.domain.keys import DbAuthenticator
+from services.catalog.domain.keywords import KeywordIndex
 from services.catalog.domain.throttle import LoginThrottle
 from services.catalog.models import FeedCursor, FeedEntry, ParkedFeedEntry, UploadJob
 from services.catalog.settings import CatalogSettings
@@ -72,6 +73,11 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
         # Timed into the upload-job histogram of /metrics as each job ends.
         app.state.jobs = track_jobs({}, app.state.metrics)
         await mark_interrupted_jobs(db)
+        # Built in the background; until then keyword searches scan (same results).
+        keywords = KeywordIndex(db.read_sessionmaker) if settings.keyword_index else None
+        if keywords:
+            keywords.start_rebuild()
+        app.state.keywords = keywords
         consumer = None
         client = None
         if settings.indicators_url:
@@ -92,12 +98,21 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
         gc.freeze()
         app.state.consumer = consumer
         app.state.feed_consumers = {"indicators": consumer} if consumer else {}
-        app.state.readiness = lambda: {"indicators_feed": consumer.health()} if consumer else {}
+
+        def readiness() -> dict[str, str]:
+            checks = {"indicators_feed": consumer.health()} if consumer else {}
+            if keywords:
+                checks["keyword_index"] = keywords.describe()
+            return checks
+
+        app.state.readiness = readiness
         try:
             yield
         finally:
             if consumer:
                 await consumer.stop()
+            if keywords:
+                await keywords.stop()
             if client:
                 await client.aclose()
             for task in list(app.state.jobs.values()):

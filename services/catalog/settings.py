@@ -25,3 +25,6 @@ class CatalogSettings(ServiceSettings):
     upload_chunk_records: int = 2_000
     # Upload jobs running at once (each holds its parsed file in memory); more → 503.
     max_concurrent_jobs: int = 2
+    # Keyword search through the in-memory character index (domain/keywords.py); off:
+    # every keyword search scans patent_search.
+    keyword_index: bool = True

@@ -18,3 +18,11 @@ class MatchingSettings(ServiceSettings):
     # Write a snapshot at most this often while the index changes, and on shutdown.
     snapshot_interval: float = 60.0
     max_k: int = 100
+    # Worker processes `python -m services.matching` starts (uvicorn --workers). Each holds
+    # its own index (memory per worker: README performance section); one of them, the
+    # leader, follows the feed and writes snapshots (domain/replicas.py). Above 1 the app
+    # also runs the follower loop, which is what makes a worker safe beside others.
+    workers: int = 2
+    # Where `python -m services.matching` listens.
+    host: str = "127.0.0.1"
+    port: int = 8102

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy import select
 
 from services.catalog import schemas
@@ -20,9 +20,8 @@ from services.catalog.domain.ingest import (
 )
 from services.catalog.domain.search import (
     Filters,
-    apply_sort,
-    build_query,
     encode_cursor,
+    search_rows,
     sort_value,
 )
 from services.catalog.models import Listing, Organisation, Patent
@@ -240,6 +239,7 @@ def district_key(value: str | None) -> str | None:
 
 @router.get("/patents", response_model=schemas.PatentPage)
 async def search_patents(
+    request: Request,
     session: SessionDep,
     f: Annotated[Filters, Depends(filters)],
     sort: str = Query(
@@ -250,8 +250,7 @@ async def search_patents(
     limit: int = Query(20, ge=1, le=200),
 ) -> schemas.PatentPage:
     """Browse and keyword-search the catalog (public). Cursor pagination."""
-    stmt = apply_sort(build_query(f), sort, cursor).limit(limit + 1)
-    rows = (await session.execute(stmt)).all()
+    rows = await search_rows(session, f, sort, cursor, limit + 1, request.app.state.keywords)
     more = len(rows) > limit
     rows = rows[:limit]
     items = []

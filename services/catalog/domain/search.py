@@ -2,20 +2,38 @@
 
 Keyword search is substring search on `patent_search.text` (title + abstract, NFKC,
 lower case), so a two-character keyword such as 电池 finds every patent containing it —
-no segmentation to miss it. Relevance ranking is the matching service's job.
+no segmentation to miss it. Relevance ranking is the matching service's job. The
+in-memory character index (`domain/keywords.py`) narrows the rows the substring test runs
+on to its candidates, when it is current.
 """
 
 from __future__ import annotations
 
 import base64
+import bisect
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Boolean, ColumnElement, Select, and_, exists, func, literal, or_, select
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 
+from services.catalog.domain.keywords import KeywordIndex
 from services.catalog.domain.textnorm import normalize_query
 from services.catalog.models import Listing, Organisation, Patent, PatentOwner, PatentSearch
 from services.catalog.schemas import POOLED
@@ -47,6 +65,29 @@ def _contains_pg(el: ContainsText, compiler: Any, **kw: Any) -> str:
     return f"strpos({compiler.process(el.haystack, **kw)}, {compiler.process(el.needle, **kw)}) > 0"
 
 
+class IdIn(ColumnElement[bool]):
+    """`column` is one of `ids` (any number of them, one bound parameter)."""
+
+    inherit_cache = False
+    type = Boolean()
+
+    def __init__(self, column: ColumnElement[int] | Any, ids: Sequence[int]) -> None:
+        self.column = column
+        self.ids = [int(i) for i in ids]
+
+
+@compiles(IdIn)
+def _id_in_default(el: IdIn, compiler: Any, **kw: Any) -> str:
+    ids = compiler.process(literal(json.dumps(el.ids)), **kw)
+    return f"{compiler.process(el.column, **kw)} IN (SELECT value FROM json_each({ids}))"
+
+
+@compiles(IdIn, "postgresql")
+def _id_in_pg(el: IdIn, compiler: Any, **kw: Any) -> str:
+    ids = compiler.process(literal(el.ids, ARRAY(BigInteger)), **kw)
+    return f"{compiler.process(el.column, **kw)} = ANY({ids})"
+
+
 SORTS = {
     "-id": (Patent.id, True),
     "id": (Patent.id, False),
@@ -75,15 +116,40 @@ class Filters:
     pool_status: str | None = None  # a listing status, or "pooled" / "unlisted"
 
 
-def build_query(f: Filters) -> Select[*tuple[Any, ...]]:
+def keyword_terms(q: str | None) -> list[str]:
+    return normalize_query(q).split() if q else []
+
+
+@dataclass
+class Candidates:
+    """Patent ids the keyword index found; `exact`: they are the answer (every term has one
+    or two characters), else a superset the substring test narrows."""
+
+    ids: list[int]
+    exact: bool
+
+
+async def keyword_candidates(index: KeywordIndex | None, q: str | None) -> Candidates | None:
+    """The keyword index's candidates for `q`, or None when it cannot answer yet."""
+    terms = keyword_terms(q)
+    if not terms or index is None or not await index.current():
+        return None
+    ids = cast(list[int], index.hits(terms).tolist())
+    return Candidates(ids, exact=all(len(t) <= 2 for t in terms))
+
+
+def build_query(f: Filters, candidates: Candidates | None = None) -> Select[*tuple[Any, ...]]:
+    """`candidates`: what the keyword index found for `f.q` (None: scan every text)."""
     stmt = select(Patent, Listing).outerjoin(Listing, Listing.patent_id == Patent.id)
     conds: list[ColumnElement[bool]] = []
-    terms = normalize_query(f.q).split() if f.q else []
+    terms = keyword_terms(f.q)
     if terms:
-        hits = select(PatentSearch.patent_id).where(
-            *[ContainsText(PatentSearch.text, t) for t in terms]
-        )
-        conds.append(Patent.id.in_(hits))
+        matching: list[ColumnElement[bool]] = [ContainsText(PatentSearch.text, t) for t in terms]
+        if candidates is not None:
+            matching.append(IdIn(PatentSearch.patent_id, candidates.ids))
+            conds.append(IdIn(Patent.id, candidates.ids))
+        if candidates is None or not candidates.exact:
+            conds.append(Patent.id.in_(select(PatentSearch.patent_id).where(*matching)))
     if f.ipc:
         prefix = f.ipc.upper().replace(" ", "")
         conds.append(Patent.ipc_text.contains(" " + prefix, autoescape=True))
@@ -127,25 +193,36 @@ def encode_cursor(sort: str, value: Any, pid: int) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+def check_sort(sort: str) -> None:
+    if sort not in SORTS:
+        raise Unprocessable.field("sort", f"unknown sort '{sort}'; use one of {sorted(SORTS)}")
+
+
+def decode_cursor(sort: str, cursor: str) -> tuple[Any, int]:
+    """(sort value, patent id) of the last row of the previous page."""
+    col, _ = SORTS[sort]
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        c_sort, c_value, c_id = json.loads(base64.urlsafe_b64decode(padded))
+        if c_sort != sort:
+            raise ValueError("cursor belongs to another sort order")
+        if not isinstance(c_id, int) or not 0 <= c_id < 2**63:
+            raise ValueError("bad position")
+        if col is not Patent.id:
+            c_value = date.fromisoformat(c_value) if c_value else NULL_DATE
+    except Exception as exc:
+        raise Unprocessable.field("cursor", f"invalid cursor ({exc})") from None
+    return c_value, c_id
+
+
 def apply_sort(
     stmt: Select[*tuple[Any, ...]], sort: str, cursor: str | None
 ) -> Select[*tuple[Any, ...]]:
-    if sort not in SORTS:
-        raise Unprocessable.field("sort", f"unknown sort '{sort}'; use one of {sorted(SORTS)}")
+    check_sort(sort)
     col, desc = SORTS[sort]
     key = col if col is Patent.id else func.coalesce(col, NULL_DATE)
     if cursor:
-        try:
-            padded = cursor + "=" * (-len(cursor) % 4)
-            c_sort, c_value, c_id = json.loads(base64.urlsafe_b64decode(padded))
-            if c_sort != sort:
-                raise ValueError("cursor belongs to another sort order")
-            if not isinstance(c_id, int) or not 0 <= c_id < 2**63:
-                raise ValueError("bad position")
-            if col is not Patent.id:
-                c_value = date.fromisoformat(c_value) if c_value else NULL_DATE
-        except Exception as exc:
-            raise Unprocessable.field("cursor", f"invalid cursor ({exc})") from None
+        c_value, c_id = decode_cursor(sort, cursor)
         if col is Patent.id:
             stmt = stmt.where(Patent.id < c_id if desc else Patent.id > c_id)
         elif desc:
@@ -155,6 +232,49 @@ def apply_sort(
     if col is Patent.id:
         return stmt.order_by(Patent.id.desc() if desc else Patent.id)
     return stmt.order_by(key.desc() if desc else key, Patent.id.desc() if desc else Patent.id)
+
+
+# Above this many candidates a keyword is common: in date order the ordered scan with the
+# substring test finds a page sooner than fetching every candidate to sort them.
+COMMON_KEYWORD = 2000
+FIRST_WINDOW = 256  # candidates the first query of an id-ordered page looks at
+
+
+async def search_rows(
+    session: AsyncSession,
+    f: Filters,
+    sort: str,
+    cursor: str | None,
+    limit: int,
+    index: KeywordIndex | None,
+) -> list[Any]:
+    """Up to `limit` rows of the page (`limit + 1` tells there is more)."""
+    check_sort(sort)
+    col, desc = SORTS[sort]
+    candidates = await keyword_candidates(index, f.q)
+    if candidates is not None and col is not Patent.id and len(candidates.ids) > COMMON_KEYWORD:
+        candidates = None
+    if candidates is None or col is not Patent.id:
+        stmt = apply_sort(build_query(f, candidates), sort, cursor).limit(limit)
+        return list((await session.execute(stmt)).all())
+    # Id order: walk the candidates in page order, a growing window at a time, so a common
+    # keyword costs one small query and a rare one still at most a few.
+    ids = candidates.ids
+    if cursor:
+        _, c_id = decode_cursor(sort, cursor)
+        ids = (
+            ids[: bisect.bisect_left(ids, c_id)] if desc else ids[bisect.bisect_right(ids, c_id) :]
+        )
+    if desc:
+        ids = ids[::-1]
+    rows: list[Any] = []
+    start, size = 0, max(4 * limit, FIRST_WINDOW)
+    while start < len(ids) and len(rows) < limit:
+        window = Candidates(ids[start : start + size], candidates.exact)
+        stmt = apply_sort(build_query(f, window), sort, None).limit(limit - len(rows))
+        rows += (await session.execute(stmt)).all()
+        start, size = start + size, size * 4
+    return rows
 
 
 def sort_value(patent: Patent, sort: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -14,7 +15,10 @@ router = APIRouter(prefix="/v1", tags=["ops"])
 @router.get("/index", summary="Size, feed position and refits of the patent and need indexes")
 async def index_status(request: Request) -> dict[str, Any]:
     consumer = request.app.state.consumer
+    replica = request.app.state.replica
     return {
+        # Which worker answered (several share the port: `MATCHING_WORKERS`).
+        "worker": {"pid": os.getpid(), "role": replica.role if replica else "single"},
         "segmenter": SEGMENTER,
         "patents": request.app.state.indexer.index.stats(),
         "loaded_snapshot_position": request.app.state.indexer.loaded_snapshot_position,

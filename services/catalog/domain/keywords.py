@@ -1,0 +1,267 @@
+"""An in-memory character index over `patent_search.text`, so keyword search never scans.
+
+Postings of every character (unigram) and every pair of adjacent characters (bigram) of
+each patent's normalised title + abstract. A one-character keyword is answered by its
+unigram postings, a two-character one by its bigram postings (both exact); a longer one by
+intersecting its bigrams' postings — a superset, which SQL narrows with the same substring
+test as before, so the index only ever shrinks the rows SQL looks at and results are the
+ones the plain scan gives.
+
+It lives beside the catalog and costs nothing on the write path: the catalog's own feed
+(`feed_entry`, written in the same transaction as every `patent_search` change, ids in
+commit order) says which patents changed since the index's position. A search first reads
+those few patents' texts into a small delta (scanned directly); a backlog too big to take
+inline (a large bulk upload) makes searches use the plain scan while a background task
+rebuilds. The base is compact numpy (sorted gram codes, offsets, int32 document numbers):
+about 4 bytes per distinct gram per patent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.catalog.models import FeedEntry, PatentSearch
+from shared.feed import changed_ids
+
+log = logging.getLogger("tjp.catalog.keywords")
+
+DOC_BITS = 22  # up to 4M patents per base; the gram code takes the 42 bits above
+SEP = 0  # NUL never occurs in stored text (shared.guards refuses it)
+
+
+def gram_codes(term: str) -> list[int]:
+    """The codes of a keyword's grams: its one character, or its adjacent pairs."""
+    cps = [ord(c) for c in term]
+    if len(cps) == 1:
+        return cps
+    return [((a + 1) << 21) | b for a, b in zip(cps, cps[1:], strict=False)]
+
+
+def _pairs(texts: list[str], first_doc: int) -> np.ndarray:
+    """Sorted unique (gram code << DOC_BITS | document number) of a chunk of texts."""
+    joined = "\x00".join(texts) + "\x00"
+    cp = np.frombuffer(joined.encode("utf-32-le"), dtype="<u4").astype(np.uint64)
+    lengths = np.fromiter((len(t) + 1 for t in texts), dtype=np.int64, count=len(texts))
+    doc = np.repeat(np.arange(first_doc, first_doc + len(texts), dtype=np.uint64), lengths)
+    uni = cp != SEP
+    bi = uni[:-1] & uni[1:]
+    unigrams = (cp[uni] << DOC_BITS) | doc[uni]
+    bigrams = ((((cp[:-1][bi] + 1) << 21) | cp[1:][bi]) << DOC_BITS) | doc[:-1][bi]
+    # Sort and drop repeats by hand: numpy 2's np.unique hashes, 20x slower here.
+    pairs = np.concatenate((unigrams, bigrams))
+    pairs.sort()
+    keep = np.empty(len(pairs), bool)
+    keep[:1] = True
+    np.not_equal(pairs[1:], pairs[:-1], out=keep[1:])
+    return pairs[keep]
+
+
+@dataclass
+class Base:
+    """Immutable postings over the patents read at build time."""
+
+    ids: np.ndarray  # patent id per document number, ascending
+    keys: np.ndarray  # sorted distinct gram codes
+    starts: np.ndarray  # postings of keys[i] are docs[starts[i]:starts[i + 1]]
+    docs: np.ndarray  # document numbers, ascending within each gram
+
+    @classmethod
+    def build(cls, rows: list[tuple[int, str]], chunk: int = 5000) -> Base:
+        rows = sorted(rows)
+        if len(rows) >= 1 << DOC_BITS:
+            raise ValueError(f"{len(rows)} patents exceed one keyword index base")
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        parts = [_pairs([t for _, t in rows[i : i + chunk]], i) for i in range(0, len(rows), chunk)]
+        # Each part is sorted: a stable (merge) sort of the runs is far cheaper than a
+        # general one, and the group boundaries come from one comparison pass.
+        pairs = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
+        del parts
+        pairs.sort(kind="stable")
+        docs = (pairs & np.uint64((1 << DOC_BITS) - 1)).astype(np.int32)
+        pairs >>= np.uint64(DOC_BITS)  # now the gram codes, in place
+        bounds = np.flatnonzero(pairs[1:] != pairs[:-1]) + 1
+        starts = np.concatenate(([0], bounds, [len(pairs)])).astype(np.int64)
+        keys = pairs[starts[:-1]] if len(pairs) else pairs[:0]
+        del pairs
+        return cls(ids, keys, starts, docs)
+
+    def postings(self, code: int) -> np.ndarray:
+        i = int(np.searchsorted(self.keys, code))
+        if i == len(self.keys) or int(self.keys[i]) != code:
+            return self.docs[:0]
+        return self.docs[self.starts[i] : self.starts[i + 1]]
+
+    def candidates(self, term: str) -> np.ndarray:
+        """Document numbers that contain every gram of `term`."""
+        lists = sorted((self.postings(c) for c in set(gram_codes(term))), key=len)
+        out = lists[0]
+        for other in lists[1:]:
+            if not len(out):
+                break
+            out = np.intersect1d(out, other, assume_unique=True)
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.ids.nbytes + self.keys.nbytes + self.starts.nbytes + self.docs.nbytes)
+
+
+@dataclass
+class KeywordIndex:
+    """Base postings plus a delta of patents changed since, kept current from the feed."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    # Feed entries a search applies itself before answering; more and it scans while a
+    # rebuild runs. The delta is scanned per query (about 1 µs a patent): keep it small.
+    inline_catch_up: int = 2000
+    rebuild_after: int = 2000  # delta size that triggers a background rebuild
+    base: Base | None = None
+    position: int = 0  # feed id the index reflects
+    delta: dict[int, str] = field(default_factory=dict)  # patent id -> text, newer than base
+    stale: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # per base doc
+    built_at: float | None = None
+    build_seconds: float | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _rebuild: asyncio.Task[None] | None = None
+
+    # -------------------------------------------------------------- upkeep
+
+    async def head(self, session: AsyncSession) -> int:
+        return int(await session.scalar(select(func.max(FeedEntry.id))) or 0)
+
+    async def build(self) -> None:
+        """(Re)build the base from every stored text; the delta restarts empty."""
+        t = time.perf_counter()
+        async with self.sessionmaker() as session:
+            # The position first: a change committed during the read is replayed later.
+            position = await self.head(session)
+            rows: list[tuple[int, str]] = []
+            after = -1
+            while True:
+                page = (
+                    await session.execute(
+                        select(PatentSearch.patent_id, PatentSearch.text)
+                        .where(PatentSearch.patent_id > after)
+                        .order_by(PatentSearch.patent_id)
+                        .limit(20_000)
+                    )
+                ).all()
+                rows += [(int(r[0]), str(r[1])) for r in page]
+                if len(page) < 20_000:
+                    break
+                after = page[-1][0]
+        base = await asyncio.to_thread(Base.build, rows)
+        async with self._lock:
+            self.base, self.delta = base, {}
+            self.stale = np.zeros(len(base.ids), bool)
+            self.position = position
+        self.built_at = time.time()
+        self.build_seconds = time.perf_counter() - t
+        log.info("keyword index: %s patents in %.1fs, %.0f MB", len(base.ids),
+                 self.build_seconds, base.nbytes / 2**20)  # fmt: skip
+        await self.catch_up(10**12)
+
+    def start_rebuild(self) -> None:
+        if self._rebuild is None or self._rebuild.done():
+            self._rebuild = asyncio.create_task(self._safe_build(), name="keyword-index")
+
+    async def _safe_build(self) -> None:
+        try:
+            await self.build()
+        except Exception:  # searches keep using the plain scan
+            log.exception("keyword index build failed")
+
+    async def stop(self) -> None:
+        if self._rebuild is not None:
+            self._rebuild.cancel()
+            try:
+                await self._rebuild
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    async def catch_up(self, limit: int) -> bool:
+        """Apply up to `limit` feed entries; True when the index is then current."""
+        if self.base is None:
+            return False
+        async with self._lock, self.sessionmaker() as session:
+            head = await self.head(session)
+            if head - self.position > limit:
+                return False
+            if head > self.position:
+                changed = await changed_ids(session, FeedEntry, "patent", self.position, head)
+                if changed:
+                    texts = await session.execute(
+                        select(PatentSearch.patent_id, PatentSearch.text).where(
+                            PatentSearch.patent_id.in_(changed)
+                        )
+                    )
+                    for pid, text in texts:
+                        self.delta[int(pid)] = str(text)
+                    base_ids = self.base.ids
+                    pids = np.fromiter(self.delta, dtype=np.int64, count=len(self.delta))
+                    at = np.searchsorted(base_ids, pids)
+                    inside = at < len(base_ids)
+                    at, pids = at[inside], pids[inside]
+                    self.stale[at[base_ids[at] == pids]] = True
+                self.position = head
+        if len(self.delta) > self.rebuild_after:
+            self.start_rebuild()
+        return True
+
+    # -------------------------------------------------------------- queries
+
+    async def current(self) -> bool:
+        """Whether searches may use the index now (catching up first if that is cheap)."""
+        if self.base is None:
+            self.start_rebuild()
+            return False
+        if await self.catch_up(self.inline_catch_up):
+            return True
+        self.start_rebuild()
+        return False
+
+    def hits(self, terms: list[str]) -> np.ndarray:
+        """Ascending patent ids that may contain every term (a superset only for terms of
+        three or more characters; call `current()` first)."""
+        assert self.base is not None
+        base = self.base
+        docs: np.ndarray | None = None
+        for term in sorted(set(terms), key=len, reverse=True):  # longest: fewest candidates
+            found = base.candidates(term)
+            docs = found if docs is None else np.intersect1d(docs, found, assume_unique=True)
+            if not len(docs):
+                break
+        assert docs is not None
+        ids = base.ids[docs[~self.stale[docs]]]
+        extra = [pid for pid, text in self.delta.items() if all(t in text for t in terms)]
+        if extra:
+            ids = np.union1d(ids, np.asarray(extra, dtype=np.int64))
+        return ids
+
+    def describe(self) -> str:
+        """For /readyz: searches scan until the index is built (never an error)."""
+        if self.base is None:
+            return "building (keyword searches scan meanwhile)"
+        st = self.stats()
+        return (
+            f"{st['patents']} patents + {st['delta']} changed at feed {st['position']}, "
+            f"{st['megabytes']} MB, built in {st['build_seconds']}s"
+        )
+
+    def stats(self) -> dict[str, Any]:
+        base = self.base
+        return {
+            "patents": len(base.ids) if base else 0,
+            "delta": len(self.delta),
+            "position": self.position,
+            "megabytes": round(base.nbytes / 2**20, 1) if base else 0,
+            "build_seconds": round(self.build_seconds, 2) if self.build_seconds else None,
+        }
