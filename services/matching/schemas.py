@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from services.matching.domain.codes import industry_known, validate_ipc
 from services.matching.domain.index import MODES
+from shared import bizdate
 
 MAX_QUERY_CHARS = 20_000
 
@@ -87,7 +88,7 @@ class NeedCreate(NeedBase):
         lo, hi = self.budget_min_cny, self.budget_max_cny
         if lo is not None and hi is not None and lo > hi:
             raise ValueError("budget_max_cny: must not be below budget_min_cny")
-        if self.valid_until is not None and self.valid_until < date.today():
+        if self.valid_until is not None and self.valid_until < bizdate.today():
             raise ValueError("valid_until: must not be in the past")
         self.modes = list(dict.fromkeys(self.modes))
         return self

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date
 from typing import Any
 
 from sqlalchemy import select
@@ -14,11 +13,14 @@ from services.matching.domain.codes import industry_mask, industry_name, mode_ma
 from services.matching.domain.index import Attrs, MatchIndex
 from services.matching.domain.text import analyse_query
 from services.matching.models import Need, Organisation
+from shared import bizdate
 from shared.auth import Principal, Role
 
 
 def is_open(need: Need) -> bool:
-    return need.status == "open" and (need.valid_until is None or need.valid_until >= date.today())
+    return need.status == "open" and (
+        need.valid_until is None or need.valid_until >= bizdate.today()
+    )
 
 
 def sees_contact(need: Need, principal: Principal | None) -> bool:
