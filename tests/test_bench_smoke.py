@@ -40,6 +40,11 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
         [PY, "bench/portal_bench.py", "--setup", "200", "--smoke"],
         ["search page ", "problem-to-patents ", "bureau dashboard ", "search page weight"],
     ),
+    (
+        "load-mix",
+        [PY, "bench/load_mix.py", "--smoke"],
+        ["| POST /v1/deals |", "| GET /v1/plans/city-001/progress |", "verification passed"],
+    ),
 ]
 
 
