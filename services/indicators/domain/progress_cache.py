@@ -1,0 +1,127 @@
+"""Plan progress, computed once per change of the data it counts.
+
+A plan's progress runs a dozen counting queries (bench/load_mix.py: p50 ~300 ms under the
+mixed load, one in five requests). Between two writes every request would compute the
+same answer, so it is cached and thrown away when anything it reads may have changed:
+
+- the *write generation*: bumped after every committed transaction of this service's
+  write sessions that wrote anything (deals, payments, pledges, filings, reported figures,
+  and the feed consumers' replicas of organisations and listings). It is bumped *after*
+  COMMIT: a computation that started before a commit is stored under the old generation
+  and so is never served after it;
+- the *database token*: the last id of this service's feed and every feed cursor. Deal
+  changes and upstream changes made by another process on the same database move it (feed
+  ids are given in commit order, shared/feed.py, so the last visible id says which deals
+  are visible). One query on two primary keys.
+
+Requests for the same key while it is being computed wait for that computation instead
+of starting their own (under load a write invalidates the entry for every reader at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any
+
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
+
+from services.indicators.models import FeedCursor, FeedEntry
+
+WROTE = "progress_cache_wrote"
+
+
+class TrackedSession(Session):
+    """The service's write sessions: they report committed writes to the progress cache."""
+
+
+class ProgressCache:
+    def __init__(self, max_entries: int = 256) -> None:
+        self.generation = 0
+        self.max_entries = max_entries
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[Hashable, tuple[tuple[Any, ...], dict[str, Any]]] = OrderedDict()
+        self._running: dict[tuple[Hashable, tuple[Any, ...]], asyncio.Future[dict[str, Any]]] = {}
+
+    def bump(self) -> None:
+        self.generation += 1
+
+    def watch(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        """Make `sessionmaker`'s sessions bump the generation after a committed write."""
+        cache = self
+
+        class Session(TrackedSession):
+            pass
+
+        @event.listens_for(Session, "after_flush")
+        def _flushed(session: Session, _ctx: UOWTransaction) -> None:
+            session.info[WROTE] = True
+
+        @event.listens_for(Session, "do_orm_execute")
+        def _executed(state: ORMExecuteState) -> None:
+            if state.is_insert or state.is_update or state.is_delete:
+                state.session.info[WROTE] = True
+
+        @event.listens_for(Session, "after_commit")
+        def _committed(session: Session) -> None:
+            if session.info.pop(WROTE, False):
+                cache.bump()
+
+        @event.listens_for(Session, "after_soft_rollback")
+        def _rolled_back(session: Session, _previous: Any) -> None:
+            session.info.pop(WROTE, None)
+
+        sessionmaker.configure(sync_session_class=Session)
+
+    async def token(self, sessionmaker: async_sessionmaker[AsyncSession]) -> tuple[Any, ...]:
+        async with sessionmaker() as session:
+            last = await session.scalar(select(func.max(FeedEntry.id)))
+            cursors = (await session.execute(
+                select(FeedCursor.source, FeedCursor.position).order_by(FeedCursor.source)
+            )).all()  # fmt: skip
+        return (last, tuple((s, p) for s, p in cursors))
+
+    async def get(
+        self,
+        key: Hashable,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        compute: Callable[[], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        """The cached result for `key`, or `compute()`'s (shared with concurrent callers).
+        The result is shared: callers must not change it."""
+        generation = self.generation  # read before anything the computation sees
+        version = (generation, await self.token(sessionmaker))
+        cached = self._entries.get(key)
+        if cached is not None and cached[0] == version:
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return cached[1]
+        running = self._running.get((key, version))
+        if running is None:
+            self.misses += 1
+            # Its own task: a caller that goes away does not cancel it for the others.
+            running = asyncio.ensure_future(self._compute(key, version, compute))
+            self._running[(key, version)] = running
+        else:
+            self.hits += 1
+        return await asyncio.shield(running)
+
+    async def _compute(
+        self,
+        key: Hashable,
+        version: tuple[Any, ...],
+        compute: Callable[[], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        try:
+            result = await compute()
+        finally:
+            self._running.pop((key, version), None)
+        self._entries[key] = (version, result)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return result
