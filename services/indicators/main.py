@@ -44,7 +44,7 @@ def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
         app.state.settings = settings
         catalog = service_client(settings.catalog_url, timeout=10.0)
         app.state.authenticator = RemoteAuthenticator(catalog)
-        app.state.lookup = CatalogLookup(catalog, db.read_sessionmaker)
+        app.state.lookup = CatalogLookup(catalog, db.read_sessionmaker, db.sessionmaker)
         app.state.progress_cache = ProgressCache()
         app.state.progress_cache.watch(db.sessionmaker)
         consumers: dict[str, FeedConsumer] = {}

@@ -198,8 +198,16 @@ async def publish(session: AsyncSession, deal: Deal) -> None:
 
 
 async def create_deal(
-    session: AsyncSession, body: schemas.DealCreate, principal: Principal, lookup: RequestLookup
+    session: AsyncSession,
+    body: schemas.DealCreate,
+    principal: Principal,
+    lookup: RequestLookup,
+    *,
+    publish_now: bool = True,
 ) -> Deal:
+    """Record a deal. `publish_now=False` leaves the feed entry to the caller, who then
+    calls `publish` as the transaction's last statement: appending takes the feed's lock
+    until COMMIT, and every other deal waits for it meanwhile."""
     errors: list[dict[str, str]] = []
     orgs: list[Org] = []
     for i, oid in enumerate(body.supplier_org_ids):
@@ -312,7 +320,8 @@ async def create_deal(
         session.add(_payment(deal, p))
     await session.flush()
     await refresh_lines(session, deal)
-    await publish(session, deal)
+    if publish_now:
+        await publish(session, deal)
     return deal
 
 

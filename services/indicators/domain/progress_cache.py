@@ -5,14 +5,16 @@ mixed load, one in five requests). Between two writes every request would comput
 same answer, so it is cached and thrown away when anything it reads may have changed:
 
 - the *write generation*: bumped after every committed transaction of this service's
-  write sessions that wrote anything (deals, payments, pledges, filings, reported figures,
-  and the feed consumers' replicas of organisations and listings). It is bumped *after*
-  COMMIT: a computation that started before a commit is stored under the old generation
-  and so is never served after it;
-- the *database token*: the last id of this service's feed and every feed cursor. Deal
-  changes and upstream changes made by another process on the same database move it (feed
-  ids are given in commit order, shared/feed.py, so the last visible id says which deals
-  are visible). One query on two primary keys.
+  write sessions that wrote to a table progress counts from (`COUNTED`: deals and their
+  lines, payments, pledges, filings, securitisations, reported figures, and the listings
+  the catalog feed brings). Patents and organisations arriving from the catalog do not
+  bump it: they count only through a deal. It is bumped *after* COMMIT: a computation
+  that started before a commit is stored under the old generation, so it is never served
+  after it;
+- the *database token*: the last id of this service's feed, so that a deal recorded by
+  another process on the same database is seen too (feed ids are given in commit order,
+  shared/feed.py, so the last visible id says which deals are visible). The service runs
+  as one process; the generation is what makes the cache exact within it.
 
 Requests for the same key while it is being computed wait for that computation instead
 of starting their own (under load a write invalidates the entry for every reader at once).
@@ -29,9 +31,17 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
-from services.indicators.models import FeedCursor, FeedEntry
+from services.indicators.models import FeedEntry
 
 WROTE = "progress_cache_wrote"
+COUNTED = frozenset({
+    "deal", "deal_patent", "deal_supplier", "payment", "pledge", "product_filing",
+    "securitisation", "reported_figure", "listing", "pool_event",
+})  # fmt: skip
+
+
+def _counted(objects: Any) -> bool:
+    return any(getattr(o, "__tablename__", None) in COUNTED for o in objects)
 
 
 class TrackedSession(Session):
@@ -59,12 +69,16 @@ class ProgressCache:
 
         @event.listens_for(Session, "after_flush")
         def _flushed(session: Session, _ctx: UOWTransaction) -> None:
-            session.info[WROTE] = True
+            # still the pre-flush lists here
+            if _counted(session.new) or _counted(session.dirty) or _counted(session.deleted):
+                session.info[WROTE] = True
 
         @event.listens_for(Session, "do_orm_execute")
         def _executed(state: ORMExecuteState) -> None:
             if state.is_insert or state.is_update or state.is_delete:
-                state.session.info[WROTE] = True
+                name = getattr(getattr(state.statement, "table", None), "name", None)
+                if name is None or name in COUNTED:  # unknown target: assume it counts
+                    state.session.info[WROTE] = True
 
         @event.listens_for(Session, "after_commit")
         def _committed(session: Session) -> None:
@@ -77,13 +91,9 @@ class ProgressCache:
 
         sessionmaker.configure(sync_session_class=Session)
 
-    async def token(self, sessionmaker: async_sessionmaker[AsyncSession]) -> tuple[Any, ...]:
+    async def token(self, sessionmaker: async_sessionmaker[AsyncSession]) -> Any:
         async with sessionmaker() as session:
-            last = await session.scalar(select(func.max(FeedEntry.id)))
-            cursors = (await session.execute(
-                select(FeedCursor.source, FeedCursor.position).order_by(FeedCursor.source)
-            )).all()  # fmt: skip
-        return (last, tuple((s, p) for s, p in cursors))
+            return await session.scalar(select(func.max(FeedEntry.id)))
 
     async def get(
         self,

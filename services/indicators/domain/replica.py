@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.indicators.domain.common import normalise_appno, parse_dt
@@ -27,10 +29,9 @@ POOLED = ("listed", "negotiating")
 _VERSIONED = ("name", "kind", "district", "in_tianjin", "is_sme")
 
 
-async def apply_org(session: AsyncSession, p: dict[str, Any], feed_id: int | None = None) -> Org:
-    org_id = int(p["id"])
+def org_attrs(p: dict[str, Any]) -> dict[str, Any]:
     district = p.get("district")
-    attrs = {
+    return {
         "name": p.get("name") or "",
         "kind": p.get("kind") or "other",
         "district": district,
@@ -38,6 +39,11 @@ async def apply_org(session: AsyncSession, p: dict[str, Any], feed_id: int | Non
         "in_tianjin": bool(p["in_tianjin"]) if "in_tianjin" in p else district is not None,
         "is_sme": bool(p.get("is_sme")),
     }
+
+
+async def apply_org(session: AsyncSession, p: dict[str, Any], feed_id: int | None = None) -> Org:
+    org_id = int(p["id"])
+    attrs = org_attrs(p)
     at = parse_dt(p.get("updated_at")) or utcnow()
     org = await session.get(Org, org_id)
     if org is None:
@@ -62,27 +68,38 @@ async def apply_org(session: AsyncSession, p: dict[str, Any], feed_id: int | Non
     return org
 
 
-async def apply_patent(session: AsyncSession, p: dict[str, Any]) -> Patent | None:
+def patent_attrs(p: dict[str, Any]) -> dict[str, Any] | None:
     appno = normalise_appno(str(p.get("application_number") or "")) or p.get("application_number")
     if not appno:
         return None
     industries = [str(i) for i in (p.get("industries") or [])]
-    owners = [int(o) for o in (p.get("owner_org_ids") or [])]
-    patent = await session.get(Patent, int(p["id"]))
+    return {
+        "id": int(p["id"]),
+        "application_number": appno,
+        "patent_type": p.get("patent_type"),
+        "title": (p.get("title") or "")[:500],
+        "industries": industries,
+        "main_industry": industries[0] if industries else "",
+        "owner_org_ids": [int(o) for o in (p.get("owner_org_ids") or [])],
+        "legal_status": p.get("legal_status"),
+    }
+
+
+async def apply_patent(session: AsyncSession, p: dict[str, Any]) -> Patent | None:
+    attrs = patent_attrs(p)
+    if attrs is None:
+        return None
+    appno = attrs["application_number"]
+    patent = await session.get(Patent, attrs["id"])
     if patent is None:
         clash = await session.scalar(select(Patent).where(Patent.application_number == appno))
         if clash is not None:  # re-created upstream under a new id: keep one row per number
             await session.delete(clash)
             await session.flush()
-        patent = Patent(id=int(p["id"]), application_number=appno)
+        patent = Patent(id=attrs["id"], application_number=appno)
         session.add(patent)
-    patent.application_number = appno
-    patent.patent_type = p.get("patent_type")
-    patent.title = (p.get("title") or "")[:500]
-    patent.industries = industries
-    patent.main_industry = industries[0] if industries else ""
-    patent.owner_org_ids = owners
-    patent.legal_status = p.get("legal_status")
+    for k, v in attrs.items():
+        setattr(patent, k, v)
     await session.flush()
     return patent
 
@@ -191,20 +208,46 @@ async def apply_matching_entries(session: AsyncSession, entries: list[dict[str, 
         await session.flush()
 
 
+async def insert_missing(
+    session: AsyncSession, orgs: Iterable[dict[str, Any]], patents: Iterable[dict[str, Any]]
+) -> None:
+    """Add organisations and patents the local copies lack, leaving any row that is there
+    (or is being written by the feed consumer) alone: the feed stays the one that updates
+    them. Two requests naming the same new patent both succeed instead of one failing on
+    the unique key; each waits at most for the other's short transaction."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    now = utcnow()
+    for p in orgs:
+        attrs = org_attrs(p)
+        at = parse_dt(p.get("updated_at")) or now
+        done = await session.execute(
+            insert(Org).values(id=int(p["id"]), updated_at=at, **attrs).on_conflict_do_nothing()
+        )
+        if getattr(done, "rowcount", 0) == 1:  # ours: its first known version
+            session.add(OrgVersion(org_id=int(p["id"]), valid_from=at,
+                                   **{k: attrs[k] for k in _VERSIONED}))  # fmt: skip
+    rows = [a for a in (patent_attrs(p) for p in patents) if a is not None]
+    if rows:
+        await session.execute(insert(Patent).values(rows).on_conflict_do_nothing())
+
+
 class CatalogLookup:
     """Fetches from the catalog the organisations and patents its feed has not brought yet.
 
     Fetching happens in `RequestLookup.prefetch`, which a route calls before it touches
     its session: no HTTP call is ever made while the request's write transaction is open
-    (a slow catalog would otherwise hold locks — on SQLite the only write lock)."""
+    (a slow catalog would otherwise hold locks — on SQLite the only write lock). What it
+    fetched is stored at once in a short transaction of its own (`insert_missing`)."""
 
     def __init__(
         self,
         client: httpx.AsyncClient | None,
         sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+        write_sessionmaker: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self.client = client
         self.sessionmaker = sessionmaker
+        self.write_sessionmaker = write_sessionmaker
 
     def for_request(self) -> RequestLookup:
         return RequestLookup(self)
@@ -263,6 +306,9 @@ class RequestLookup:
                 ]
             if "id" in body and "application_number" in body:
                 self.patents[appno] = body
+        if src.write_sessionmaker is not None and (self.orgs or self.patents):
+            async with src.write_sessionmaker() as s, s.begin():
+                await insert_missing(s, self.orgs.values(), self.patents.values())
 
     async def org(self, session: AsyncSession, org_id: int) -> Org | None:
         org = await session.get(Org, org_id)
