@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -85,12 +85,42 @@ def patent_attrs(p: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+NEW_PATENTS = "replica_new_patents"
+
+
+async def _load_patents(session: AsyncSession, payloads: list[dict[str, Any]]) -> None:
+    """One query for a page's patents (a bulk upload's page is mostly patents): the known
+    ones land in the session, the others are noted as new, so apply_patent needs no lookup
+    by id or number for either."""
+    wanted = [a for a in (patent_attrs(p) for p in payloads) if a is not None]
+    if not wanted:
+        return
+    ids = {a["id"] for a in wanted}
+    numbers = {a["application_number"] for a in wanted}
+    found = (await session.scalars(select(Patent).where(
+        or_(Patent.id.in_(ids), Patent.application_number.in_(numbers))
+    ))).all()  # fmt: skip
+    taken = {f.id for f in found}, {f.application_number for f in found}
+    session.info[NEW_PATENTS] = {
+        a["id"]
+        for a in wanted
+        if a["id"] not in taken[0] and a["application_number"] not in taken[1]
+    }
+
+
 async def apply_patent(session: AsyncSession, p: dict[str, Any]) -> Patent | None:
     attrs = patent_attrs(p)
     if attrs is None:
         return None
     appno = attrs["application_number"]
-    patent = await session.get(Patent, attrs["id"])
+    new: set[int] = session.info.get(NEW_PATENTS, set())
+    patent: Patent | None
+    if attrs["id"] in new:  # neither its id nor its number is here (_load_patents)
+        new.discard(attrs["id"])
+        patent = Patent(id=attrs["id"], application_number=appno)
+        session.add(patent)
+    else:
+        patent = await session.get(Patent, attrs["id"])
     if patent is None:
         clash = await session.scalar(select(Patent).where(Patent.application_number == appno))
         if clash is not None:  # re-created upstream under a new id: keep one row per number
@@ -167,6 +197,7 @@ async def _chain_events(session: AsyncSession, listing_id: int) -> None:
 
 
 async def apply_catalog_entries(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
+    await _load_patents(session, [e["payload"] for e in entries if e["entity"] == "patent"])
     for e in entries:
         entity, payload = e["entity"], e["payload"]
         if e.get("op") not in (None, "upsert"):
