@@ -68,6 +68,12 @@ def machine_state() -> str:
     return f"{os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_locust(config: dict[str, Any], users: int, duration: int, log_dir: Path) -> dict[str, Any]:
     cfg_path = log_dir / "load-config.json"
     cfg_path.write_text(json.dumps(config, ensure_ascii=False), "utf-8")
@@ -259,7 +265,9 @@ def main() -> int:
             verify_ready = consumer_positions(c, base)
         print(f"feeds before the load: {verify_ready}")
         print(f"machine before the load: {machine_state()}", flush=True)
+        cpu_before = {s: cpu_seconds(pid) for s, pid in env["pids"].items()}
         result = run_locust(config, args.users, args.duration, log_dir)
+        cpu = {s: cpu_seconds(pid) - cpu_before[s] for s, pid in env["pids"].items()}
         load_after = machine_state()
         samples = result["samples"]
         seconds = min(result["wall_s"], float(args.duration)) or 1.0
@@ -267,6 +275,15 @@ def main() -> int:
         print(f"\n{len(samples):,} requests in {seconds:.0f} s "
               f"({len(samples) / seconds:.0f}/s); machine at the end of the load: {load_after}\n")  # fmt: skip
         print_table(rows)
+        print(
+            "\nCPU time of each service process during the load (a busy shared machine slows "
+            "every figure above; these are what the services themselves spent):"
+        )
+        for service, used in cpu.items():
+            print(
+                f"  {service:<11} {used:6.1f} s = {used / seconds * 100:4.0f} % of one core, "
+                f"{used / max(1, len(samples)) * 1000:5.1f} ms per request of the mix"
+            )
         ok = verify(base, result["accepted"], timeout=120)
         check_targets(rows, args.users)
         if args.json:

@@ -30,7 +30,8 @@ async def create_deal(
     )  # before the transaction: no HTTP call inside it
     deal = await ledger.create_deal(session, body, principal, lookup, publish_now=False)
     out = await ledger.deal_out(session, deal)
-    await ledger.publish(session, deal)  # last: it holds the feed's lock until COMMIT
+    parts = (out.application_numbers, [s.org_id for s in out.suppliers])
+    await ledger.publish(session, deal, parts)  # last: it holds the feed's lock until COMMIT
     return out
 
 

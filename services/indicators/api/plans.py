@@ -92,7 +92,6 @@ async def progress(
     cache: ProgressCache = request.app.state.progress_cache
     result = await cache.get(
         (plan.code, y, district, day),
-        sessionmaker,
         lambda: plan_progress(sessionmaker, plan, y, district=district, as_of=day),
     )
     name = f"{plan.code}-{result['scope']}-{y}"

@@ -188,8 +188,11 @@ async def deal_parts(session: AsyncSession, deal_id: int) -> tuple[list[str], li
     return list(appnos), list(suppliers)
 
 
-async def publish(session: AsyncSession, deal: Deal) -> None:
-    appnos, suppliers = await deal_parts(session, deal.id)
+async def publish(
+    session: AsyncSession, deal: Deal, parts: tuple[list[str], list[int]] | None = None
+) -> None:
+    """Append the deal's feed entry; `parts` (numbers, suppliers) when the caller knows them."""
+    appnos, suppliers = parts or await deal_parts(session, deal.id)
     await feed.append(
         session,
         FeedEntry,

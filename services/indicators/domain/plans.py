@@ -248,20 +248,20 @@ class Series:
 
 
 async def computed_series(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
     plan: Plan,
     year: int,
     as_of: date,
     district: str | None,
 ) -> dict[str, dict[int, float | None]]:
-    """Run each rule the plan needs once, one after the other on one session: each query
-    takes a few milliseconds, and a session per rule (concurrently) cost a dozen pooled
-    connections per request, which under load overflowed the pool into new connections
-    and made deal writes queue for one (bench/load_mix.py)."""
+    """Run each rule the plan needs once, one after the other on the caller's session: each
+    query takes a few milliseconds, and a session per rule (concurrently) cost a dozen
+    pooled connections per request, which under load overflowed the pool into new
+    connections and made deal writes queue for one (bench/load_mix.py)."""
     rules = sorted({i.rule for i in plan.indicators if i.source == "computed" and i.rule})
     end = min(as_of, date(year, 12, 31))
 
-    async def run(session: AsyncSession, rule: str) -> dict[int, float | None]:
+    async def run(rule: str) -> dict[int, float | None]:
         ind_kinds = {i.kind for i in plan.indicators if i.rule == rule}
         start = plan.start
         if "growth_rate" in ind_kinds:
@@ -273,8 +273,7 @@ async def computed_series(
         series.update({y: float(v) for y, v in raw.items()})
         return series
 
-    async with sessionmaker() as session:
-        return {rule: await run(session, rule) for rule in rules}
+    return {rule: await run(rule) for rule in rules}
 
 
 async def reported_series(
@@ -487,8 +486,8 @@ async def plan_progress(
     as_of = as_of or today()
     end = min(as_of, date(year, 12, 31))
     rule_district = None if scope == "city" else scope
-    computed = await computed_series(sessionmaker, plan, year, end, rule_district)
     async with sessionmaker() as session:
+        computed = await computed_series(session, plan, year, end, rule_district)
         reported = await reported_series(session, plan, scope, year)
     rows = []
     for ind in plan.indicators:

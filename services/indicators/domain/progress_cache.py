@@ -4,17 +4,17 @@ A plan's progress runs a dozen counting queries (bench/load_mix.py: p50 ~300 ms 
 mixed load, one in five requests). Between two writes every request would compute the
 same answer, so it is cached and thrown away when anything it reads may have changed:
 
-- the *write generation*: bumped after every committed transaction of this service's
-  write sessions that wrote to a table progress counts from (`COUNTED`: deals and their
-  lines, payments, pledges, filings, securitisations, reported figures, and the listings
-  the catalog feed brings). Patents and organisations arriving from the catalog do not
-  bump it: they count only through a deal. It is bumped *after* COMMIT: a computation
-  that started before a commit is stored under the old generation, so it is never served
-  after it;
-- the *database token*: the last id of this service's feed, so that a deal recorded by
-  another process on the same database is seen too (feed ids are given in commit order,
-  shared/feed.py, so the last visible id says which deals are visible). The service runs
-  as one process; the generation is what makes the cache exact within it.
+the *write generation*, bumped after every committed transaction of this service's write
+sessions that wrote to a table progress counts from (`COUNTED`: deals and their lines,
+payments, pledges, filings, securitisations, reported figures, and the listings the
+catalog feed brings). Patents and organisations arriving from the catalog do not bump it:
+they count only through a deal. It is bumped *after* COMMIT: a computation that started
+before a commit is stored under the old generation, so it is never served after it.
+
+A hit costs no database round trip: on a busy machine each one is a wait for the
+scheduler (bench/load_mix.py). The generation sees the writes of this process only: the
+service runs as one process (one uvicorn worker), and a second one writing the same database would
+have to share the generation (e.g. LISTEN/NOTIFY) before this cache could stay on.
 
 Requests for the same key while it is being computed wait for that computation instead
 of starting their own (under load a write invalidates the entry for every reader at once).
@@ -27,11 +27,9 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
-
-from services.indicators.models import FeedEntry
 
 WROTE = "progress_cache_wrote"
 COUNTED = frozenset({
@@ -54,8 +52,8 @@ class ProgressCache:
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
-        self._entries: OrderedDict[Hashable, tuple[tuple[Any, ...], dict[str, Any]]] = OrderedDict()
-        self._running: dict[tuple[Hashable, tuple[Any, ...]], asyncio.Future[dict[str, Any]]] = {}
+        self._entries: OrderedDict[Hashable, tuple[int, dict[str, Any]]] = OrderedDict()
+        self._running: dict[tuple[Hashable, int], asyncio.Future[dict[str, Any]]] = {}
 
     def bump(self) -> None:
         self.generation += 1
@@ -91,20 +89,14 @@ class ProgressCache:
 
         sessionmaker.configure(sync_session_class=Session)
 
-    async def token(self, sessionmaker: async_sessionmaker[AsyncSession]) -> Any:
-        async with sessionmaker() as session:
-            return await session.scalar(select(func.max(FeedEntry.id)))
-
     async def get(
         self,
         key: Hashable,
-        sessionmaker: async_sessionmaker[AsyncSession],
         compute: Callable[[], Awaitable[dict[str, Any]]],
     ) -> dict[str, Any]:
         """The cached result for `key`, or `compute()`'s (shared with concurrent callers).
         The result is shared: callers must not change it."""
-        generation = self.generation  # read before anything the computation sees
-        version = (generation, await self.token(sessionmaker))
+        version = self.generation  # read before anything the computation sees
         cached = self._entries.get(key)
         if cached is not None and cached[0] == version:
             self._entries.move_to_end(key)
@@ -123,7 +115,7 @@ class ProgressCache:
     async def _compute(
         self,
         key: Hashable,
-        version: tuple[Any, ...],
+        version: int,
         compute: Callable[[], Awaitable[dict[str, Any]]],
     ) -> dict[str, Any]:
         try:
