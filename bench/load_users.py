@@ -22,19 +22,11 @@ from typing import Any
 
 from locust import FastHttpUser, constant, events, task
 
+from bench.portal_bench import KEYWORDS, PROBLEMS
 from shared.appno import make_application_number
 
 CONFIG: dict[str, Any] = json.loads(Path(os.environ["LOADMIX_CONFIG"]).read_text("utf-8"))
 BASE: dict[str, str] = CONFIG["base"]
-KEYWORDS = ["电池", "传感器", "电路", "材料", "检测 方法", "催化剂", "机器人", "图像", "污水",
-            "电池 正极", "LED", "算法", "涂层", "医疗", "不存在的词语"]  # fmt: skip
-PROBLEMS = [
-    "我们的LED灯具驱动发热严重，需要一种恒流升压的驱动电路方案",
-    "锂电池正极材料循环寿命短，希望提高循环稳定性",
-    "印染废水COD高，需要低成本的处理工艺",
-    "需要一种柔性压力传感器用于可穿戴设备",
-    "生产线上的零件缺陷检测依靠人工，想用机器视觉自动识别",
-]
 
 # (endpoint, milliseconds, HTTP status) of every request, in the order they ended.
 SAMPLES: list[tuple[str, float, int]] = []
