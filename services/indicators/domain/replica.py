@@ -279,6 +279,16 @@ class CatalogLookup:
         self.client = client
         self.sessionmaker = sessionmaker
         self.write_sessionmaker = write_sessionmaker
+        # Ids and numbers known to be in the local copies (a deal then skips the lookup).
+        self.known_orgs: set[int] = set()
+        self.known_patents: set[str] = set()
+
+    def remember(self, orgs: set[int], patents: set[str], limit: int = 500_000) -> None:
+        if len(self.known_patents) + len(patents) > limit:  # bounded memory: start over
+            self.known_orgs.clear()
+            self.known_patents.clear()
+        self.known_orgs |= orgs
+        self.known_patents |= patents
 
     def for_request(self) -> RequestLookup:
         return RequestLookup(self)
@@ -304,7 +314,9 @@ class RequestLookup:
     async def prefetch(self, org_ids: Iterable[int] = (), appnos: Iterable[str] = ()) -> None:
         """Fetch what the local copies lack. Call before the request's transaction."""
         src = self.source
-        org_ids, appnos = sorted(set(org_ids)), sorted(set(appnos))
+        # Replicated rows stay (by id and by number), so what was seen once is not asked again.
+        org_ids = sorted(set(org_ids) - src.known_orgs)
+        appnos = sorted(set(appnos) - src.known_patents)
         if src.client is None or src.sessionmaker is None or not (org_ids or appnos):
             return
         async with src.sessionmaker() as s:  # a short read, closed before any HTTP call
@@ -313,6 +325,7 @@ class RequestLookup:
             known_patents = set(await s.scalars(
                 select(Patent.application_number).where(Patent.application_number.in_(appnos))
             )) if appnos else set()  # fmt: skip
+        src.remember(known_orgs, known_patents)
         limit = asyncio.Semaphore(8)
 
         async def get(path: str) -> dict[str, Any] | None:
@@ -340,6 +353,7 @@ class RequestLookup:
         if src.write_sessionmaker is not None and (self.orgs or self.patents):
             async with src.write_sessionmaker() as s, s.begin():
                 await insert_missing(s, self.orgs.values(), self.patents.values())
+            src.remember(set(self.orgs), set(self.patents))
 
     async def org(self, session: AsyncSession, org_id: int) -> Org | None:
         org = await session.get(Org, org_id)
