@@ -261,9 +261,16 @@ def main() -> int:
             "max_requests": args.max_requests,
             "out": str(log_dir / "load-samples.json"),
         }
-        with httpx.Client(timeout=60) as c:
-            verify_ready = consumer_positions(c, base)
-        print(f"feeds before the load: {verify_ready}")
+        with httpx.Client(timeout=60) as c:  # the seeded deals' listing changes settle first
+            deadline = time.monotonic() + 120
+            while True:
+                positions = consumer_positions(c, base)
+                if all(at >= head for at, head in positions.values()):
+                    break
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+        print(f"feeds before the load (position, upstream head): {positions}")
         print(f"machine before the load: {machine_state()}", flush=True)
         cpu_before = {s: cpu_seconds(pid) for s, pid in env["pids"].items()}
         result = run_locust(config, args.users, args.duration, log_dir)
