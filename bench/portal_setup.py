@@ -96,9 +96,13 @@ def pool_all(catalog: str, bureau_key: str, numbers: list[str]) -> float:
 
 
 @contextmanager
-def platform(n: int, pg: str, log_dir: Path) -> Iterator[dict[str, Any]]:
+def platform(
+    n: int, pg: str, log_dir: Path, *, name: str = "portalbench", convert_listings: bool = False
+) -> Iterator[dict[str, Any]]:
+    """`convert_listings`: the catalog follows the indicators feed, as in production, so a
+    deal takes its patents out of the pool (bench/load_mix.py measures that path too)."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    tag = f"portalbench_{os.getpid()}"
+    tag = f"{name}_{os.getpid()}"
     urls = {
         s: pg.rsplit("/", 1)[0] + f"/tjp_{tag}_{s}" for s in ("catalog", "matching", "indicators")
     }
@@ -122,7 +126,7 @@ def platform(n: int, pg: str, log_dir: Path) -> Iterator[dict[str, Any]]:
             env = {f"{s.upper()}_{k}": v for k, v in common.items()}
             if s != "portal":
                 env[f"{s.upper()}_DATABASE_URL"] = urls[s]
-            if s == "catalog":
+            if s == "catalog" and not convert_listings:
                 env.pop("CATALOG_INDICATORS_URL")  # deals need not convert listings here
             if s == "matching":
                 env["MATCHING_INDEX_DIR"] = str(log_dir / "matching-index")
@@ -210,7 +214,18 @@ def platform(n: int, pg: str, log_dir: Path) -> Iterator[dict[str, Any]]:
             assert time.monotonic() < deadline, st
             time.sleep(1)
         print(f"setup: indexed and counted in {time.perf_counter() - t0:.0f} s", flush=True)
-        yield {"portal": base["portal"], "people": people}
+        yield {
+            "portal": base["portal"],
+            "people": people,
+            "base": base,
+            "numbers": numbers,
+            "admin_key": admin,
+            "databases": urls,
+            "pids": {
+                s: p.pid
+                for s, p in zip(("catalog", "matching", "indicators", "portal"), procs, strict=True)
+            },
+        }
     finally:
         for p in procs:
             p.terminate()

@@ -61,6 +61,11 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
         [PY, "bench/observability_overhead.py", "--smoke"],
         ['"us_per_request"', '"metrics_cost_us"', '"limits_cost_us"'],
     ),
+    (
+        "load-mix",
+        [PY, "bench/load_mix.py", "--smoke"],
+        ["| POST /v1/deals |", "| GET /v1/plans/city-001/progress |", "verification passed"],
+    ),
 ]
 
 

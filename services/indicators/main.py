@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from services.indicators.api import activity, deals, events, plans, reporting
 from services.indicators.api.deps import SessionDep
 from services.indicators.domain.plans import all_plans
+from services.indicators.domain.progress_cache import ProgressCache
 from services.indicators.domain.replica import (
     CatalogLookup,
     apply_catalog_entries,
@@ -43,7 +44,9 @@ def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
         app.state.settings = settings
         catalog = service_client(settings.catalog_url, timeout=10.0)
         app.state.authenticator = RemoteAuthenticator(catalog)
-        app.state.lookup = CatalogLookup(catalog, db.read_sessionmaker)
+        app.state.lookup = CatalogLookup(catalog, db.read_sessionmaker, db.sessionmaker)
+        app.state.progress_cache = ProgressCache()
+        app.state.progress_cache.watch(db.sessionmaker)
         consumers: dict[str, FeedConsumer] = {}
         consumers["catalog"] = FeedConsumer(
             source="catalog",

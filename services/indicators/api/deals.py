@@ -29,8 +29,11 @@ async def create_deal(
     await lookup.prefetch(
         [*body.supplier_org_ids, body.recipient_org_id], body.application_numbers
     )  # before the transaction: no HTTP call inside it
-    deal = await ledger.create_deal(session, body, principal, lookup)
-    return await ledger.deal_out(session, deal)
+    deal = await ledger.create_deal(session, body, principal, lookup, publish_now=False)
+    out = await ledger.deal_out(session, deal)
+    parts = (out.application_numbers, [s.org_id for s in out.suppliers])
+    await ledger.publish(session, deal, parts)  # last: it holds the feed's lock until COMMIT
+    return out
 
 
 @router.post("/deals/batch")

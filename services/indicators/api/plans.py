@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
@@ -21,6 +21,7 @@ from services.indicators.domain.plans import (
     plan_progress,
     scope_of,
 )
+from services.indicators.domain.progress_cache import ProgressCache
 from services.indicators.domain.records import (
     BREAKDOWN_RULES,
     breakdown,
@@ -73,6 +74,7 @@ def _as_of(as_of: date | None) -> date:
 @router.get("/plans/{code}/progress", responses=file_responses(CSV, XLSX, json_too=True))
 async def progress(
     code: str,
+    request: Request,
     sessionmaker: SessionmakerDep,
     year: int | None = Query(
         None,
@@ -87,7 +89,12 @@ async def progress(
     """Actual, target, progress, status and projection for every indicator of the plan."""
     plan = get_plan(code)
     y = year or default_year(plan)
-    result = await plan_progress(sessionmaker, plan, y, district=district, as_of=_as_of(as_of))
+    day = _as_of(as_of)
+    cache: ProgressCache = request.app.state.progress_cache
+    result = await cache.get(
+        (plan.code, y, district, day),
+        lambda: plan_progress(sessionmaker, plan, y, district=district, as_of=day),
+    )
     name = f"{plan.code}-{result['scope']}-{y}"
     if format == "csv":
         return Response(

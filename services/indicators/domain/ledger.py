@@ -217,8 +217,11 @@ async def deal_parts(session: AsyncSession, deal_id: int) -> tuple[list[str], li
     return list(appnos), list(suppliers)
 
 
-async def publish(session: AsyncSession, deal: Deal) -> None:
-    appnos, suppliers = await deal_parts(session, deal.id)
+async def publish(
+    session: AsyncSession, deal: Deal, parts: tuple[list[str], list[int]] | None = None
+) -> None:
+    """Append the deal's feed entry; `parts` (numbers, suppliers) when the caller knows them."""
+    appnos, suppliers = parts or await deal_parts(session, deal.id)
     await feed.append(
         session,
         FeedEntry,
@@ -227,8 +230,16 @@ async def publish(session: AsyncSession, deal: Deal) -> None:
 
 
 async def create_deal(
-    session: AsyncSession, body: schemas.DealCreate, principal: Principal, lookup: RequestLookup
+    session: AsyncSession,
+    body: schemas.DealCreate,
+    principal: Principal,
+    lookup: RequestLookup,
+    *,
+    publish_now: bool = True,
 ) -> Deal:
+    """Record a deal. `publish_now=False` leaves the feed entry to the caller, who then
+    calls `publish` as the transaction's last statement: appending takes the feed's lock
+    until COMMIT, and every other deal waits for it meanwhile."""
     errors: list[dict[str, str]] = []
     orgs: list[Org] = []
     for i, oid in enumerate(body.supplier_org_ids):
@@ -344,7 +355,8 @@ async def create_deal(
         session.add(_payment(deal, p))
     await session.flush()
     await refresh_lines(session, deal)
-    await publish(session, deal)
+    if publish_now:
+        await publish(session, deal)
     return deal
 
 

@@ -15,7 +15,6 @@ year is 0 or missing) is `no_data`; `no_target` is kept for indicators without a
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -264,31 +263,32 @@ class Series:
 
 
 async def computed_series(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
     plan: Plan,
     year: int,
     as_of: date,
     district: str | None,
 ) -> dict[str, dict[int, Value | None]]:
-    """Run each rule the plan needs once, concurrently (one session each)."""
+    """Run each rule the plan needs once, one after the other on the caller's session: each
+    query takes a few milliseconds, and a session per rule (concurrently) cost a dozen
+    pooled connections per request, which under load overflowed the pool into new
+    connections and made deal writes queue for one (bench/load_mix.py)."""
     rules = sorted({i.rule for i in plan.indicators if i.source == "computed" and i.rule})
     end = min(as_of, date(year, 12, 31))
 
-    async def run(rule: str) -> tuple[str, dict[int, Value | None]]:
+    async def run(rule: str) -> dict[int, Value | None]:
         ind_kinds = {i.kind for i in plan.indicators if i.rule == rule}
         start = plan.start
         if "growth_rate" in ind_kinds:
             start = min(start, date(plan.base_year, 1, 1))
         w = Window(start=start, as_of=end, district=district)
-        async with sessionmaker() as session:
-            raw = await RULES[rule].fn(session, w)
+        raw = await RULES[rule].fn(session, w)
         # a computed rule with no records in a year counted 0 that year, not "unknown"
         series: dict[int, Value | None] = {y: Decimal(0) for y in range(start.year, end.year + 1)}
         series.update(raw)
-        return rule, series
+        return series
 
-    results = await asyncio.gather(*(run(r) for r in rules))
-    return dict(results)
+    return {rule: await run(rule) for rule in rules}
 
 
 async def reported_series(
@@ -525,8 +525,8 @@ async def plan_progress(
     as_of = as_of or today()
     end = min(as_of, date(year, 12, 31))
     rule_district = None if scope == "city" else scope
-    computed = await computed_series(sessionmaker, plan, year, end, rule_district)
     async with sessionmaker() as session:
+        computed = await computed_series(session, plan, year, end, rule_district)
         reported = await reported_series(session, plan, scope, year)
     rows = []
     for ind in plan.indicators:

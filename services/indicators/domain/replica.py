@@ -16,7 +16,9 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.indicators.domain.common import aware, normalise_appno, parse_date, parse_dt
@@ -30,10 +32,9 @@ POOLED = ("listed", "negotiating")
 _VERSIONED = ("name", "kind", "district", "in_tianjin", "is_sme")
 
 
-async def apply_org(session: AsyncSession, p: dict[str, Any], feed_id: int | None = None) -> Org:
-    org_id = int(p["id"])
+def org_attrs(p: dict[str, Any]) -> dict[str, Any]:
     district = p.get("district")
-    attrs = {
+    return {
         "name": p.get("name") or "",
         "kind": p.get("kind") or "other",
         "district": district,
@@ -41,6 +42,11 @@ async def apply_org(session: AsyncSession, p: dict[str, Any], feed_id: int | Non
         "in_tianjin": bool(p["in_tianjin"]) if "in_tianjin" in p else district is not None,
         "is_sme": bool(p.get("is_sme")),
     }
+
+
+async def apply_org(session: AsyncSession, p: dict[str, Any], feed_id: int | None = None) -> Org:
+    org_id = int(p["id"])
+    attrs = org_attrs(p)
     at = parse_dt(p.get("updated_at")) or utcnow()
     org = await session.get(Org, org_id)
     if org is None:
@@ -113,30 +119,71 @@ async def replace_versions(
     return business_date(differing[0])
 
 
-async def apply_patent(session: AsyncSession, p: dict[str, Any]) -> Patent | None:
+def patent_attrs(p: dict[str, Any]) -> dict[str, Any] | None:
     appno = normalise_appno(str(p.get("application_number") or "")) or p.get("application_number")
     if not appno:
         return None
     industries = [str(i) for i in (p.get("industries") or [])]
-    owners = [int(o) for o in (p.get("owner_org_ids") or [])]
-    patent = await session.get(Patent, int(p["id"]))
+    return {
+        "id": int(p["id"]),
+        "application_number": appno,
+        "patent_type": p.get("patent_type"),
+        "title": (p.get("title") or "")[:500],
+        "industries": industries,
+        "main_industry": industries[0] if industries else "",
+        "owner_org_ids": [int(o) for o in (p.get("owner_org_ids") or [])],
+        "legal_status": p.get("legal_status"),
+        "application_date": parse_date(p.get("application_date")),
+        "grant_date": parse_date(p.get("grant_date")),
+        "expiry_date": parse_date(p.get("expiry_date")),
+    }
+
+
+NEW_PATENTS = "replica_new_patents"
+
+
+async def _load_patents(session: AsyncSession, payloads: list[dict[str, Any]]) -> None:
+    """One query for a page's patents (a bulk upload's page is mostly patents): the known
+    ones land in the session, the others are noted as new, so apply_patent needs no lookup
+    by id or number for either."""
+    wanted = [a for a in (patent_attrs(p) for p in payloads) if a is not None]
+    if not wanted:
+        return
+    ids = {a["id"] for a in wanted}
+    numbers = {a["application_number"] for a in wanted}
+    found = (await session.scalars(select(Patent).where(
+        or_(Patent.id.in_(ids), Patent.application_number.in_(numbers))
+    ))).all()  # fmt: skip
+    taken = {f.id for f in found}, {f.application_number for f in found}
+    session.info[NEW_PATENTS] = {
+        a["id"]
+        for a in wanted
+        if a["id"] not in taken[0] and a["application_number"] not in taken[1]
+    }
+
+
+async def apply_patent(session: AsyncSession, p: dict[str, Any]) -> Patent | None:
+    attrs = patent_attrs(p)
+    if attrs is None:
+        return None
+    appno = attrs["application_number"]
+    new: set[int] = session.info.get(NEW_PATENTS, set())
+    patent: Patent | None
+    if attrs["id"] in new:  # neither its id nor its number is here (_load_patents)
+        new.discard(attrs["id"])
+        patent = Patent(id=attrs["id"], application_number=appno)
+        session.add(patent)
+    else:
+        patent = await session.get(Patent, attrs["id"])
     if patent is None:
         clash = await session.scalar(select(Patent).where(Patent.application_number == appno))
         if clash is not None:  # re-created upstream under a new id: keep one row per number
             await session.delete(clash)
             await session.flush()
-        patent = Patent(id=int(p["id"]), application_number=appno)
+        patent = Patent(id=attrs["id"], application_number=appno)
         session.add(patent)
-    patent.application_number = appno
-    patent.patent_type = p.get("patent_type")
-    patent.title = (p.get("title") or "")[:500]
-    patent.industries = industries
-    patent.main_industry = industries[0] if industries else ""
-    patent.owner_org_ids = owners
-    patent.legal_status = p.get("legal_status")
-    patent.application_date = parse_date(p.get("application_date"))
-    patent.grant_date = parse_date(p.get("grant_date"))
-    patent.expiry_date = parse_date(p.get("expiry_date"))
+    for k, v in attrs.items():
+        setattr(patent, k, v)
     await session.flush()
     return patent
 
@@ -205,6 +252,7 @@ async def _chain_events(session: AsyncSession, listing_id: int) -> None:
 
 
 async def apply_catalog_entries(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
+    await _load_patents(session, [e["payload"] for e in entries if e["entity"] == "patent"])
     for e in entries:
         entity, payload = e["entity"], e["payload"]
         if e.get("op") not in (None, "upsert"):
@@ -246,20 +294,56 @@ async def apply_matching_entries(session: AsyncSession, entries: list[dict[str, 
         await session.flush()
 
 
+async def insert_missing(
+    session: AsyncSession, orgs: Iterable[dict[str, Any]], patents: Iterable[dict[str, Any]]
+) -> None:
+    """Add organisations and patents the local copies lack, leaving any row that is there
+    (or is being written by the feed consumer) alone: the feed stays the one that updates
+    them. Two requests naming the same new patent both succeed instead of one failing on
+    the unique key; each waits at most for the other's short transaction."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    now = utcnow()
+    for p in orgs:
+        attrs = org_attrs(p)
+        at = parse_dt(p.get("updated_at")) or now
+        done = await session.execute(
+            insert(Org).values(id=int(p["id"]), updated_at=at, **attrs).on_conflict_do_nothing()
+        )
+        if getattr(done, "rowcount", 0) == 1:  # ours: its first known version
+            session.add(OrgVersion(org_id=int(p["id"]), valid_from=at,
+                                   **{k: attrs[k] for k in _VERSIONED}))  # fmt: skip
+    rows = [a for a in (patent_attrs(p) for p in patents) if a is not None]
+    if rows:
+        await session.execute(insert(Patent).values(rows).on_conflict_do_nothing())
+
+
 class CatalogLookup:
     """Fetches from the catalog the organisations and patents its feed has not brought yet.
 
     Fetching happens in `RequestLookup.prefetch`, which a route calls before it touches
     its session: no HTTP call is ever made while the request's write transaction is open
-    (a slow catalog would otherwise hold locks — on SQLite the only write lock)."""
+    (a slow catalog would otherwise hold locks — on SQLite the only write lock). What it
+    fetched is stored at once in a short transaction of its own (`insert_missing`)."""
 
     def __init__(
         self,
         client: httpx.AsyncClient | None,
         sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+        write_sessionmaker: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self.client = client
         self.sessionmaker = sessionmaker
+        self.write_sessionmaker = write_sessionmaker
+        # Ids and numbers known to be in the local copies (a deal then skips the lookup).
+        self.known_orgs: set[int] = set()
+        self.known_patents: set[str] = set()
+
+    def remember(self, orgs: set[int], patents: set[str], limit: int = 500_000) -> None:
+        if len(self.known_patents) + len(patents) > limit:  # bounded memory: start over
+            self.known_orgs.clear()
+            self.known_patents.clear()
+        self.known_orgs |= orgs
+        self.known_patents |= patents
 
     def for_request(self) -> RequestLookup:
         return RequestLookup(self)
@@ -285,7 +369,9 @@ class RequestLookup:
     async def prefetch(self, org_ids: Iterable[int] = (), appnos: Iterable[str] = ()) -> None:
         """Fetch what the local copies lack. Call before the request's transaction."""
         src = self.source
-        org_ids, appnos = sorted(set(org_ids)), sorted(set(appnos))
+        # Replicated rows stay (by id and by number), so what was seen once is not asked again.
+        org_ids = sorted(set(org_ids) - src.known_orgs)
+        appnos = sorted(set(appnos) - src.known_patents)
         if src.client is None or src.sessionmaker is None or not (org_ids or appnos):
             return
         async with src.sessionmaker() as s:  # a short read, closed before any HTTP call
@@ -294,6 +380,7 @@ class RequestLookup:
             known_patents = set(await s.scalars(
                 select(Patent.application_number).where(Patent.application_number.in_(appnos))
             )) if appnos else set()  # fmt: skip
+        src.remember(known_orgs, known_patents)
         limit = asyncio.Semaphore(8)
 
         async def get(path: str) -> dict[str, Any] | None:
@@ -318,6 +405,10 @@ class RequestLookup:
                 ]
             if "id" in body and "application_number" in body:
                 self.patents[appno] = body
+        if src.write_sessionmaker is not None and (self.orgs or self.patents):
+            async with src.write_sessionmaker() as s, s.begin():
+                await insert_missing(s, self.orgs.values(), self.patents.values())
+            src.remember(set(self.orgs), set(self.patents))
 
     async def org(self, session: AsyncSession, org_id: int) -> Org | None:
         org = await session.get(Org, org_id)

@@ -1,0 +1,144 @@
+"""Plan progress is cached, and the cache is never behind: writes and reads interleaved,
+every answer over HTTP equal to a computation from scratch on the same database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.encoders import jsonable_encoder
+
+from services.indicators.domain.common import today
+from services.indicators.domain.plans import get_plan, plan_progress
+from services.indicators.domain.progress_cache import ProgressCache
+from shared.db import Database
+from shared.testing import LiveServer, fresh_database
+from tests.conftest import CatalogHandle
+from tests.indicators.conftest import IndicatorsHandle, deal_body, start_indicators
+
+PLAN, YEAR = "city-001", 2022
+
+
+@pytest.fixture(scope="module")
+def served(
+    catalog: CatalogHandle, engine: str, db_dir: Path
+) -> Iterator[tuple[LiveServer, IndicatorsHandle]]:
+    with fresh_database(engine, db_dir, "indprogress") as url:
+        server, handle = start_indicators(catalog, url)
+        try:
+            yield server, handle
+        finally:
+            server.stop()
+
+
+def scratch(h: IndicatorsHandle, year: int = YEAR) -> Any:
+    """The progress computed now, without the service and its cache."""
+
+    async def run() -> Any:
+        db = Database(h.database_url)
+        try:
+            as_of = min(today(), date(year, 12, 31))
+            result = await plan_progress(db.sessionmaker, get_plan(PLAN), year, as_of=as_of)
+        finally:
+            await db.dispose()
+        return json.loads(json.dumps(jsonable_encoder(result)))
+
+    return asyncio.run(run())
+
+
+def served_progress(h: IndicatorsHandle, year: int = YEAR) -> Any:
+    with h.client() as c:
+        r = c.get(f"/v1/plans/{PLAN}/progress", params={"year": year})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_interleaved_writes_and_reads_match_a_fresh_computation(
+    served: tuple[LiveServer, IndicatorsHandle],
+) -> None:
+    server, h = served
+    cache: ProgressCache = server.server.config.app.state.progress_cache
+    _, bureau = h.org("天津市知识产权局（缓存）", "other", "city_bureau", district="hexi")
+    uni, uni_key = h.org("天津缓存大学", "university", "supplier", district="nankai")
+    sme, _ = h.org("缓存科技公司", "sme", "sme", district="binhai", is_sme=True)
+    patents = [h.patent(uni_key, "天津缓存大学", listed=True) for _ in range(4)]
+    h.wait_synced()
+
+    first = served_progress(h)
+    assert first == scratch(h)
+    hits = cache.hits
+    assert served_progress(h) == first  # nothing written: served from the cache
+    assert cache.hits == hits + 1
+
+    def sme_deals(progress: Any) -> Any:
+        return next(i for i in progress["indicators"] if i["rule"] == "sme_patent_deals")["actual"]
+
+    deals = []
+    with h.client(bureau) as c:
+        for i, appno in enumerate(patents):
+            before = sme_deals(served_progress(h))
+            r = c.post("/v1/deals", json=deal_body(
+                patents=[appno], suppliers=[uni], recipient=sme,
+                effective=f"{YEAR}-0{i + 3}-10", contract=f"{YEAR}-0{i + 3}-01",
+                payments=[{"amount": "1000", "received_on": f"{YEAR}-0{i + 3}-12"}],
+            ))  # fmt: skip
+            assert r.status_code == 201, r.text
+            deals.append(r.json()["id"])
+            now = served_progress(h)
+            assert sme_deals(now) == before + 1  # the deal is counted at once
+            assert now == scratch(h)
+        # a payment alone (no feed entry) and a cancellation each change the figures
+        r = c.post(f"/v1/deals/{deals[0]}/payments",
+                   json={"payments": [{"amount": "2500", "received_on": f"{YEAR}-06-01"}]})  # fmt: skip
+        assert r.status_code == 200, r.text
+        assert served_progress(h) == scratch(h)
+        r = c.post(f"/v1/deals/{deals[1]}/cancel", json={"reason": "合同解除"})
+        assert r.status_code == 200, r.text
+        after_cancel = served_progress(h)
+        assert sme_deals(after_cancel) == len(patents) - 1
+        assert after_cancel == scratch(h)
+    # an upstream change: a listing taken out of the pool in the catalog, through the feed
+    with h.catalog.client(uni_key) as c:
+        listing = c.get(f"/v1/patents/{patents[3]}").json()["listing"]
+        r = c.patch(f"/v1/listings/{listing['id']}", json={"status": "withdrawn", "reason": "撤回"})
+        assert r.status_code == 200, r.text
+    h.wait_synced()
+    assert served_progress(h) == scratch(h)
+    assert served_progress(h, 2023) == scratch(h, 2023)
+
+
+def test_concurrent_writers_and_readers_end_exact(
+    served: tuple[LiveServer, IndicatorsHandle],
+) -> None:
+    _, h = served
+    _, bureau = h.org("天津市知识产权局（并发缓存）", "other", "city_bureau", district="hexi")
+    uni, uni_key = h.org("天津并发缓存大学", "university", "supplier", district="nankai")
+    sme, _ = h.org("并发缓存科技公司", "sme", "sme", district="binhai", is_sme=True)
+    patents = [h.patent(uni_key, "天津并发缓存大学") for _ in range(8)]
+    h.wait_synced()
+    base = next(i for i in served_progress(h)["indicators"] if i["rule"] == "sme_patent_deals")
+
+    def write(appno: str) -> int:
+        with h.client(bureau) as c:
+            r = c.post("/v1/deals", json=deal_body(patents=[appno], suppliers=[uni],
+                                                     recipient=sme))  # fmt: skip
+        return r.status_code
+
+    def read(_: int) -> int:
+        return len(served_progress(h)["indicators"])
+
+    with ThreadPoolExecutor(8) as pool:
+        writes = [pool.submit(write, a) for a in patents]
+        reads = [pool.submit(read, i) for i in range(16)]
+        assert [w.result() for w in writes] == [201] * len(patents)
+        assert all(r.result() > 0 for r in reads)
+    final = served_progress(h)
+    assert final == scratch(h)
+    now = next(i for i in final["indicators"] if i["rule"] == "sme_patent_deals")
+    assert now["actual"] == base["actual"] + len(patents)
