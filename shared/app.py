@@ -135,6 +135,7 @@ def create_service_app(
     # request id (and the metrics) wrap them so a refusal still carries one and is counted.
     app.state.max_body_bytes = DEFAULT_MAX_BODY
     app.state.body_limits = {}
+    app.state.json_body_limits = {}
     app.add_middleware(GuardMiddleware)
     app.add_middleware(RateLimitMiddleware)
     app.add_middleware(RequestIdMiddleware)

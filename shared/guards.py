@@ -4,7 +4,9 @@
   a chunked body is counted as it streams and refused as soon as it passes the limit.
   JSON routes get a small limit (`app.state.max_body_bytes`, 1 MB); routes listed in
   `app.state.body_limits` ({path: bytes}) get their own and are spooled to a temporary
-  file (memory up to 1 MB, then disk), handed to the route as `scope["state"]["body_file"]`.
+  file (memory up to 1 MB, then disk), handed to the route as `scope["state"]["body_file"]`;
+  routes in `app.state.json_body_limits` get a larger limit but are read and checked like
+  any JSON route (bulk requests).
 - NUL bytes: PostgreSQL cannot store U+0000 in text, so a NUL anywhere in the path, the
   query string or a JSON body is a 422 naming the parameter or field, never a driver 500;
   so is an integer in a JSON body that no 64-bit column can hold.
@@ -161,9 +163,12 @@ class GuardMiddleware:
             return
         state = getattr(scope.get("app"), "state", None)
         spooled_limits: dict[str, int] = getattr(state, "body_limits", None) or {}
+        json_limits: dict[str, int] = getattr(state, "json_body_limits", None) or {}
         spool = path in spooled_limits
-        limit: int = spooled_limits.get(path) or int(
-            getattr(state, "max_body_bytes", DEFAULT_MAX_BODY)
+        limit: int = (
+            spooled_limits.get(path)
+            or json_limits.get(path)
+            or int(getattr(state, "max_body_bytes", DEFAULT_MAX_BODY))
         )
         declared = _content_length(scope)
         if declared is not None and declared > limit:

@@ -139,4 +139,6 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
     app.include_router(parked_router(ParkedFeedEntry, SessionDep, PrincipalDep))
     app.state.max_body_bytes = settings.max_body_bytes
     app.state.body_limits = {"/v1/patents/bulk": settings.max_upload_bytes}
+    # 10,000 items each with its own terms and date pass 1 MB; still read whole and checked
+    app.state.json_body_limits = {"/v1/listings/bulk": settings.max_bulk_listing_bytes}
     return app

@@ -12,6 +12,7 @@ class CatalogSettings(ServiceSettings):
     # Where the indicators feed lives; empty disables the consumer (deals -> converted).
     indicators_url: str = ""
     max_upload_bytes: int = 100 * 1024 * 1024
+    max_bulk_listing_bytes: int = 16 * 1024 * 1024
     max_upload_records: int = 50_000
     # Uploads above this many records run as a background job the client polls.
     sync_upload_limit: int = 2_000

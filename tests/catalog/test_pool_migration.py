@@ -3,6 +3,7 @@ listing with per-record results, strict filters, and the smaller record checks."
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from shared import bizdate
@@ -185,3 +186,26 @@ def test_other_methods_on_the_bulk_route_are_405(catalog: CatalogHandle) -> None
             assert r.status_code == 405, (method, r.text)
             assert r.headers["allow"] == "POST"
         assert c.request("TRACE", "/v1/listings/1").headers["allow"] == "GET, PATCH"
+
+
+def test_a_full_bulk_listing_request_fits_and_is_still_checked(catalog: CatalogHandle) -> None:
+    """10,000 items, each with its own terms and date, pass the 1 MB limit of plain JSON
+    routes; the route has its own limit but its body is checked like any JSON body."""
+    key, [number] = _uploaded(catalog, "天津整批挂牌大学", 1)
+    terms = {"modes": ["assignment", "non_exclusive_licence"], "price_cny": "50000.00",
+             "negotiable": False, "note": "可面谈，提供技术指导" * 3}  # fmt: skip
+    items = [{"application_number": number, "terms": terms, "listed_at": None}]
+    items += [{"application_number": f"20231{i:07d}.X", "terms": terms} for i in range(9_999)]
+    body = json.dumps({"items": items}, ensure_ascii=False).encode()
+    assert len(body) > 1_048_576
+    with catalog.client(key) as c:
+        r = c.post("/v1/listings/bulk", content=body,
+                   headers={"content-type": "application/json"})  # fmt: skip
+        assert r.status_code == 200, r.text[:500]
+        rep = r.json()
+        assert rep["summary"]["total"] == 10_000 and rep["summary"]["listed"] == 1
+        assert rep["results"][0]["status"] == "listed"
+        assert {x["status"] for x in rep["results"][1:]} == {"rejected"}
+        nul = body.replace("可面谈".encode(), "可\\u0000谈".encode(), 1)
+        r = c.post("/v1/listings/bulk", content=nul, headers={"content-type": "application/json"})
+        assert r.status_code == 422 and "items[0].terms.note" in r.text
