@@ -70,14 +70,18 @@ def server_ms(r: httpx.Response) -> float:
     return float(m.group(1)) if m else float("nan")
 
 
-def measure(name: str, n: int, call) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def measure(name: str, n: int, call, label=None) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """`label(i)`: what request i asked (printed for the slowest ones, to find a slow case)."""
     server, wall = [], []
+    by_label: dict[str, list[float]] = {}
     for i in range(n):
         t = time.perf_counter()
         r = call(i)
         wall.append((time.perf_counter() - t) * 1000)
         assert r.status_code == 200, (name, r.status_code, r.text[:300])
         server.append(server_ms(r))
+        if label is not None:
+            by_label.setdefault(label(i), []).append(server[-1])
     out = {
         "n": n,
         "server_p50": percentile(server, 50),
@@ -91,6 +95,11 @@ def measure(name: str, n: int, call) -> dict[str, float]:  # type: ignore[no-unt
         f"{name:<22} n={n:<4} server p50 {out['server_p50']:6.1f} ms  p99 {out['server_p99']:6.1f} ms"
         f"  max {out['server_max']:6.1f} ms   (client wall p50 {out['wall_p50']:.1f}, p99 {out['wall_p99']:.1f})"
     )
+    slowest = sorted(by_label.items(), key=lambda kv: -max(kv[1]))[:3]
+    for what, times in slowest:
+        print(
+            f"    slowest: {what}  server max {max(times):.1f} ms, median {statistics.median(times):.1f} ms"
+        )
     return out
 
 
@@ -155,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
             lambda i: c_sme.get(
                 "/search", params={"q": KEYWORDS[i % len(KEYWORDS)], **FILTERS[i % len(FILTERS)]}
             ),
+            label=lambda i: f"q={KEYWORDS[i % len(KEYWORDS)]} {FILTERS[i % len(FILTERS)] or ''}",
         ),
         "problem": measure(
             "problem-to-patents",

@@ -3,9 +3,14 @@ listing with per-record results, strict filters, and the smaller record checks."
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from datetime import timedelta
 
+import asyncpg
+
+from services.catalog.api.listings import STATISTICS_AFTER
 from shared import bizdate
 from shared.appno import check_char
 from tests.conftest import CatalogHandle
@@ -209,3 +214,41 @@ def test_a_full_bulk_listing_request_fits_and_is_still_checked(catalog: CatalogH
         nul = body.replace("可面谈".encode(), "可\\u0000谈".encode(), 1)
         r = c.post("/v1/listings/bulk", content=nul, headers={"content-type": "application/json"})
         assert r.status_code == 422 and "items[0].terms.note" in r.text
+
+
+def test_a_big_bulk_listing_refreshes_the_planner_statistics(catalog: CatalogHandle) -> None:
+    """Stale statistics (7 pooled listings estimated of 5,000) made PostgreSQL drive a
+    filtered keyword search from the listings: 91 ms instead of 5 at 5k patents."""
+    _, key = catalog.org("天津统计刷新大学")
+    records = [patent("天津统计刷新大学") for _ in range(STATISTICS_AFTER)]
+    body = "\n".join(json.dumps(r, ensure_ascii=False) for r in records).encode()
+    with catalog.client(key) as c:
+        r = c.post("/v1/patents/bulk", content=body,
+                   headers={"content-type": "application/x-ndjson"})  # fmt: skip
+        assert r.status_code == 200 and r.json()["summary"]["accepted"] == STATISTICS_AFTER
+        before = analysed_at(catalog)
+        items = [{"application_number": x["application_number"]} for x in records]
+        r = c.post("/v1/listings/bulk", json={"terms": offer(), "items": items})
+        assert r.status_code == 200 and r.json()["summary"]["listed"] == STATISTICS_AFTER
+    if catalog.database_url.startswith("postgresql"):
+        deadline = time.monotonic() + 30
+        while analysed_at(catalog) == before:
+            assert time.monotonic() < deadline, "listing statistics were not refreshed"
+            time.sleep(0.1)
+
+
+def analysed_at(catalog: CatalogHandle) -> object:
+    """When `listing` was last analysed (PostgreSQL; None on SQLite, which has no such view)."""
+    if not catalog.database_url.startswith("postgresql"):
+        return None
+
+    async def read() -> object:
+        conn = await asyncpg.connect(catalog.database_url.replace("+asyncpg", ""))
+        try:
+            return await conn.fetchval(
+                "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'listing'"
+            )
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())

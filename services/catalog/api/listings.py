@@ -9,13 +9,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, status
 from pydantic import ValidationError
 from sqlalchemy import select
 
 from services.catalog import schemas
 from services.catalog.api.deps import SessionDep
 from services.catalog.api.patents import filters, load_patent, require_owner, supplier_org
+from services.catalog.domain.bulk import refresh_statistics
 from services.catalog.domain.ingest import (
     ineligibility,
     last_event_at,
@@ -130,7 +131,11 @@ async def create_listing(
     response_model_exclude_none=True,  # an item without a listing has no listing_id
 )
 async def bulk_listing(
-    body: schemas.BulkListingCreate, session: SessionDep, principal: PrincipalDep
+    body: schemas.BulkListingCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    request: Request,
+    background: BackgroundTasks,
 ) -> schemas.BulkListingReport:
     """Pool many patents in one request (up to 10,000), with a result per item:
     listed | updated (terms changed) | unchanged (already pooled on these terms) |
@@ -164,10 +169,16 @@ async def bulk_listing(
             continue
         requests.append(PoolRequest(i, number, terms, item.listed_at or body.listed_at))
     results = sorted(early + await pool_many(session, principal, requests), key=lambda r: r.index)
+    if sum(r.status in ("listed", "updated") for r in results) >= STATISTICS_AFTER:
+        # after the response, when the request's transaction has committed
+        background.add_task(refresh_statistics, request.app.state.db.sessionmaker)
     return schemas.BulkListingReport(
         summary=summary(results),
         results=[schemas.BulkListingResult(**r.to_dict()) for r in results],
     )
+
+
+STATISTICS_AFTER = 500  # pooled in one request: enough to make the planner's view stale
 
 
 # The bulk route is its own resource although /listings/{listing_id} matches its path.

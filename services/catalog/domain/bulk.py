@@ -222,11 +222,13 @@ def request_hash(data: bytes, fmt: str) -> str:
 
 
 async def refresh_statistics(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    """After a big upload, refresh the planner's statistics at once: with stale ones
-    PostgreSQL picks slow plans for keyword search until autovacuum gets round to it."""
+    """After a big upload or bulk listing, refresh the planner's statistics at once: with
+    stale ones PostgreSQL picks slow plans for keyword search until autovacuum gets round
+    to it (estimating 7 pooled listings of 5,000, it drove a filtered search from the
+    listings and took 91 ms instead of 5 at 5k patents, 1.35 s at 100k)."""
     async with sessionmaker() as session:
         if session.get_bind().dialect.name == "postgresql":
-            await session.execute(text("ANALYZE patent, patent_search, patent_owner"))
+            await session.execute(text("ANALYZE patent, patent_search, patent_owner, listing"))
             await session.commit()
 
 
