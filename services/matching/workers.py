@@ -19,6 +19,8 @@ from multiprocessing.process import BaseProcess
 import uvicorn
 
 RESTART_PAUSE_S = 1.0
+YOUNG_S = 60.0  # a worker that dies sooner than this after starting did not start
+MAX_QUICK_FAILURES = 3
 
 
 def reuseport_socket(host: str, port: int) -> socket.socket:
@@ -40,7 +42,7 @@ def serve_worker(host: str, port: int, log_level: str) -> None:
 def supervise(host: str, port: int, workers: int, log_level: str) -> None:
     """Start the workers, restart one that dies, stop them all on SIGINT/SIGTERM."""
     ctx = multiprocessing.get_context("spawn")
-    stopping = False
+    stopping = failed = False
 
     def start() -> BaseProcess:
         p = ctx.Process(target=serve_worker, args=(host, port, log_level), daemon=False)
@@ -54,6 +56,8 @@ def supervise(host: str, port: int, workers: int, log_level: str) -> None:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     procs = [start() for _ in range(workers)]
+    started = [time.monotonic()] * workers
+    quick_failures = 0
     while not stopping:
         time.sleep(0.2)
         for i, p in enumerate(procs):
@@ -62,7 +66,15 @@ def supervise(host: str, port: int, workers: int, log_level: str) -> None:
             time.sleep(RESTART_PAUSE_S)  # a Ctrl-C reaches the workers first: let it land
             if stopping:
                 break
-            procs[i] = start()
+            # A worker that dies right after starting (port taken, bad settings) would die
+            # again: give up and say so instead of restarting it for ever.
+            died_young = time.monotonic() - started[i] < YOUNG_S
+            quick_failures = quick_failures + 1 if died_young else 0
+            if quick_failures > MAX_QUICK_FAILURES:
+                stopping = True
+                failed = True
+                break
+            procs[i], started[i] = start(), time.monotonic()
     for p in procs:
         if p.pid is not None and p.is_alive():
             os.kill(p.pid, signal.SIGTERM)
@@ -70,3 +82,8 @@ def supervise(host: str, port: int, workers: int, log_level: str) -> None:
         p.join(timeout=30)
         if p.is_alive():
             p.kill()
+    if failed:
+        raise SystemExit(
+            f"matching: workers died within {YOUNG_S:.0f} s of starting "
+            f"{MAX_QUICK_FAILURES + 1} times in a row (is port {port} taken?); stopped"
+        )

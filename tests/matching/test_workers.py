@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -213,3 +214,21 @@ def test_a_replay_on_any_worker_reaches_every_worker(
         found = bool(hits) and hits[0]["application_number"] == appno
         in_a_row = in_a_row + 1 if found else 0
         assert time.monotonic() < deadline, "a worker never re-indexed the replayed patent"
+
+
+def test_workers_that_cannot_start_stop_the_service_with_a_reason() -> None:
+    """A taken port kills every worker at start: the supervisor gives up and says why
+    instead of restarting them for ever."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "services.matching", "--workers", "2", "--port", str(port)],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        taken.close()
+    assert done.returncode != 0
+    assert f"is port {port} taken?" in done.stderr

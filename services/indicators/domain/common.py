@@ -7,13 +7,13 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, overload
-from zoneinfo import ZoneInfo
 
+from shared import bizdate
 from shared.appno import InvalidNumber, normalize_application_number
 
 # Business dates (contracts, effective dates, "today", year boundaries) are Tianjin dates:
 # Asia/Shanghai, whatever the host's time zone. Before 08:00 there, UTC is a day behind.
-CST = ZoneInfo("Asia/Shanghai")
+CST = bizdate.SHANGHAI  # one Tianjin calendar for every service (shared/bizdate.py)
 
 PLATFORM_ROLES_THAT_WRITE_DEALS = ("city_bureau", "district_bureau", "admin", "supplier")
 
@@ -50,17 +50,17 @@ def frozen_clock(at: datetime) -> Iterator[None]:
 
 def today() -> date:
     """Today's date in Tianjin (Asia/Shanghai), from the service's clock."""
-    return now().astimezone(CST).date()
+    return bizdate.business_date(now())
 
 
 def local_year(at: datetime) -> int:
     """The Tianjin year of an instant (stored in UTC): 2023-12-31T17:00Z is in 2024."""
-    return aware(at).astimezone(CST).year
+    return bizdate.business_date(aware(at)).year
 
 
 def day_end_utc(d: date) -> datetime:
     """The first instant after date `d` ends in Tianjin, in UTC (an exclusive bound)."""
-    return datetime.combine(d + timedelta(days=1), time(0), tzinfo=CST).astimezone(UTC)
+    return bizdate.day_start_utc(d + timedelta(days=1))
 
 
 def year_end(year: int) -> date:
