@@ -14,6 +14,9 @@ those few patents' texts into a small delta (scanned directly); a backlog too bi
 inline (a large bulk upload) makes searches use the plain scan while a background task
 rebuilds. The base is compact numpy (sorted gram codes, offsets, int32 document numbers):
 about 4 bytes per distinct gram per patent.
+
+It also keeps each patent's dates (the catalog's date sorts), so a date-ordered page of a
+common keyword is the first few candidates in that order rather than a sort of every match.
 """
 
 from __future__ import annotations
@@ -22,19 +25,42 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.catalog.models import FeedEntry, PatentSearch
+from services.catalog.models import FeedEntry, Patent, PatentSearch
 from shared.feed import changed_ids
 
 log = logging.getLogger("tjp.catalog.keywords")
 
 DOC_BITS = 22  # up to 4M patents per base; the gram code takes the 42 bits above
 SEP = 0  # NUL never occurs in stored text (shared.guards refuses it)
+# The date sorts the index can order by; a missing date sorts as NULL_DATE, as in SQL.
+DATE_FIELDS = ("application_date", "grant_date", "expiry_date")
+NULL_DATE = date(1900, 1, 1)
+
+Row = tuple[int, str, tuple[int, int, int]]  # patent id, text, date ordinals
+
+
+def date_ordinals(values: tuple[date | None, ...]) -> tuple[int, int, int]:
+    a, g, e = ((v or NULL_DATE).toordinal() for v in values)
+    return a, g, e
+
+
+def _select_rows() -> Any:
+    return select(
+        PatentSearch.patent_id,
+        PatentSearch.text,
+        *(getattr(Patent, f) for f in DATE_FIELDS),
+    ).join(Patent, Patent.id == PatentSearch.patent_id)
+
+
+def _row(r: Any) -> Row:
+    return int(r[0]), str(r[1]), date_ordinals(tuple(r[2:5]))
 
 
 def gram_codes(term: str) -> list[int]:
@@ -72,14 +98,16 @@ class Base:
     keys: np.ndarray  # sorted distinct gram codes
     starts: np.ndarray  # postings of keys[i] are docs[starts[i]:starts[i + 1]]
     docs: np.ndarray  # document numbers, ascending within each gram
+    dates: np.ndarray  # (documents, len(DATE_FIELDS)) date ordinals
 
     @classmethod
-    def build(cls, rows: list[tuple[int, str]], chunk: int = 5000) -> Base:
+    def build(cls, rows: list[Row], chunk: int = 5000) -> Base:
         rows = sorted(rows)
         if len(rows) >= 1 << DOC_BITS:
             raise ValueError(f"{len(rows)} patents exceed one keyword index base")
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        parts = [_pairs([t for _, t in rows[i : i + chunk]], i) for i in range(0, len(rows), chunk)]
+        dates = np.array([r[2] for r in rows], dtype=np.int32).reshape(len(rows), len(DATE_FIELDS))
+        parts = [_pairs([r[1] for r in rows[i : i + chunk]], i) for i in range(0, len(rows), chunk)]
         # Each part is sorted: a stable (merge) sort of the runs is far cheaper than a
         # general one, and the group boundaries come from one comparison pass.
         pairs = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
@@ -91,7 +119,7 @@ class Base:
         starts = np.concatenate(([0], bounds, [len(pairs)])).astype(np.int64)
         keys = pairs[starts[:-1]] if len(pairs) else pairs[:0]
         del pairs
-        return cls(ids, keys, starts, docs)
+        return cls(ids, keys, starts, docs, dates)
 
     def postings(self, code: int) -> np.ndarray:
         i = int(np.searchsorted(self.keys, code))
@@ -111,7 +139,8 @@ class Base:
 
     @property
     def nbytes(self) -> int:
-        return int(self.ids.nbytes + self.keys.nbytes + self.starts.nbytes + self.docs.nbytes)
+        parts = (self.ids, self.keys, self.starts, self.docs, self.dates)
+        return int(sum(a.nbytes for a in parts))
 
 
 @dataclass
@@ -125,7 +154,8 @@ class KeywordIndex:
     rebuild_after: int = 2000  # delta size that triggers a background rebuild
     base: Base | None = None
     position: int = 0  # feed id the index reflects
-    delta: dict[int, str] = field(default_factory=dict)  # patent id -> text, newer than base
+    # patent id -> (text, date ordinals), newer than the base
+    delta: dict[int, tuple[str, tuple[int, int, int]]] = field(default_factory=dict)
     stale: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # per base doc
     built_at: float | None = None
     build_seconds: float | None = None
@@ -143,18 +173,18 @@ class KeywordIndex:
         async with self.sessionmaker() as session:
             # The position first: a change committed during the read is replayed later.
             position = await self.head(session)
-            rows: list[tuple[int, str]] = []
+            rows: list[Row] = []
             after = -1
             while True:
                 page = (
                     await session.execute(
-                        select(PatentSearch.patent_id, PatentSearch.text)
+                        _select_rows()
                         .where(PatentSearch.patent_id > after)
                         .order_by(PatentSearch.patent_id)
                         .limit(20_000)
                     )
                 ).all()
-                rows += [(int(r[0]), str(r[1])) for r in page]
+                rows += [_row(r) for r in page]
                 if len(page) < 20_000:
                     break
                 after = page[-1][0]
@@ -198,13 +228,12 @@ class KeywordIndex:
             if head > self.position:
                 changed = await changed_ids(session, FeedEntry, "patent", self.position, head)
                 if changed:
-                    texts = await session.execute(
-                        select(PatentSearch.patent_id, PatentSearch.text).where(
-                            PatentSearch.patent_id.in_(changed)
-                        )
+                    found = await session.execute(
+                        _select_rows().where(PatentSearch.patent_id.in_(changed))
                     )
-                    for pid, text in texts:
-                        self.delta[int(pid)] = str(text)
+                    for r in found:
+                        pid, text, dates = _row(r)
+                        self.delta[pid] = (text, dates)
                     base_ids = self.base.ids
                     pids = np.fromiter(self.delta, dtype=np.int64, count=len(self.delta))
                     at = np.searchsorted(base_ids, pids)
@@ -241,10 +270,24 @@ class KeywordIndex:
                 break
         assert docs is not None
         ids = base.ids[docs[~self.stale[docs]]]
-        extra = [pid for pid, text in self.delta.items() if all(t in text for t in terms)]
+        extra = [pid for pid, (text, _) in self.delta.items() if all(t in text for t in terms)]
         if extra:
             ids = np.union1d(ids, np.asarray(extra, dtype=np.int64))
         return ids
+
+    def sort_keys(self, ids: np.ndarray, field: str) -> np.ndarray:
+        """Date ordinals of `field` for patent ids `hits` returned (same call, no await
+        between: the delta must not have moved)."""
+        assert self.base is not None
+        column = DATE_FIELDS.index(field)
+        base = self.base
+        at = np.minimum(np.searchsorted(base.ids, ids), max(len(base.ids) - 1, 0))
+        keys = base.dates[at, column] if len(base.ids) else np.zeros(len(ids), np.int32)
+        if self.delta:
+            changed = np.fromiter(self.delta, dtype=np.int64, count=len(self.delta))
+            for i in np.flatnonzero(np.isin(ids, changed)):
+                keys[i] = self.delta[int(ids[i])][1][column]
+        return keys
 
     def describe(self) -> str:
         """For /readyz: searches scan until the index is built (never an error)."""

@@ -10,13 +10,13 @@ on to its candidates, when it is current.
 from __future__ import annotations
 
 import base64
-import bisect
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, cast
+from typing import Any
 
+import numpy as np
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 
-from services.catalog.domain.keywords import KeywordIndex
+from services.catalog.domain.keywords import DATE_FIELDS, NULL_DATE, KeywordIndex
 from services.catalog.domain.textnorm import normalize_query
 from services.catalog.models import Listing, Organisation, Patent, PatentOwner, PatentSearch
 from services.catalog.schemas import POOLED
@@ -71,9 +71,9 @@ class IdIn(ColumnElement[bool]):
     inherit_cache = False
     type = Boolean()
 
-    def __init__(self, column: ColumnElement[int] | Any, ids: Sequence[int]) -> None:
+    def __init__(self, column: ColumnElement[int] | Any, ids: Sequence[int] | np.ndarray) -> None:
         self.column = column
-        self.ids = [int(i) for i in ids]
+        self.ids = ids.tolist() if isinstance(ids, np.ndarray) else [int(i) for i in ids]
 
 
 @compiles(IdIn)
@@ -97,7 +97,6 @@ SORTS = {
     "-grant_date": (Patent.grant_date, True),
     "expiry_date": (Patent.expiry_date, False),
 }
-NULL_DATE = date(1900, 1, 1)
 
 
 @dataclass
@@ -123,10 +122,12 @@ def keyword_terms(q: str | None) -> list[str]:
 @dataclass
 class Candidates:
     """Patent ids the keyword index found; `exact`: they are the answer (every term has one
-    or two characters), else a superset the substring test narrows."""
+    or two characters), else a superset the substring test narrows. `dates`: each id's
+    value of every date the index keeps (`keywords.DATE_FIELDS`), for date-ordered pages."""
 
-    ids: list[int]
+    ids: Sequence[int] | np.ndarray
     exact: bool
+    dates: dict[str, np.ndarray] | None = None
 
 
 async def keyword_candidates(index: KeywordIndex | None, q: str | None) -> Candidates | None:
@@ -134,8 +135,10 @@ async def keyword_candidates(index: KeywordIndex | None, q: str | None) -> Candi
     terms = keyword_terms(q)
     if not terms or index is None or not await index.current():
         return None
-    ids = cast(list[int], index.hits(terms).tolist())
-    return Candidates(ids, exact=all(len(t) <= 2 for t in terms))
+    ids = index.hits(terms)
+    # Read with the ids, before any await lets the delta move.
+    dates = {f: index.sort_keys(ids, f) for f in DATE_FIELDS}
+    return Candidates(ids, exact=all(len(t) <= 2 for t in terms), dates=dates)
 
 
 def build_query(f: Filters, candidates: Candidates | None = None) -> Select[*tuple[Any, ...]]:
@@ -234,10 +237,34 @@ def apply_sort(
     return stmt.order_by(key.desc() if desc else key, Patent.id.desc() if desc else Patent.id)
 
 
-# Above this many candidates a keyword is common: in date order the ordered scan with the
-# substring test finds a page sooner than fetching every candidate to sort them.
-COMMON_KEYWORD = 2000
-FIRST_WINDOW = 256  # candidates the first query of an id-ordered page looks at
+FIRST_WINDOW = 256  # candidates the first query of a page looks at
+
+
+def page_order(candidates: Candidates, sort: str, cursor: str | None) -> np.ndarray:
+    """Candidate ids in the page's order, after the cursor: what SQL would return for the
+    keyword alone, so walking them a window at a time finds the page's rows first."""
+    col, desc = SORTS[sort]
+    ids = np.asarray(candidates.ids, dtype=np.int64)
+    if col is Patent.id:
+        keys = None
+    else:
+        assert candidates.dates is not None
+        keys = candidates.dates[col.key]
+    if cursor:
+        c_value, c_id = decode_cursor(sort, cursor)
+        if keys is None:
+            after = ids < c_id if desc else ids > c_id
+        else:
+            cv = c_value.toordinal()
+            if desc:
+                after = (keys < cv) | ((keys == cv) & (ids < c_id))
+            else:
+                after = (keys > cv) | ((keys == cv) & (ids > c_id))
+        ids = ids[after]
+        keys = keys[after] if keys is not None else None
+    order = np.argsort(ids, kind="stable") if keys is None else np.lexsort((ids, keys))
+    ids = ids[order]
+    return ids[::-1] if desc else ids
 
 
 async def search_rows(
@@ -250,28 +277,18 @@ async def search_rows(
 ) -> list[Any]:
     """Up to `limit` rows of the page (`limit + 1` tells there is more)."""
     check_sort(sort)
-    col, desc = SORTS[sort]
     candidates = await keyword_candidates(index, f.q)
-    if candidates is not None and col is not Patent.id and len(candidates.ids) > COMMON_KEYWORD:
-        candidates = None
-    if candidates is None or col is not Patent.id:
-        stmt = apply_sort(build_query(f, candidates), sort, cursor).limit(limit)
+    if candidates is None:
+        stmt = apply_sort(build_query(f, None), sort, cursor).limit(limit)
         return list((await session.execute(stmt)).all())
-    # Id order: walk the candidates in page order, a growing window at a time, so a common
-    # keyword costs one small query and a rare one still at most a few.
-    ids = candidates.ids
-    if cursor:
-        _, c_id = decode_cursor(sort, cursor)
-        ids = (
-            ids[: bisect.bisect_left(ids, c_id)] if desc else ids[bisect.bisect_right(ids, c_id) :]
-        )
-    if desc:
-        ids = ids[::-1]
+    # Walk the candidates in page order, a growing window at a time, so a common keyword
+    # costs one small query and a rare one (or a selective filter) still only a few.
+    ids = page_order(candidates, sort, cursor)
     rows: list[Any] = []
     start, size = 0, max(4 * limit, FIRST_WINDOW)
     while start < len(ids) and len(rows) < limit:
         window = Candidates(ids[start : start + size], candidates.exact)
-        stmt = apply_sort(build_query(f, window), sort, None).limit(limit - len(rows))
+        stmt = apply_sort(build_query(f, window), sort, cursor).limit(limit - len(rows))
         rows += (await session.execute(stmt)).all()
         start, size = start + size, size * 4
     return rows
