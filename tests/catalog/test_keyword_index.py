@@ -9,7 +9,6 @@ import random
 from datetime import date, timedelta
 from typing import Any
 
-import numpy as np
 import pytest
 
 from services.catalog.domain import search
@@ -99,7 +98,7 @@ async def index_results(url: str, qs: list[str]) -> dict[str, tuple[set[int], se
                 candidates = await keyword_candidates(index, q)
                 assert candidates is not None  # the index answered, no scan
                 rows = (await session.execute(build_query(Filters(q=q), candidates))).all()
-                out[q] = (set(candidates.ids), {p.id for p, _ in rows})
+                out[q] = (set(candidates.ids.tolist()), {p.id for p, _ in rows})
         return out
     finally:
         await db.dispose()
@@ -221,15 +220,25 @@ def test_index_follows_uploads_and_updates(catalog: CatalogHandle, corpus: dict[
                 }
                 r = c.post("/v1/patents", json=body)
                 assert r.status_code == 200, r.text
-                new = patent(OWNER, title="鑫鑫涂层", abstract="一种涂层。")
+                new = patent(OWNER, title="鑫鑫电涂层", abstract="一种涂层。")
                 r = c.post("/v1/patents", json=new)
                 assert r.status_code == 201, r.text
                 new_id = r.json()["id"]
             assert await index.current()  # a small backlog: caught up inline
             assert set(index.hits(["鑫鑫"]).tolist()) == {pid, new_id}
             # Its dates in the index are the new ones too (date-ordered pages use them).
-            keys = index.sort_keys(np.array([pid, new_id]), "grant_date")
-            assert keys.tolist() == [date(2025, 6, 30).toordinal(), date(2021, 5, 1).toordinal()]
+            # A base keyword whose hits now include a changed patent: merged in date order.
+            merged = index.ordered(["电"], "grant_date").tolist()
+            assert merged == sorted(set(merged))
+            now = {**texts, pid: search_text(body["title"], body["abstract"]),
+                   new_id: search_text(new["title"], new["abstract"])}  # fmt: skip
+            assert {k & 0xFFFFFFFF for k in merged} == brute(now, "电")
+            assert (date(2021, 5, 1).toordinal() << 32 | new_id) in merged
+            keys = index.ordered(["鑫鑫"], "grant_date").tolist()
+            assert [(k >> 32, k & 0xFFFFFFFF) for k in keys] == [
+                (date(2021, 5, 1).toordinal(), new_id),
+                (date(2025, 6, 30).toordinal(), pid),
+            ]
             assert set(index.hits(["鑫"]).tolist()) == {pid, new_id}
             # The old text no longer finds the changed patent (its base postings are stale).
             gone = [t for t in {texts[pid][:2], texts[pid][-2:]} if t not in "鑫鑫合金的冶炼。"]

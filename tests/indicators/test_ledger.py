@@ -225,3 +225,35 @@ def test_batch_load_reports_each_rejection(
         feed_items = c.get("/v1/feed", params={"entity": "deal", "limit": 5000}).json()["items"]
     batch_id = out["created"][0]["id"]
     assert len([i for i in feed_items if i["entity_id"] == str(batch_id)]) == 1
+
+
+def test_the_answer_to_a_new_deal_is_what_reading_it_back_gives(
+    indicators: IndicatorsHandle, world: dict[str, Any]
+) -> None:
+    """The POST answer is built from the rows just written (no read-back): it must equal
+    GET's, for several suppliers, patents and payments given out of order, and for a
+    conversion whose repeated patent does not count again."""
+    h, b, w = indicators, world["bureau"], world
+    patents = [h.patent(w["uni_key"], "天津台账大学") for _ in range(3)]
+    h.wait_synced()
+    payments = [
+        {"amount": "300", "received_on": "2022-07-01"},
+        {"amount": "100", "received_on": "2022-06-01", "note": "首付"},
+        {"amount": "200", "received_on": "2022-06-01"},
+    ]
+    lic = post(h, b, body(w, patents=patents[:2], suppliers=[w["uni2"], w["uni"]],
+                          payments=payments))  # fmt: skip
+    assert lic.status_code == 201, lic.text
+    equity = post(h, b, body(w, kind="equity", licence_type=None, patents=[patents[2], patents[0]],
+                             suppliers=[w["uni"]], effective="2022-09-01",
+                             converted_from_deal_id=lic.json()["id"]))  # fmt: skip
+    assert equity.status_code == 201, equity.text
+    for r in (lic, equity):
+        with h.client() as c:
+            again = c.get(f"/v1/deals/{r.json()['id']}")
+        assert again.status_code == 200
+        assert r.json() == again.json()
+    assert [p["amount"] for p in lic.json()["payments"]] == ["100.00", "200.00", "300.00"]
+    assert [s["org_id"] for s in lic.json()["suppliers"]] == [w["uni2"], w["uni"]]
+    assert lic.json()["counted_lines"] == 2
+    assert equity.json()["counted_lines"] == 1  # patents[0] already counted in the licence

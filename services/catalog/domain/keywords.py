@@ -39,6 +39,7 @@ log = logging.getLogger("tjp.catalog.keywords")
 
 DOC_BITS = 22  # up to 4M patents per base; the gram code takes the 42 bits above
 SEP = 0  # NUL never occurs in stored text (shared.guards refuses it)
+ID_BITS = 32  # a date-order sort key is date ordinal << ID_BITS | patent id
 # The date sorts the index can order by; a missing date sorts as NULL_DATE, as in SQL.
 DATE_FIELDS = ("application_date", "grant_date", "expiry_date")
 NULL_DATE = date(1900, 1, 1)
@@ -99,6 +100,8 @@ class Base:
     starts: np.ndarray  # postings of keys[i] are docs[starts[i]:starts[i + 1]]
     docs: np.ndarray  # document numbers, ascending within each gram
     dates: np.ndarray  # (documents, len(DATE_FIELDS)) date ordinals
+    order: np.ndarray  # per date field: document numbers in (date, id) order
+    rank: np.ndarray  # per date field: each document's position in `order`
 
     @classmethod
     def build(cls, rows: list[Row], chunk: int = 5000) -> Base:
@@ -106,6 +109,8 @@ class Base:
         if len(rows) >= 1 << DOC_BITS:
             raise ValueError(f"{len(rows)} patents exceed one keyword index base")
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        if len(ids) and int(ids[-1]) >= 1 << ID_BITS:
+            raise ValueError(f"patent id {ids[-1]} exceeds {ID_BITS} bits")
         dates = np.array([r[2] for r in rows], dtype=np.int32).reshape(len(rows), len(DATE_FIELDS))
         parts = [_pairs([r[1] for r in rows[i : i + chunk]], i) for i in range(0, len(rows), chunk)]
         # Each part is sorted: a stable (merge) sort of the runs is far cheaper than a
@@ -119,13 +124,33 @@ class Base:
         starts = np.concatenate(([0], bounds, [len(pairs)])).astype(np.int64)
         keys = pairs[starts[:-1]] if len(pairs) else pairs[:0]
         del pairs
-        return cls(ids, keys, starts, docs, dates)
+        n = len(rows)
+        # Documents are numbered in id order, so a stable sort by date keeps ids ascending
+        # within a date: (date, id) order.
+        order = np.zeros((len(DATE_FIELDS), n), np.int32)
+        rank = np.zeros((len(DATE_FIELDS), n), np.int32)
+        for c in range(len(DATE_FIELDS)):
+            order[c] = np.argsort(dates[:, c], kind="stable")
+            rank[c, order[c]] = np.arange(n, dtype=np.int32)
+        return cls(ids, keys, starts, docs, dates, order, rank)
 
     def postings(self, code: int) -> np.ndarray:
         i = int(np.searchsorted(self.keys, code))
         if i == len(self.keys) or int(self.keys[i]) != code:
             return self.docs[:0]
         return self.docs[self.starts[i] : self.starts[i + 1]]
+
+    def sorted_keys(self, docs: np.ndarray, column: int | None) -> np.ndarray:
+        """Sort keys of ascending `docs`, ascending: the id, or date << ID_BITS | id.
+
+        A date order costs one pass over a mask of every document (no sort): the
+        documents were ranked by each date when the base was built."""
+        if column is None:
+            return self.ids[docs]
+        mask = np.zeros(len(self.ids), bool)
+        mask[self.rank[column][docs]] = True
+        ordered = self.order[column][mask]
+        return (self.dates[ordered, column].astype(np.int64) << ID_BITS) | self.ids[ordered]
 
     def candidates(self, term: str) -> np.ndarray:
         """Document numbers that contain every gram of `term`."""
@@ -139,7 +164,7 @@ class Base:
 
     @property
     def nbytes(self) -> int:
-        parts = (self.ids, self.keys, self.starts, self.docs, self.dates)
+        parts = (self.ids, self.keys, self.starts, self.docs, self.dates, self.order, self.rank)
         return int(sum(a.nbytes for a in parts))
 
 
@@ -233,6 +258,10 @@ class KeywordIndex:
                     )
                     for r in found:
                         pid, text, dates = _row(r)
+                        if pid >= 1 << ID_BITS:  # cannot be ordered by date: scan from now
+                            log.error("patent id %s exceeds the keyword index's ids", pid)
+                            self.base = None
+                            return False
                         self.delta[pid] = (text, dates)
                     base_ids = self.base.ids
                     pids = np.fromiter(self.delta, dtype=np.int64, count=len(self.delta))
@@ -257,9 +286,10 @@ class KeywordIndex:
         self.start_rebuild()
         return False
 
-    def hits(self, terms: list[str]) -> np.ndarray:
-        """Ascending patent ids that may contain every term (a superset only for terms of
-        three or more characters; call `current()` first)."""
+    def ordered(self, terms: list[str], field: str | None = None) -> np.ndarray:
+        """Sort keys (`Base.sorted_keys`), ascending, of the patents that may contain every
+        term (a superset only for terms of three or more characters; call `current()`
+        first). `field`: one of DATE_FIELDS, or None for id order."""
         assert self.base is not None
         base = self.base
         docs: np.ndarray | None = None
@@ -269,25 +299,21 @@ class KeywordIndex:
             if not len(docs):
                 break
         assert docs is not None
-        ids = base.ids[docs[~self.stale[docs]]]
-        extra = [pid for pid, (text, _) in self.delta.items() if all(t in text for t in terms)]
+        column = None if field is None else DATE_FIELDS.index(field)
+        keys = base.sorted_keys(docs[~self.stale[docs]], column)
+        extra = [
+            pid if column is None else (dates[column] << ID_BITS) | pid
+            for pid, (text, dates) in self.delta.items()
+            if all(t in text for t in terms)
+        ]  # changed patents: stale in the base, so never twice
         if extra:
-            ids = np.union1d(ids, np.asarray(extra, dtype=np.int64))
-        return ids
-
-    def sort_keys(self, ids: np.ndarray, field: str) -> np.ndarray:
-        """Date ordinals of `field` for patent ids `hits` returned (same call, no await
-        between: the delta must not have moved)."""
-        assert self.base is not None
-        column = DATE_FIELDS.index(field)
-        base = self.base
-        at = np.minimum(np.searchsorted(base.ids, ids), max(len(base.ids) - 1, 0))
-        keys = base.dates[at, column] if len(base.ids) else np.zeros(len(ids), np.int32)
-        if self.delta:
-            changed = np.fromiter(self.delta, dtype=np.int64, count=len(self.delta))
-            for i in np.flatnonzero(np.isin(ids, changed)):
-                keys[i] = self.delta[int(ids[i])][1][column]
+            more = np.sort(np.asarray(extra, dtype=np.int64))
+            keys = np.insert(keys, np.searchsorted(keys, more), more)
         return keys
+
+    def hits(self, terms: list[str]) -> np.ndarray:
+        """Ascending patent ids that may contain every term (see `ordered`)."""
+        return self.ordered(terms, None)
 
     def describe(self) -> str:
         """For /readyz: searches scan until the index is built (never an error)."""

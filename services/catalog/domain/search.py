@@ -33,11 +33,13 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 
-from services.catalog.domain.keywords import DATE_FIELDS, NULL_DATE, KeywordIndex
+from services.catalog.domain.keywords import ID_BITS, NULL_DATE, KeywordIndex
 from services.catalog.domain.textnorm import normalize_query
 from services.catalog.models import Listing, Organisation, Patent, PatentOwner, PatentSearch
 from services.catalog.schemas import POOLED
 from shared.errors import Unprocessable
+
+ID_MASK = (1 << ID_BITS) - 1
 
 
 class ContainsText(ColumnElement[bool]):
@@ -121,24 +123,28 @@ def keyword_terms(q: str | None) -> list[str]:
 
 @dataclass
 class Candidates:
-    """Patent ids the keyword index found; `exact`: they are the answer (every term has one
-    or two characters), else a superset the substring test narrows. `dates`: each id's
-    value of every date the index keeps (`keywords.DATE_FIELDS`), for date-ordered pages."""
+    """Patents the keyword index found; `exact`: they are the answer (every term has one
+    or two characters), else a superset the substring test narrows. `keys`: their sort
+    keys, ascending (`KeywordIndex.ordered`), by `field` (a date) or by id (None)."""
 
-    ids: Sequence[int] | np.ndarray
+    keys: np.ndarray
     exact: bool
-    dates: dict[str, np.ndarray] | None = None
+    field: str | None = None
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.keys & ID_MASK if self.field else self.keys
 
 
-async def keyword_candidates(index: KeywordIndex | None, q: str | None) -> Candidates | None:
+async def keyword_candidates(
+    index: KeywordIndex | None, q: str | None, field: str | None = None
+) -> Candidates | None:
     """The keyword index's candidates for `q`, or None when it cannot answer yet."""
     terms = keyword_terms(q)
     if not terms or index is None or not await index.current():
         return None
-    ids = index.hits(terms)
-    # Read with the ids, before any await lets the delta move.
-    dates = {f: index.sort_keys(ids, f) for f in DATE_FIELDS}
-    return Candidates(ids, exact=all(len(t) <= 2 for t in terms), dates=dates)
+    keys = index.ordered(terms, field)
+    return Candidates(keys, exact=all(len(t) <= 2 for t in terms), field=field)
 
 
 def build_query(f: Filters, candidates: Candidates | None = None) -> Select[*tuple[Any, ...]]:
@@ -243,27 +249,17 @@ FIRST_WINDOW = 256  # candidates the first query of a page looks at
 def page_order(candidates: Candidates, sort: str, cursor: str | None) -> np.ndarray:
     """Candidate ids in the page's order, after the cursor: what SQL would return for the
     keyword alone, so walking them a window at a time finds the page's rows first."""
-    col, desc = SORTS[sort]
-    ids = np.asarray(candidates.ids, dtype=np.int64)
-    if col is Patent.id:
-        keys = None
-    else:
-        assert candidates.dates is not None
-        keys = candidates.dates[col.key]
+    _, desc = SORTS[sort]
+    keys = candidates.keys
     if cursor:
         c_value, c_id = decode_cursor(sort, cursor)
-        if keys is None:
-            after = ids < c_id if desc else ids > c_id
-        else:
-            cv = c_value.toordinal()
-            if desc:
-                after = (keys < cv) | ((keys == cv) & (ids < c_id))
-            else:
-                after = (keys > cv) | ((keys == cv) & (ids > c_id))
-        ids = ids[after]
-        keys = keys[after] if keys is not None else None
-    order = np.argsort(ids, kind="stable") if keys is None else np.lexsort((ids, keys))
-    ids = ids[order]
+        at = c_id if candidates.field is None else (c_value.toordinal() << ID_BITS) | c_id
+        keys = (
+            keys[: np.searchsorted(keys, at)]
+            if desc
+            else keys[np.searchsorted(keys, at, "right") :]
+        )
+    ids = keys & ID_MASK if candidates.field else keys
     return ids[::-1] if desc else ids
 
 
@@ -277,7 +273,8 @@ async def search_rows(
 ) -> list[Any]:
     """Up to `limit` rows of the page (`limit + 1` tells there is more)."""
     check_sort(sort)
-    candidates = await keyword_candidates(index, f.q)
+    col, _ = SORTS[sort]
+    candidates = await keyword_candidates(index, f.q, None if col is Patent.id else col.key)
     if candidates is None:
         stmt = apply_sort(build_query(f, None), sort, cursor).limit(limit)
         return list((await session.execute(stmt)).all())
@@ -287,7 +284,7 @@ async def search_rows(
     rows: list[Any] = []
     start, size = 0, max(4 * limit, FIRST_WINDOW)
     while start < len(ids) and len(rows) < limit:
-        window = Candidates(ids[start : start + size], candidates.exact)
+        window = Candidates(ids[start : start + size], candidates.exact)  # by id: keys = ids
         stmt = apply_sort(build_query(f, window), sort, cursor).limit(limit - len(rows))
         rows += (await session.execute(stmt)).all()
         start, size = start + size, size * 4

@@ -29,10 +29,10 @@ async def create_deal(
     await lookup.prefetch(
         [*body.supplier_org_ids, body.recipient_org_id], body.application_numbers
     )  # before the transaction: no HTTP call inside it
-    deal = await ledger.create_deal(session, body, principal, lookup, publish_now=False)
-    out = await ledger.deal_out(session, deal)
+    written = await ledger.record_deal(session, body, principal, lookup, publish_now=False)
+    out = ledger.written_out(written)
     parts = (out.application_numbers, [s.org_id for s in out.suppliers])
-    await ledger.publish(session, deal, parts)  # last: it holds the feed's lock until COMMIT
+    await ledger.publish(session, written.deal, parts)  # last: holds the feed's lock to COMMIT
     return out
 
 

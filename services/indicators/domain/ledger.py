@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -87,11 +88,44 @@ def can_write_deal(principal: Principal, parties: Sequence[Org]) -> None:
     raise Forbidden(f"role {role.value} cannot record deals in the ledger")
 
 
+def _as_party(version: OrgVersion) -> Party:
+    return Party(
+        org_id=version.org_id,
+        name=version.name,
+        kind=version.kind,
+        district=version.district,
+        in_tianjin=version.in_tianjin,
+        is_sme=version.is_sme,
+    )
+
+
+async def parties_at(session: AsyncSession, org_ids: Sequence[int], on: date) -> dict[int, Party]:
+    """`party_at` for several organisations in one query (a deal's parties: a round trip
+    each was most of a deal's time under load, where every round trip waits for a core)."""
+    bound = day_end_utc(on)
+    wanted = set(org_ids)
+    versions: dict[int, list[OrgVersion]] = {oid: [] for oid in wanted}
+    for v in await session.scalars(select(OrgVersion).where(OrgVersion.org_id.in_(wanted))):
+        versions[v.org_id].append(v)
+    out: dict[int, Party] = {}
+    for oid, known in versions.items():
+        if not known:
+            raise NotFound(f"organisation {oid} is unknown")
+        before = [v for v in known if v.valid_from < bound]
+        if before:  # the state at the end of day `on`
+            chosen = max(before, key=lambda v: (v.valid_from, v.id))
+        else:  # it entered the catalog later: its first known state
+            chosen = min(known, key=lambda v: (v.valid_from, v.id))
+        out[oid] = _as_party(chosen)
+    return out
+
+
 async def _freeze(
     session: AsyncSession, deal: Deal, supplier_ids: list[int], on: date
 ) -> tuple[list[Party], Party]:
-    suppliers = [await party_at(session, oid, on) for oid in supplier_ids]
-    recipient = await party_at(session, deal.recipient_org_id, on)
+    parties = await parties_at(session, [*supplier_ids, deal.recipient_org_id], on)
+    suppliers = [parties[oid] for oid in supplier_ids]
+    recipient = parties[deal.recipient_org_id]
     deal.recipient_name = recipient.name
     deal.recipient_kind = recipient.kind
     deal.recipient_district = recipient.district
@@ -103,17 +137,25 @@ async def _freeze(
     return suppliers, recipient
 
 
-async def _write_suppliers(session: AsyncSession, deal: Deal, suppliers: list[Party]) -> None:
-    rows = (
-        await session.scalars(select(DealSupplier).where(DealSupplier.deal_id == deal.id))
-    ).all()
+async def _write_suppliers(
+    session: AsyncSession, deal: Deal, suppliers: list[Party], *, new: bool = False
+) -> list[DealSupplier]:
+    """The deal's supplier rows, frozen as `suppliers` (`new`: the deal has none yet)."""
+    rows: Sequence[DealSupplier] = ()
+    if not new:
+        rows = (
+            await session.scalars(select(DealSupplier).where(DealSupplier.deal_id == deal.id))
+        ).all()
     by_org = {r.org_id: r for r in rows}
+    out = []
     for pos, s in enumerate(suppliers):
         row = by_org.get(s.org_id) or DealSupplier(deal_id=deal.id, org_id=s.org_id)
         row.position = pos
         row.name, row.kind, row.district = s.name, s.kind, s.district
         row.in_tianjin, row.is_sme = s.in_tianjin, s.is_sme
         session.add(row)
+        out.append(row)
+    return out
 
 
 async def refresh_lines(session: AsyncSession, deal: Deal) -> None:
@@ -124,37 +166,44 @@ async def refresh_lines(session: AsyncSession, deal: Deal) -> None:
     deal it was converted from (licence → equity to the same SME), unless that earlier
     deal was cancelled.
     """
-    repeat_of: set[int] = set()
-    if deal.converted_from_deal_id is not None:
-        prev = await session.get(Deal, deal.converted_from_deal_id)
-        if prev is not None and prev.status != "cancelled":
-            repeat_of = set(
-                (
-                    await session.scalars(
-                        select(DealPatent.patent_id).where(DealPatent.deal_id == prev.id)
-                    )
-                ).all()
-            )
-    active = deal.status == "effective" and not deal.excluded  # overridden: never counted
+    repeat_of = await _repeats(session, deal)
     lines = (await session.scalars(select(DealPatent).where(DealPatent.deal_id == deal.id))).all()
     for line in lines:
-        line.kind = deal.kind
-        line.year = deal.year
-        line.effective_date = deal.effective_date
-        line.recipient_org_id = deal.recipient_org_id
-        line.recipient_district = deal.recipient_district
-        line.lead_supplier_org_id = deal.lead_supplier_org_id
-        line.active = active
-        line.repeat_of_deal_id = (
-            deal.converted_from_deal_id if line.patent_id in repeat_of else None
-        )
-        line.counts = active and deal.qualifies and line.repeat_of_deal_id is None
+        _set_line(deal, line, repeat_of)
     await session.flush()
     await session.execute(
         update(Payment)
         .where(Payment.deal_id == deal.id)
-        .values(counts=active and deal.qualifies, recipient_district=deal.recipient_district)
+        .values(counts=_active(deal) and deal.qualifies, recipient_district=deal.recipient_district)
     )
+
+
+def _active(deal: Deal) -> bool:
+    return deal.status == "effective" and not deal.excluded  # overridden: never counted
+
+
+async def _repeats(session: AsyncSession, deal: Deal) -> set[int]:
+    """Patents the deal this one converts already counted (unless that one was cancelled)."""
+    if deal.converted_from_deal_id is None:
+        return set()
+    prev = await session.get(Deal, deal.converted_from_deal_id)
+    if prev is None or prev.status == "cancelled":
+        return set()
+    rows = await session.scalars(select(DealPatent.patent_id).where(DealPatent.deal_id == prev.id))
+    return set(rows.all())
+
+
+def _set_line(deal: Deal, line: DealPatent, repeat_of: set[int]) -> None:
+    active = _active(deal)
+    line.kind = deal.kind
+    line.year = deal.year
+    line.effective_date = deal.effective_date
+    line.recipient_org_id = deal.recipient_org_id
+    line.recipient_district = deal.recipient_district
+    line.lead_supplier_org_id = deal.lead_supplier_org_id
+    line.active = active
+    line.repeat_of_deal_id = deal.converted_from_deal_id if line.patent_id in repeat_of else None
+    line.counts = active and deal.qualifies and line.repeat_of_deal_id is None
 
 
 async def refreeze_deals_of(session: AsyncSession, org_id: int, since: date) -> int:
@@ -229,6 +278,16 @@ async def publish(
     )
 
 
+@dataclass
+class Written:
+    """A deal just recorded, with the rows written for it (its answer needs no read-back)."""
+
+    deal: Deal
+    suppliers: list[DealSupplier]
+    lines: list[DealPatent]
+    payments: list[Payment]
+
+
 async def create_deal(
     session: AsyncSession,
     body: schemas.DealCreate,
@@ -237,20 +296,35 @@ async def create_deal(
     *,
     publish_now: bool = True,
 ) -> Deal:
+    return (await record_deal(session, body, principal, lookup, publish_now=publish_now)).deal
+
+
+async def record_deal(
+    session: AsyncSession,
+    body: schemas.DealCreate,
+    principal: Principal,
+    lookup: RequestLookup,
+    *,
+    publish_now: bool = True,
+) -> Written:
     """Record a deal. `publish_now=False` leaves the feed entry to the caller, who then
     calls `publish` as the transaction's last statement: appending takes the feed's lock
     until COMMIT, and every other deal waits for it meanwhile."""
     errors: list[dict[str, str]] = []
     orgs: list[Org] = []
+    # One query for the parties and one for the patents: under load every round trip
+    # waits for a core, so their number, not their size, sets a deal's latency.
+    org_by_id = await lookup.orgs_by_id(session, [*body.supplier_org_ids, body.recipient_org_id])
+    patent_by_number = await lookup.patents_by_number(session, body.application_numbers)
     for i, oid in enumerate(body.supplier_org_ids):
-        org = await lookup.org(session, oid)
+        org = org_by_id.get(oid)
         if org is None:
             errors.append(
                 {"field": f"supplier_org_ids[{i}]", "reason": f"organisation {oid} is unknown"}
             )
         else:
             orgs.append(org)
-    recipient = await lookup.org(session, body.recipient_org_id)
+    recipient = org_by_id.get(body.recipient_org_id)
     if recipient is None:
         errors.append(
             {
@@ -260,7 +334,7 @@ async def create_deal(
         )
     patents: list[Patent] = []
     for i, appno in enumerate(body.application_numbers):
-        patent = await lookup.patent(session, appno)
+        patent = patent_by_number.get(appno)
         if patent is None:
             errors.append(
                 {"field": f"application_numbers[{i}]", "reason": f"patent {appno} is unknown"}
@@ -316,8 +390,8 @@ async def create_deal(
         evidence_number=ev.number.strip(),
         evidence_date=ev.date,
         evidence_key=key,
-        contract_amount=body.contract_amount,
-        amount_received=sum((p.amount for p in body.payments), Decimal(0)),
+        contract_amount=cents(body.contract_amount),
+        amount_received=cents(sum((p.amount for p in body.payments), Decimal(0))),
         zero_price=body.zero_price,
         use_first_pay_later=body.use_first_pay_later,
         recipient_org_id=body.recipient_org_id,
@@ -338,34 +412,43 @@ async def create_deal(
         if not is_unique_violation(exc):
             raise
         raise Conflict(f"evidence number {ev.number} is already recorded") from exc
-    await _write_suppliers(session, deal, suppliers)
+    supplier_rows = await _write_suppliers(session, deal, suppliers, new=True)
+    # Lines and payments are written in their final state (what `refresh_lines` would make
+    # of them), so the deal needs no read-back.
+    repeat_of = await _repeats(session, deal)
+    lines = []
     for patent in patents:
-        session.add(
-            DealPatent(
-                deal_id=deal.id,
-                patent_id=patent.id,
-                application_number=patent.application_number,
-                industry=patent.main_industry or "",
-                kind=deal.kind,
-                recipient_org_id=deal.recipient_org_id,
-                lead_supplier_org_id=deal.lead_supplier_org_id,
-            )
+        line = DealPatent(
+            deal_id=deal.id,
+            patent_id=patent.id,
+            application_number=patent.application_number,
+            industry=patent.main_industry or "",
         )
-    for p in body.payments:
-        session.add(_payment(deal, p))
+        _set_line(deal, line, repeat_of)
+        lines.append(line)
+    payments = [_payment(deal, p) for p in body.payments]
+    session.add_all([*lines, *payments])
     await session.flush()
-    await refresh_lines(session, deal)
     if publish_now:
         await publish(session, deal)
-    return deal
+    return Written(deal, supplier_rows, lines, payments)
+
+
+CENT = Decimal("0.01")
+
+
+def cents(amount: Decimal) -> Decimal:
+    """Money as the column stores it (two places), so an answer built from the objects in
+    hand reads like one read back: 50000 → 50000.00. Inputs have at most two places."""
+    return amount.quantize(CENT)
 
 
 def _payment(deal: Deal, p: schemas.PaymentIn) -> Payment:
     return Payment(
         deal_id=deal.id,
-        counts=deal.status == "effective" and deal.qualifies,
+        counts=_active(deal) and deal.qualifies,
         recipient_district=deal.recipient_district,
-        amount=p.amount,
+        amount=cents(p.amount),
         received_on=p.received_on,
         year=p.received_on.year,
         note=p.note,
@@ -488,6 +571,25 @@ async def deal_out(session: AsyncSession, deal: Deal) -> schemas.DealOut:
             .order_by(Payment.received_on, Payment.id)
         )
     ).all()
+    return _deal_out(deal, suppliers, [(a, c) for a, c in lines], payments)
+
+
+def written_out(w: Written) -> schemas.DealOut:
+    """`deal_out` of a deal just recorded, from the rows in hand (same order as the query)."""
+    return _deal_out(
+        w.deal,
+        sorted(w.suppliers, key=lambda s: s.position),
+        [(line.application_number, line.counts) for line in sorted(w.lines, key=lambda x: x.id)],
+        sorted(w.payments, key=lambda p: (p.received_on, p.id)),
+    )
+
+
+def _deal_out(
+    deal: Deal,
+    suppliers: Sequence[DealSupplier],
+    lines: Sequence[tuple[str, bool]],
+    payments: Sequence[Payment],
+) -> schemas.DealOut:
     return schemas.DealOut(
         id=deal.id,
         kind=deal.kind,

@@ -421,3 +421,30 @@ class RequestLookup:
         if patent is None and appno in self.patents:
             return await apply_patent(session, self.patents[appno])
         return patent
+
+    async def orgs_by_id(self, session: AsyncSession, org_ids: Iterable[int]) -> dict[int, Org]:
+        """`org` for several organisations in one query (those known nowhere are absent)."""
+        wanted = set(org_ids)
+        if not wanted:
+            return {}
+        found = {o.id: o for o in await session.scalars(select(Org).where(Org.id.in_(wanted)))}
+        for oid in sorted(wanted - found.keys()):
+            if oid in self.orgs:
+                found[oid] = await apply_org(session, self.orgs[oid])
+        return found
+
+    async def patents_by_number(
+        self, session: AsyncSession, appnos: Iterable[str]
+    ) -> dict[str, Patent]:
+        """`patent` for several application numbers in one query."""
+        wanted = set(appnos)
+        if not wanted:
+            return {}
+        rows = await session.scalars(select(Patent).where(Patent.application_number.in_(wanted)))
+        found = {p.application_number: p for p in rows}
+        for appno in sorted(wanted - found.keys()):
+            if appno in self.patents and (
+                patent := await apply_patent(session, self.patents[appno])
+            ):
+                found[appno] = patent
+        return found
