@@ -282,6 +282,8 @@ def main() -> int:
         print(f"\n{len(samples):,} requests in {seconds:.0f} s "
               f"({len(samples) / seconds:.0f}/s); machine at the end of the load: {load_after}\n")  # fmt: skip
         print_table(rows)
+        for name, status, body in result.get("errors", [])[:5]:
+            print(f"  error {status} {name}: {body}")
         print(
             "\nCPU time of each service process during the load (a busy shared machine slows "
             "every figure above; these are what the services themselves spent):"

@@ -32,6 +32,8 @@ BASE: dict[str, str] = CONFIG["base"]
 SAMPLES: list[tuple[str, float, int]] = []
 # What the platform accepted, to be read back afterwards.
 ACCEPTED: dict[str, list[Any]] = {"patents": [], "deals": []}
+# The first answers that were errors (endpoint, status, start of the body), to be printed.
+ERRORS: list[tuple[str, int, str]] = []
 SERIALS = itertools.count(CONFIG["serial_base"])
 EVIDENCE = itertools.count(1)
 DEAL_PATENTS = itertools.cycle(CONFIG["deal_patents"])
@@ -59,7 +61,8 @@ def _init(environment: Any, **_: Any) -> None:
 
 @events.quitting.add_listener
 def _dump(**_: Any) -> None:
-    Path(CONFIG["out"]).write_text(json.dumps({"samples": SAMPLES, "accepted": ACCEPTED}))
+    out = {"samples": SAMPLES, "accepted": ACCEPTED, "errors": ERRORS}
+    Path(CONFIG["out"]).write_text(json.dumps(out))
 
 
 def _ok(resp: Any, *codes: int) -> None:
@@ -68,6 +71,9 @@ def _ok(resp: Any, *codes: int) -> None:
         resp.success()
     else:
         resp.failure(f"{resp.status_code}: {resp.text[:200]}")
+        if len(ERRORS) < 20:
+            name = str((getattr(resp, "request_meta", None) or {}).get("name", ""))
+            ERRORS.append((name, resp.status_code, resp.text[:300]))
 
 
 class PlatformClient(FastHttpUser):

@@ -26,6 +26,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.errors import Forbidden, ServiceUnavailable, Unauthorized
+from shared.http import SAFE_TO_REPEAT
 
 
 class Role(StrEnum):
@@ -146,7 +147,9 @@ class RemoteAuthenticator:
         if hit and hit[0] > now:
             return hit[1]
         try:
-            resp = await self.client.post("/v1/auth/introspect", json={"key": key})
+            resp = await self.client.post(
+                "/v1/auth/introspect", json={"key": key}, extensions={SAFE_TO_REPEAT: True}
+            )
         except httpx.TransportError as exc:  # connect, timeout, dropped connection
             raise ServiceUnavailable(
                 "the catalog, which verifies API keys, cannot be reached; try again shortly",

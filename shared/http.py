@@ -10,7 +10,10 @@
   `x-request-id`, so one id follows a request through every service's logs.
 - Retries only where repeating cannot do harm: a connection that was never made is retried
   for any method (nothing was sent); a timeout or a dropped connection after sending is
-  retried only for GET, HEAD and OPTIONS, which change nothing.
+  retried only for GET, HEAD and OPTIONS, which change nothing, or for a request that says
+  it is safe to repeat (`extensions={SAFE_TO_REPEAT: True}`: a POST that only reads, such
+  as a key introspection — a keep-alive connection the server closed just as it was reused
+  otherwise fails a user's request).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from shared.observability import REQUEST_ID
 TLS = httpx.create_ssl_context()
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+SAFE_TO_REPEAT = "tjp_safe_to_repeat"  # request extension: a POST that changes nothing
 # Errors after which the request may have reached the server (and may have been applied).
 _AFTER_SENDING = (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError)
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -47,7 +51,8 @@ class RetryingTransport(httpx.AsyncBaseTransport):
                 if attempt == self.attempts:
                     raise
             except _AFTER_SENDING:
-                if request.method not in IDEMPOTENT or attempt == self.attempts:
+                repeatable = request.method in IDEMPOTENT or request.extensions.get(SAFE_TO_REPEAT)
+                if not repeatable or attempt == self.attempts:
                     raise
             await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
         raise AssertionError("unreachable")

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from shared.http import DEFAULT_TIMEOUT, TLS, RetryingTransport, service_client
+from shared.http import DEFAULT_TIMEOUT, SAFE_TO_REPEAT, TLS, RetryingTransport, service_client
 from shared.testing import LiveServer, free_port
 
 
@@ -73,6 +73,23 @@ def test_timed_out_reads_are_retried_but_writes_are_not(
     asyncio.run(call("POST"))
     time.sleep(0.3)  # the server counts on arrival; let the last request land
     assert hits == {"GET": 3, "POST": 1}
+
+
+def test_a_post_marked_safe_to_repeat_is_retried_like_a_read(
+    slow_server: tuple[LiveServer, dict[str, int]],
+) -> None:
+    """Key introspection is a POST that changes nothing: it says so, and is retried."""
+    server, hits = slow_server
+    hits.update(GET=0, POST=0)
+
+    async def call() -> None:
+        async with service_client(server.url, timeout=0.2, attempts=3) as c:
+            with pytest.raises(httpx.ReadTimeout):
+                await c.post("/slow", extensions={SAFE_TO_REPEAT: True})
+
+    asyncio.run(call())
+    time.sleep(0.3)
+    assert hits == {"GET": 0, "POST": 3}
 
 
 class CountingTransport(httpx.AsyncHTTPTransport):
