@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -52,9 +53,22 @@ def wait(url: str, path: str = "/readyz", timeout: float = 180) -> None:
     raise TimeoutError(url)
 
 
-def serve(module: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "uvicorn", f"{module}:create_app", "--factory", "--port",
-           str(port), "--log-level", "warning"]  # fmt: skip
+def serve(
+    module: str,
+    port: int,
+    env: dict[str, str],
+    log: Path,
+    workers: int = 1,
+    profile: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    # Under cProfile the process writes `profile` when SIGINT stops it (uvicorn re-raises
+    # the signal it stopped on; SIGTERM would end the process before cProfile writes).
+    prof = ["-m", "cProfile", "-o", str(profile)] if profile else []
+    cmd = [sys.executable, *prof, "-m", "uvicorn", f"{module}:create_app", "--factory",
+           "--port", str(port), "--log-level", "warning"]  # fmt: skip
+    if workers > 1:  # matching's own supervisor (services/matching/workers.py), as run locally
+        cmd = [sys.executable, "-m", module.removesuffix(".main"), "--workers", str(workers),
+               "--port", str(port), "--log-level", "warning"]  # fmt: skip
     return subprocess.Popen(
         cmd, env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
         stdout=log.open("w"), stderr=subprocess.STDOUT,
@@ -97,10 +111,19 @@ def pool_all(catalog: str, bureau_key: str, numbers: list[str]) -> float:
 
 @contextmanager
 def platform(
-    n: int, pg: str, log_dir: Path, *, name: str = "portalbench", convert_listings: bool = False
+    n: int,
+    pg: str,
+    log_dir: Path,
+    *,
+    name: str = "portalbench",
+    convert_listings: bool = False,
+    matching_workers: int = 1,
+    profile: frozenset[str] = frozenset(),
 ) -> Iterator[dict[str, Any]]:
     """`convert_listings`: the catalog follows the indicators feed, as in production, so a
-    deal takes its patents out of the pool (bench/load_mix.py measures that path too)."""
+    deal takes its patents out of the pool (bench/load_mix.py measures that path too).
+    `matching_workers` > 1 serves matching from that many processes. Services named in
+    `profile` run under cProfile and leave `<log_dir>/<service>.prof` when stopped."""
     log_dir.mkdir(parents=True, exist_ok=True)
     tag = f"{name}_{os.getpid()}"
     urls = {
@@ -131,7 +154,11 @@ def platform(
             if s == "matching":
                 env["MATCHING_INDEX_DIR"] = str(log_dir / "matching-index")
             env["PORTAL_UPLOAD_DIR"] = str(log_dir / "uploads")
-            procs.append(serve(f"services.{s}.main", ports[s], env, log_dir / f"{s}.log"))
+            workers = matching_workers if s == "matching" else 1
+            prof = log_dir / f"{s}.prof" if s in profile else None
+            procs.append(
+                serve(f"services.{s}.main", ports[s], env, log_dir / f"{s}.log", workers, prof)
+            )
             wait(base[s], "/healthz" if s == "portal" else "/readyz")
         t0 = time.perf_counter()
         people: dict[str, dict[str, Any]] = {}
@@ -227,8 +254,8 @@ def platform(
             },
         }
     finally:
-        for p in procs:
-            p.terminate()
+        for s, p in zip(("catalog", "matching", "indicators", "portal"), procs, strict=False):
+            p.send_signal(signal.SIGINT if s in profile else signal.SIGTERM)
         for p in procs:
             try:
                 p.wait(timeout=30)

@@ -21,6 +21,7 @@ import json
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -93,14 +94,18 @@ def keyword_classes(records: list[dict], rng: random.Random) -> tuple[dict[str, 
     return classes, planted
 
 
-def start_catalog(url: str, index: bool) -> tuple[subprocess.Popen, str]:
+def start_catalog(
+    url: str, index: bool, profile: Path | None = None
+) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "CATALOG_DATABASE_URL": url, "PYTHONPATH": str(ROOT),
            "CATALOG_MAX_UPLOAD_RECORDS": "50000",
            "CATALOG_KEYWORD_INDEX": "true" if index else "false"}  # fmt: skip
+    # Under cProfile the server writes its profile when it is stopped (see run_mode).
+    prof = ["-m", "cProfile", "-o", str(profile)] if profile else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "services.catalog.main:create_app", "--factory",
-         "--port", str(port), "--log-level", "warning"],
+        [sys.executable, *prof, "-m", "uvicorn", "services.catalog.main:create_app",
+         "--factory", "--port", str(port), "--log-level", "warning"],
         env=env, cwd=ROOT,
     )  # fmt: skip
     api = f"http://127.0.0.1:{port}"
@@ -162,7 +167,10 @@ def run_mode(
         upgrade(MIGRATIONS, url)
         _, key = asyncio.run(create_org_with_key(
             url, {"kind": "university", "name": OWNER, "district": "nankai"}, Role.SUPPLIER))  # fmt: skip
-        proc, api = start_catalog(url, index)
+        profile = (
+            Path(f"/tmp/tjp-searchbench-{os.getpid()}.prof") if index and args.profile else None
+        )
+        proc, api = start_catalog(url, index, profile)
         with httpx.Client(base_url=api, timeout=600) as c:
             assert key
             out["upload_patents_per_s"] = round(upload(c, key, records))
@@ -194,14 +202,30 @@ def run_mode(
         out["uptime_after"] = uptime()
     finally:
         if proc:
-            proc.terminate()
-            proc.wait(timeout=30)
+            # uvicorn re-raises the signal that stopped it: SIGINT ends in KeyboardInterrupt,
+            # which lets cProfile write its file (SIGTERM would kill it first).
+            proc.send_signal(signal.SIGINT if profile else signal.SIGTERM)
+            proc.wait(timeout=60)
+        if proc and profile and profile.exists():
+            print_profile(profile)
         if args.engine == "postgresql":
             asyncio.run(_pg_admin(args.pg, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
         else:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
     return out
+
+
+def print_profile(path: Path, top: int = 30) -> None:
+    """The catalog's own time (upload, index build and the queries), heaviest first."""
+    import pstats
+
+    stats = pstats.Stats(str(path))
+    print(f"\ncatalog profile (index mode, whole run), top {top} by own time:")
+    stats.sort_stats("tottime").print_stats(top)
+    print(f"\nthe project's own functions, top {top} by cumulative time:")
+    stats.sort_stats("cumulative").print_stats(r"/(services|shared)/", top)
+    path.unlink()
 
 
 def main() -> None:
@@ -214,6 +238,12 @@ def main() -> None:
     )
     ap.add_argument("--queries", type=int, default=60, help="per keyword class")
     ap.add_argument("--smoke", action="store_true", help="2,000 patents, 5 queries a class")
+    ap.add_argument("--only-index", action="store_true", help="skip the plain-scan run")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="run the catalog under cProfile in the index run and print its top costs",
+    )
     args = ap.parse_args()
     if args.smoke:
         args.n, args.queries = 2_000, 5
@@ -224,6 +254,9 @@ def main() -> None:
     for k, word in enumerate(planted):  # each planted word in exactly one record
         r = records[k * (args.n // len(planted))]
         r["title"] = f"{r['title']}（{word}型）"
+    if args.only_index:
+        print(json.dumps(run_mode(args, True, records, classes), ensure_ascii=False), flush=True)
+        return
     results = [run_mode(args, False, records, classes), run_mode(args, True, records, classes)]
     for r in results:
         print(json.dumps(r, ensure_ascii=False), flush=True)
