@@ -255,3 +255,20 @@ def test_index_follows_uploads_and_updates(catalog: CatalogHandle, corpus: dict[
             await db.dispose()
 
     asyncio.run(run())
+
+
+def test_search_statements_are_cached_with_their_values_bound() -> None:
+    """SQLAlchemy caches a search's compiled SQL only if every part declares itself; the
+    keyword and the id list must then be bound values, not part of the cached text."""
+    import numpy as np
+
+    from services.catalog.domain.search import Candidates
+
+    one = build_query(Filters(q="电池 正极", owner_kind="university"),
+                      Candidates(np.array([1, 2, 3]), exact=False))  # fmt: skip
+    two = build_query(Filters(q="材料 方法", owner_kind="university"),
+                      Candidates(np.array([7]), exact=False))  # fmt: skip
+    k1, k2 = one._generate_cache_key(), two._generate_cache_key()
+    assert k1 is not None and k1 == k2  # one cached statement for both
+    assert [p.value for p in k1.bindparams] != [p.value for p in k2.bindparams]
+    assert {"电池", "正极", "university"} <= {str(p.value) for p in k1.bindparams}
