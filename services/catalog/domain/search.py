@@ -169,11 +169,15 @@ class Candidates:
 
 
 async def keyword_candidates(
-    index: KeywordIndex | None, q: str | None, field: str | None = None
+    index: KeywordIndex | None,
+    q: str | None,
+    field: str | None = None,
+    session: AsyncSession | None = None,
 ) -> Candidates | None:
-    """The keyword index's candidates for `q`, or None when it cannot answer yet."""
+    """The keyword index's candidates for `q`, or None when it cannot answer yet
+    (`session`: the search's, for the index's check that it is current)."""
     terms = keyword_terms(q)
-    if not terms or index is None or not await index.current():
+    if not terms or index is None or not await index.current(session):
         return None
     keys = index.ordered(terms, field)
     return Candidates(keys, exact=all(len(t) <= 2 for t in terms), field=field)
@@ -306,7 +310,8 @@ async def search_rows(
     """Up to `limit` rows of the page (`limit + 1` tells there is more)."""
     check_sort(sort)
     col, _ = SORTS[sort]
-    candidates = await keyword_candidates(index, f.q, None if col is Patent.id else col.key)
+    field = None if col is Patent.id else col.key
+    candidates = await keyword_candidates(index, f.q, field, session)
     if candidates is None:
         stmt = apply_sort(build_query(f, None), sort, cursor).limit(limit)
         return list((await session.execute(stmt)).all())
