@@ -110,13 +110,20 @@ async def append(
 
 
 async def changed_ids(
-    session: AsyncSession, model: type[Any], entity: str, after: int, upto: int
-) -> set[int]:
+    session: AsyncSession,
+    model: type[Any],
+    entity: str,
+    after: int,
+    upto: int,
+    limit: int | None = None,
+) -> set[int] | None:
     """Ids of the `entity` rows a feed table says changed in (after, upto]: what an
-    in-memory copy beside the database must re-read to be current at `upto`."""
-    rows = await session.scalars(
-        select(model.entity_id).where(model.id > after, model.id <= upto, model.entity == entity)
-    )
+    in-memory copy beside the database must re-read to be current at `upto`. With `limit`:
+    None when more than `limit` entries name one (too many to re-read at once)."""
+    stmt = select(model.entity_id).where(model.id > after, model.id <= upto, model.entity == entity)
+    rows = list(await session.scalars(stmt if limit is None else stmt.limit(limit + 1)))
+    if limit is not None and len(rows) > limit:
+        return None
     return {int(i) for i in rows}
 
 

@@ -272,3 +272,40 @@ def test_search_statements_are_cached_with_their_values_bound() -> None:
     assert k1 is not None and k1 == k2  # one cached statement for both
     assert [p.value for p in k1.bindparams] != [p.value for p in k2.bindparams]
     assert {"电池", "正极", "university"} <= {str(p.value) for p in k1.bindparams}
+
+
+def test_pooling_patents_does_not_send_searches_to_the_scan(
+    catalog: CatalogHandle, corpus: dict[str, Any]
+) -> None:
+    """Listing entries on the feed change no text: however many there are, the index stays
+    current (a bulk listing of 100k once made every search scan until a rebuild)."""
+    from tests.factories import offer
+
+    key, bodies = corpus["key"], corpus["bodies"]
+    granted = [b["application_number"] for b in bodies.values() if b["legal_status"] == "granted"]
+
+    async def run() -> None:
+        db = Database(catalog.database_url)
+        try:
+            index = KeywordIndex(db.read_sessionmaker)
+            await index.build()
+            index.inline_catch_up = 1  # any two patent changes would be "too many"
+            with catalog.client(key) as c:
+                for number in granted[:5]:
+                    r = c.post("/v1/listings", json={"application_number": number, **offer()})
+                    assert r.status_code in (200, 201), r.text
+            async with db.read_sessionmaker() as session:
+                head = await index.head(session)
+            assert head > index.position
+            assert await index.current()  # five listing entries: nothing to re-read
+            assert index.position == head and not index.delta
+            with catalog.client(key) as c:  # two patent changes are more than 1: it steps aside
+                for _ in range(2):
+                    r = c.post("/v1/patents", json=patent(OWNER, title="鑫鑫新", abstract="新。"))
+                    assert r.status_code == 201
+            assert not await index.current()
+            await index.stop()
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())

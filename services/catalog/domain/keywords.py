@@ -259,10 +259,14 @@ class KeywordIndex:
     async def _catch_up(self, session: AsyncSession, limit: int) -> bool:
         assert self.base is not None
         head = await self.head(session)
-        if head - self.position > limit:
-            return False
         if head > self.position:
-            changed = await changed_ids(session, FeedEntry, "patent", self.position, head)
+            # Only patent entries count: pooling 100,000 patents (listing entries) leaves
+            # every text as it was, and must not send searches to the scan.
+            changed = await changed_ids(
+                session, FeedEntry, "patent", self.position, head, limit=limit
+            )
+            if changed is None:
+                return False
             if changed:
                 found = await session.execute(
                     _select_rows().where(PatentSearch.patent_id.in_(changed))
