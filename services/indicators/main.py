@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.indicators.api import activity, deals, events, plans, reporting
 from services.indicators.api.deps import SessionDep
@@ -44,7 +45,13 @@ def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
         app.state.settings = settings
         catalog = service_client(settings.catalog_url, timeout=10.0)
         app.state.authenticator = RemoteAuthenticator(catalog)
-        app.state.lookup = CatalogLookup(catalog, db.read_sessionmaker, db.sessionmaker)
+        lookup = CatalogLookup(catalog, db.read_sessionmaker, db.sessionmaker)
+        app.state.lookup = lookup
+
+        async def apply_catalog(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
+            await apply_catalog_entries(session, entries)
+            lookup.remember_on_commit(session, entries)
+
         app.state.progress_cache = ProgressCache()
         app.state.progress_cache.watch(db.sessionmaker)
         consumers: dict[str, FeedConsumer] = {}
@@ -53,7 +60,7 @@ def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
             client=catalog,
             sessionmaker=db.sessionmaker,
             cursor_model=FeedCursor,
-            handler=apply_catalog_entries,
+            handler=apply_catalog,
             idle_interval=settings.feed_idle_interval,
             parked_model=ParkedFeedEntry,
         )

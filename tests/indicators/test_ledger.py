@@ -257,3 +257,21 @@ def test_the_answer_to_a_new_deal_is_what_reading_it_back_gives(
     assert [s["org_id"] for s in lic.json()["suppliers"]] == [w["uni2"], w["uni"]]
     assert lic.json()["counted_lines"] == 2
     assert equity.json()["counted_lines"] == 1  # patents[0] already counted in the licence
+
+
+def test_what_the_catalog_feed_brought_is_known_without_a_check(
+    catalog: Any, engine: str, db_dir: Path
+) -> None:
+    """A deal checks only what the local copies may lack: organisations and patents the
+    catalog feed replicated are remembered once that transaction commits."""
+    with fresh_database(engine, db_dir, "indremember") as url:
+        server, h = start_indicators(catalog, url)
+        try:
+            lookup = server.server.config.app.state.lookup
+            uni, uni_key = h.org("天津记忆大学", "university", "supplier", district="nankai")
+            appno = h.patent(uni_key, "天津记忆大学")
+            h.wait_synced()
+            assert uni in lookup.known_orgs
+            assert appno in lookup.known_patents
+        finally:
+            server.stop()

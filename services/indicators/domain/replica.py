@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import or_, select
+from sqlalchemy import event, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -347,6 +347,25 @@ class CatalogLookup:
 
     def for_request(self) -> RequestLookup:
         return RequestLookup(self)
+
+    def remember_on_commit(self, session: AsyncSession, entries: list[dict[str, Any]]) -> None:
+        """What the catalog feed consumer replicates needs no check before a deal once its
+        transaction has committed (a deal on a pooled patent then skips a read session:
+        three round trips of fourteen)."""
+        upserts = [e for e in entries if e.get("op") in (None, "upsert")]
+        orgs = {int(e["payload"]["id"]) for e in upserts if e["entity"] == "organisation"}
+        numbers = {
+            str(attrs["application_number"])
+            for e in upserts
+            if e["entity"] == "patent" and (attrs := patent_attrs(e["payload"])) is not None
+        }
+        if orgs or numbers:
+            event.listen(
+                session.sync_session,
+                "after_commit",
+                lambda _session: self.remember(orgs, numbers),
+                once=True,
+            )
 
     async def fetch(self, path: str) -> dict[str, Any] | None:
         assert self.client is not None
