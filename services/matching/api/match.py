@@ -148,9 +148,11 @@ async def analyse(
 async def search(
     index: MatchIndex, bag: dict[str, float], k: int, filters: Filters, explain: int = 12
 ) -> SearchResult:
-    if index.work(bag) <= INLINE_WORK:
-        return index.search_report(bag, k, filters, explain)
-    return await asyncio.to_thread(index.search_report, bag, k, filters, explain)
+    # The query vector is made once: it gives the cost estimate and is then scored.
+    prepared = index.prepare(bag)
+    if prepared.work <= INLINE_WORK:
+        return index.search_report(bag, k, filters, explain, prepared)
+    return await asyncio.to_thread(index.search_report, bag, k, filters, explain, prepared)
 
 
 async def rank(

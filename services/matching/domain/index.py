@@ -29,6 +29,7 @@ import time
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,99 @@ class _State:
     idf: np.ndarray  # float32, one per term id known to this state
     pivot: float = 0.0  # mean document norm at the last fit (pivoted length normalisation)
 
+    @cached_property
+    def top_idf(self) -> float:
+        """The highest IDF (a scan of the whole vocabulary: once per state, not per query)."""
+        return float(self.idf.max()) if len(self.idf) else 1.0
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A query vector against one index state (`MatchIndex.prepare`): the cost estimate
+    and the search share it, and the search runs on the state the estimate saw."""
+
+    state: _State
+    ids: list[int]  # term ids scored, in the query's term order
+    ws: np.ndarray  # float32 query weights of `ids`
+    qn: float  # query norm
+    work: int  # postings of `ids` plus slots / 8 (`MatchIndex.work`)
+
+
+@dataclass(frozen=True)
+class _Postings:
+    """A query's postings, gathered once per query: segment by segment, and in query-term
+    order inside a segment; `starts` cuts them into runs, one per (segment, term)."""
+
+    rows: np.ndarray  # slot of each posting
+    vals: np.ndarray  # float32: query term weight × document term frequency
+    starts: np.ndarray  # int64, runs + 1 entries
+    run_term: np.ndarray  # per run: the term's position in the query vector
+
+
+def _gather(st: _State, ids: list[int], ws: np.ndarray) -> _Postings:
+    rows: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    lens: list[np.ndarray] = []
+    run_term: list[np.ndarray] = []
+    tids = np.asarray(ids, dtype=np.int64)
+    for seg in st.segments:
+        X = seg.X
+        js = np.flatnonzero(tids < X.shape[1])
+        lo = X.indptr[tids[js]]
+        hi = X.indptr[tids[js] + 1]
+        full = hi > lo
+        js, lo, hi = js[full], lo[full], hi[full]
+        if not len(js):
+            continue
+        ind, data = X.indices, X.data
+        bounds = list(zip(lo.tolist(), hi.tolist(), strict=True))
+        r = np.concatenate([ind[a:b] for a, b in bounds])
+        v = np.concatenate([data[a:b] for a, b in bounds])
+        v *= np.repeat(ws[js], hi - lo)
+        rows.append(r + seg.offset if seg.offset else r)
+        vals.append(v)
+        lens.append(hi - lo)
+        run_term.append(js)
+    if not rows:
+        empty = np.zeros(0, np.int64)
+        return _Postings(empty, np.zeros(0, np.float32), np.zeros(1, np.int64), empty)
+    n = np.concatenate(lens)
+    starts = np.zeros(len(n) + 1, dtype=np.int64)
+    np.cumsum(n, out=starts[1:])
+    return _Postings(
+        np.concatenate(rows) if len(rows) > 1 else rows[0],
+        np.concatenate(vals) if len(vals) > 1 else vals[0],
+        starts,
+        np.concatenate(run_term) if len(run_term) > 1 else run_term[0],
+    )
+
+
+def _contribution_matrix(
+    st: _State, slots: np.ndarray, post: _Postings, strong: np.ndarray, n_terms: int, qn: float
+) -> np.ndarray:
+    """(hits × strong query terms): each term's share of each hit's score, read off the
+    postings the scoring gathered (the strong terms' runs only)."""
+    contrib = np.zeros((len(slots), len(strong)), dtype=np.float64)
+    col_of = np.full(n_terms, -1, dtype=np.int64)
+    col_of[strong] = np.arange(len(strong))
+    run_col = col_of[post.run_term]
+    runs = np.flatnonzero(run_col >= 0)
+    if not len(runs):
+        return contrib
+    lo, hi = post.starts[runs], post.starts[runs + 1]
+    bounds = list(zip(lo.tolist(), hi.tolist(), strict=True))
+    rows = np.concatenate([post.rows[a:b] for a, b in bounds])
+    vals = np.concatenate([post.vals[a:b] for a, b in bounds])
+    cols = np.repeat(run_col[runs], hi - lo)
+    hit_of = np.full(st.n_slots, -1, dtype=np.int32)
+    hit_of[slots] = np.arange(len(slots), dtype=np.int32)
+    h = hit_of[rows]
+    p = np.flatnonzero(h >= 0)
+    r = h[p]
+    inv = st.arrays.inv_norm[slots].astype(np.float64)
+    contrib[r, cols[p]] = vals[p].astype(np.float64) * inv[r] / qn
+    return contrib
+
 
 def _tf(bag: dict[str, float]) -> dict[str, float]:
     return {t: 1.0 + math.log(w) if w > 1.0 else w for t, w in bag.items() if w > 0}
@@ -226,30 +320,46 @@ class MatchIndex:
             "position": self.position,
         }
 
+    def prepare(self, qbag: dict[str, float]) -> Prepared:
+        """The query vector of `qbag` on the current state and what scoring it will cost."""
+        st = self._state
+        if st.n_slots == 0 or not qbag:
+            return Prepared(st, [], np.zeros(0, np.float32), 1.0, st.n_slots // 8)
+        ids, ws, qn = self._query_vector(qbag, st)
+        work = st.n_slots // 8
+        if ids:
+            tids = np.asarray(ids, dtype=np.int64)
+            for seg in st.segments:
+                t = tids[tids < seg.X.shape[1]]
+                work += int((seg.X.indptr[t + 1] - seg.X.indptr[t]).sum())
+        return Prepared(st, ids, ws, qn, work)
+
     def _query_vector(
-        self, qbag: dict[str, float], idf: np.ndarray
+        self, qbag: dict[str, float], st: _State
     ) -> tuple[list[int], np.ndarray, float]:
-        ids: list[int] = []
-        ws: list[float] = []
-        common: list[float] = []
-        floor = self._idf_floor()
-        for t, w in _tf(qbag).items():
-            tid = self.vocab.get(t)
-            if tid is None or tid >= len(idf):
-                continue
-            weight = w * float(idf[tid])
-            if idf[tid] < floor:  # in most documents: long postings, next to no signal
-                common.append(weight)
-                continue
-            ids.append(tid)
-            ws.append(weight)
+        idf = st.idf
+        tf = _tf(qbag)
+        get = self.vocab.get
+        tids = np.fromiter((get(t, -1) for t in tf), dtype=np.int64, count=len(tf))
+        known = (tids >= 0) & (tids < len(idf))
+        tids = tids[known]
+        term_idf = idf[tids]
+        # float64 products of the float32 IDF, as `w * float(idf[tid])` term by term.
+        weight = np.fromiter(tf.values(), dtype=np.float64, count=len(tf))[known]
+        weight *= term_idf.astype(np.float64)
+        # In most documents: long postings, next to no signal (not scored).
+        common = term_idf < self._idf_floor()
+        ws = weight[~common].tolist()
+        common_ws = weight[common].tolist()
+        ids = tids[~common].tolist()
         # Norm over every query term (unknown ones at the highest IDF, skipped common ones at
         # their own): a query that is mostly words the pool has never seen should not look
-        # like a perfect match.
-        unknown = len(qbag) - len(ids) - len(common)
-        top_idf = float(idf.max()) if len(idf) else 1.0
+        # like a perfect match. Summed in Python, in term order, like it always was: the
+        # last bits of the norm decide near-ties.
+        unknown = len(qbag) - len(ids) - len(common_ws)
+        top_idf = st.top_idf
         qn = math.sqrt(
-            sum(w * w for w in ws) + sum(w * w for w in common) + unknown * top_idf * top_idf
+            sum(w * w for w in ws) + sum(w * w for w in common_ws) + unknown * top_idf * top_idf
         )
         return ids, np.asarray(ws, dtype=np.float32), qn or 1.0
 
@@ -276,36 +386,30 @@ class MatchIndex:
         k: int = 10,
         filters: Filters | None = None,
         explain: int = 8,
+        prepared: Prepared | None = None,
     ) -> SearchResult:
         """The top k under `filters`, and which filters hid documents that would otherwise
-        have been in the top k (an SME should know the best answer was filtered away)."""
-        st = self._state
-        if st.n_slots == 0 or not qbag:
-            return SearchResult([])
-        ids, ws, qn = self._query_vector(qbag, st.idf)
+        have been in the top k (an SME should know the best answer was filtered away).
+        `prepared`: `self.prepare(qbag)` made by the caller (to decide where to run it)."""
+        p = prepared if prepared is not None else self.prepare(qbag)
+        st, ids, ws, qn = p.state, p.ids, p.ws, p.qn
         if not ids:
             return SearchResult([])
+        post = _gather(st, ids, ws)
         acc = np.zeros(st.n_slots, dtype=np.float32)
-        for seg in st.segments:
-            X = seg.X
-            ncols = X.shape[1]
-            for tid, w in zip(ids, ws, strict=True):
-                if tid >= ncols:
-                    continue
-                a, b = X.indptr[tid], X.indptr[tid + 1]
-                if a == b:
-                    continue
-                rows = X.indices[a:b]
-                if seg.offset:
-                    rows = rows + seg.offset
-                acc[rows] += w * X.data[a:b]
-        cand = np.flatnonzero(acc != 0)  # a bool mask: ~10x faster than on floats
+        # One unbuffered scatter-add over every posting: the same float32 additions in the
+        # same order (per slot, query-term order) as a loop of `acc[rows] += w * data` per
+        # term, without its four array operations per term (half of a query's time).
+        np.add.at(acc, post.rows, post.vals)
+        arr = st.arrays
+        # Scored over every slot (contiguous, vectorised) rather than gathered per candidate:
+        # the same float32 products; a slot without postings or deleted (norm 0) scores 0.
+        dense = acc
+        dense *= arr.inv_norm[: st.n_slots]
+        cand = np.flatnonzero(dense > 0)
         if not len(cand):
             return SearchResult([])
-        arr = st.arrays
-        scores = acc[cand] * arr.inv_norm[cand]
-        alive = scores > 0
-        cand, scores = cand[alive], scores[alive]
+        scores = dense[cand]
         hidden: dict[str, int] = {}
         n_hidden = 0
         if filters is not None and len(cand):
@@ -338,7 +442,7 @@ class MatchIndex:
             strong = np.argsort(-ws, kind="stable")[: self.coverage_terms]
             sids = [ids[j] for j in strong.tolist()]
             sws = ws[strong]
-            contrib = self._contribution_matrix(st, cand, sids, sws, qn)
+            contrib = _contribution_matrix(st, cand, post, strong, len(ids), qn)
         if self.coverage and contrib is not None:
             w2 = sws.astype(np.float64) ** 2
             factor = (((contrib > 0) @ w2) / max(float(w2.sum()), 1e-12)) ** self.coverage
@@ -359,19 +463,9 @@ class MatchIndex:
         return SearchResult(hits, n_hidden, hidden)
 
     def work(self, qbag: dict[str, float]) -> int:
-        """A cost estimate for `search(qbag)`: postings of the query's known terms plus the
+        """A cost estimate for `search(qbag)`: postings of the query's scored terms plus the
         slots the accumulator spans (both are touched once per posting/slot)."""
-        st = self._state
-        total = st.n_slots // 8
-        floor = self._idf_floor()
-        for t in qbag:
-            tid = self.vocab.get(t)
-            if tid is None or (tid < len(st.idf) and st.idf[tid] < floor):
-                continue
-            for seg in st.segments:
-                if tid < seg.X.shape[1]:
-                    total += int(seg.X.indptr[tid + 1] - seg.X.indptr[tid])
-        return total
+        return self.prepare(qbag).work
 
     def _masks(self, arr: _Arrays, cand: np.ndarray, f: Filters) -> dict[str, np.ndarray]:
         """One boolean mask per active filter (True = the candidate passes)."""
@@ -393,36 +487,6 @@ class MatchIndex:
         if f.exclude:
             m["exclude"] = ~np.isin(arr.keys[cand], np.fromiter(f.exclude, dtype=np.int64))
         return m
-
-    def _contribution_matrix(
-        self, st: _State, slots: np.ndarray, ids: list[int], ws: np.ndarray, qn: float
-    ) -> np.ndarray:
-        """(hits × query terms): each term's share of each hit's score. One `searchsorted`
-        per term and segment covers all the hits at once."""
-        n = len(slots)
-        contrib = np.zeros((n, len(ids)), dtype=np.float64)
-        inv = st.arrays.inv_norm[slots].astype(np.float64)
-        for seg in st.segments:
-            sel = np.flatnonzero((slots >= seg.offset) & (slots < seg.offset + seg.n))
-            if not len(sel):
-                continue
-            rows_h = (slots[sel] - seg.offset).astype(np.int64)
-            X = seg.X
-            for j, (tid, w) in enumerate(zip(ids, ws, strict=True)):
-                if tid >= X.shape[1]:
-                    continue
-                a, b = int(X.indptr[tid]), int(X.indptr[tid + 1])
-                if a == b:
-                    continue
-                rows = X.indices[a:b]
-                pos = np.searchsorted(rows, rows_h)
-                ok = pos < (b - a)
-                pos = np.minimum(pos, b - a - 1)
-                ok &= rows[pos] == rows_h
-                if ok.any():
-                    vals = (w * X.data[a + pos[ok]]).astype(np.float64)
-                    contrib[sel[ok], j] = vals * inv[sel[ok]] / qn
-        return contrib
 
     def _term_pairs(self, contrib: np.ndarray, ids: list[int]) -> list[list[tuple[str, float]]]:
         """Per hit: (term, share of the score) of each query term it holds, largest first."""
