@@ -397,7 +397,10 @@ class MatchIndex:
         # the same float32 products; a slot without postings or deleted (norm 0) scores 0.
         dense = acc
         dense *= arr.inv_norm[: st.n_slots]
-        cand = np.flatnonzero(dense > 0)
+        positive = dense > 0
+        if filters is not None and filters.pooled_only:  # a base filter, applied up front
+            positive &= arr.pooled[: st.n_slots]
+        cand = np.flatnonzero(positive)
         if not len(cand):
             return SearchResult([])
         scores = dense[cand]
@@ -449,8 +452,10 @@ class MatchIndex:
             )
         ]
         if explain and hits and contrib is not None:
-            for hit, terms in zip(hits, self._term_pairs(contrib[order], sids), strict=True):
-                hit.terms = terms[:explain]
+            for hit, terms in zip(
+                hits, self._term_pairs(contrib[order], sids, explain), strict=True
+            ):
+                hit.terms = terms
         return SearchResult(hits, n_hidden, hidden)
 
     def work(self, qbag: dict[str, float]) -> int:
@@ -460,9 +465,7 @@ class MatchIndex:
 
     def _masks(self, arr: _Arrays, cand: np.ndarray, f: Filters) -> dict[str, np.ndarray]:
         """One boolean mask per active filter (True = the candidate passes)."""
-        m: dict[str, np.ndarray] = {}
-        if f.pooled_only:
-            m["pooled_only"] = arr.pooled[cand]
+        m: dict[str, np.ndarray] = {}  # pooled_only: applied to the slots before (search)
         if f.zero_price is not None:
             m["zero_price"] = arr.zero[cand] == f.zero_price
         if f.patent_types:
@@ -479,15 +482,25 @@ class MatchIndex:
             m["exclude"] = ~np.isin(arr.keys[cand], np.fromiter(f.exclude, dtype=np.int64))
         return m
 
-    def _term_pairs(self, contrib: np.ndarray, ids: list[int]) -> list[list[tuple[str, float]]]:
-        """Per hit: (term, share of the score) of each query term it holds, largest first."""
+    def _term_pairs(
+        self, contrib: np.ndarray, ids: list[int], limit: int
+    ) -> list[list[tuple[str, float]]]:
+        """Per hit: (term, share of the score) of the `limit` largest query terms it holds,
+        largest first (ties in query-term order)."""
+        rows, cols = np.nonzero(contrib)  # row by row, columns ascending
+        vals = contrib[rows, cols]
+        order = np.lexsort((-vals, rows))  # stable: equal shares keep the column order
+        ends = np.cumsum(np.bincount(rows, minlength=contrib.shape[0])).tolist()
         terms = self.terms
+        pairs = [
+            (terms[ids[c]], v)
+            for c, v in zip(cols[order].tolist(), vals[order].tolist(), strict=True)
+        ]
         out = []
-        for r in range(contrib.shape[0]):
-            nz = np.flatnonzero(contrib[r])
-            pairs = [(terms[ids[j]], float(contrib[r, j])) for j in nz.tolist()]
-            pairs.sort(key=lambda kv: -kv[1])
-            out.append(pairs)
+        start = 0
+        for end in ends:
+            out.append(pairs[start : min(end, start + limit)])
+            start = end
         return out
 
     # ---------------------------------------------------------------- writing
