@@ -27,7 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -168,7 +170,7 @@ def load_process(url: str, texts: list[str], seconds: float, concurrency: int) -
     return asyncio.run(load(url, texts, seconds, concurrency))
 
 
-def in_child(fn, *args):  # type: ignore[no-untyped-def]
+def in_child(fn: Callable[..., Any], *args: Any) -> Any:
     """Run a client in a fresh process (spawned: no copy of this one's corpus)."""
     with mp.get_context("spawn").Pool(1) as pool:
         return pool.apply(fn, args)
@@ -317,7 +319,7 @@ ROWS = [
 
 
 def table(results: list[dict], levels: tuple[int, ...]) -> str:
-    rows = list(ROWS)
+    rows: list[tuple[str, Callable[..., Any]]] = list(ROWS)
     for c in levels:
         rows += [
             (f"{c} clients, requests/s", lambda r, c=c: r[f"load_c{c}"]["rps"]),
@@ -389,6 +391,7 @@ def main() -> None:
     _, key = asyncio.run(create_org_with_key(
         curl, {"kind": "university", "name": "天津基准大学", "district": "nankai",
                "uscc": next_uscc()}, Role.SUPPLIER))  # fmt: skip
+    assert key is not None  # a supplier organisation is made with a key
     cport = free_port()
     cat = serve("services.catalog.main:create_app", cport, {"CATALOG_DATABASE_URL": curl},
                 tmp / "catalog.log")  # fmt: skip

@@ -24,6 +24,7 @@ import pstats
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -198,6 +199,7 @@ def main() -> None:
     needs = load_needs()
     texts = [needs[i].title + "。" + needs[i].description for i in dev_need_ids()]
     # uvicorn.run() would pick uvloop too ("auto"); a plain asyncio loop costs more a request.
+    factory: Callable[[], asyncio.AbstractEventLoop]
     try:
         import uvloop
 
