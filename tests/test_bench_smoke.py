@@ -110,6 +110,11 @@ MATCHING_BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
         [PY, "-m", "bench.matching.http_bench", "--smoke"],
         ['"http_p99_ms"', '"upload_to_matchable_median_s"'],
     ),  # fmt: skip
+    (
+        "matching-http-profile",
+        [PY, "-m", "bench.matching.profile_http", "--smoke"],
+        ['"server_cpu_ms_per_request"', "| · · index search (search_report) |"],
+    ),  # fmt: skip
 ]
 
 

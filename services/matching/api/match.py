@@ -61,22 +61,36 @@ def to_filters(f: schemas.MatchFilters) -> Filters:
     )
 
 
-def explanation_terms(hit: Hit, words: frozenset[str] | None = None) -> list[dict[str, Any]]:
+def explanation_terms(
+    hit: Hit, words: frozenset[str] | None = None, shown: dict[str, str | None] | None = None
+) -> list[dict[str, Any]]:
     """The query terms that contributed most (IPC features are shown as `matched_ipc`).
 
     A character bigram is shown under its word when the query has that word (its share is
     added to it); bigrams that straddle two words (极材 from 正极材料) mean nothing to a
-    reader and are left out of the list — they still count in the score."""
+    reader and are left out of the list — they still count in the score. `shown`: how each
+    term is shown (None: not listed), kept across the hits of one request."""
+    if shown is None:
+        shown = {}
     merged: dict[str, float] = {}
     for term, w in hit.terms:
-        if term.startswith(IPC_PREFIX):
-            continue
-        shown = display_term(term)
-        if words is not None and term.startswith("~") and shown not in words:
-            continue
-        merged[shown] = merged.get(shown, 0.0) + w
+        if term in shown:
+            label = shown[term]
+        else:
+            label = shown[term] = _label(term, words)
+        if label is not None:
+            merged[label] = merged.get(label, 0.0) + w
     top = sorted(merged.items(), key=lambda kv: -kv[1])[:6]
     return [{"term": t, "weight": round(w, 4)} for t, w in top]
+
+
+def _label(term: str, words: frozenset[str] | None) -> str | None:
+    if term.startswith(IPC_PREFIX):
+        return None
+    label = display_term(term)
+    if words is not None and term.startswith("~") and label not in words:
+        return None
+    return label
 
 
 def hit_cards(
@@ -88,11 +102,12 @@ def hit_cards(
 ) -> list[dict[str, Any]]:
     """`schemas.PatentHit`s as plain dicts, from the in-memory cards (no database read)."""
     out: list[dict[str, Any]] = []
+    shown: dict[str, str | None] = {}
     for h in hits:
         c = cards.get(h.key)
         if c is None:  # indexed but deleted meanwhile
             continue
-        terms = explanation_terms(h, words)
+        terms = explanation_terms(h, words, shown)
         matched_ipc = sorted({x for hint in ipc_hints for x in ipc_matches(hint, c.ipc_codes)})
         matched_ipc += [
             display_term(t)
@@ -134,7 +149,7 @@ def hit_cards(
 # short query, and under load the GIL hand-over between the loop and the thread adds
 # milliseconds. Longer texts and queries with many postings still go to a thread.
 INLINE_CHARS = 1_500  # query analysis ≈ 2 M characters/s
-INLINE_WORK = 50_000  # MatchIndex.work() units (postings + slots/8): ≈1 ms at 100k
+INLINE_WORK = 50_000  # MatchIndex.work() units (postings + slots/8): ≈0.8 ms at 100k
 
 
 async def analyse(
@@ -148,9 +163,11 @@ async def analyse(
 async def search(
     index: MatchIndex, bag: dict[str, float], k: int, filters: Filters, explain: int = 12
 ) -> SearchResult:
-    if index.work(bag) <= INLINE_WORK:
-        return index.search_report(bag, k, filters, explain)
-    return await asyncio.to_thread(index.search_report, bag, k, filters, explain)
+    # The query vector is made once: it gives the cost estimate and is then scored.
+    prepared = index.prepare(bag)
+    if prepared.work <= INLINE_WORK:
+        return index.search_report(bag, k, filters, explain, prepared)
+    return await asyncio.to_thread(index.search_report, bag, k, filters, explain, prepared)
 
 
 async def rank(

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import html
+import re
+from bisect import bisect_left, bisect_right
 
 from services.matching.domain.text import normalise
+
+# What html.escape changes: a window without any is its own escape (most abstracts).
+_HTML_SPECIAL = re.compile(r"[&<>\"']")
+
+
+def _escape(text: str) -> str:
+    return html.escape(text) if _HTML_SPECIAL.search(text) else text
 
 
 def find_terms(text: str, words: list[str]) -> list[tuple[int, int]]:
@@ -42,10 +51,14 @@ def snippet(text: str, terms: list[str], width: int = 120) -> str:
     spans = find_terms(lowered, words)
     if not spans:
         return html.escape(text[:width]) + ("…" if len(text) > width else "")
+    # Spans do not overlap and are sorted, so both their starts and their ends ascend: the
+    # spans inside [start, start + width] are the run between two bisections.
+    starts = [a for a, _ in spans]
+    ends = [b for _, b in spans]
     best, best_n = 0, -1
-    for s, _ in spans:
+    for s in starts:
         start = max(0, s - 10)
-        n = sum(1 for a, b in spans if a >= start and b <= start + width)
+        n = max(0, bisect_right(ends, start + width) - bisect_left(starts, start))
         if n > best_n:
             best, best_n = start, n
     start, end = best, min(len(text), best + width)
@@ -53,8 +66,8 @@ def snippet(text: str, terms: list[str], width: int = 120) -> str:
     for a, b in spans:
         if a < start or b > end or a < pos:
             continue
-        out.append(html.escape(text[pos:a]))
-        out.append(f"<mark>{html.escape(text[a:b])}</mark>")
+        out.append(_escape(text[pos:a]))
+        out.append(f"<mark>{_escape(text[a:b])}</mark>")
         pos = b
-    out.append(html.escape(text[pos:end]))
+    out.append(_escape(text[pos:end]))
     return ("…" if start > 0 else "") + "".join(out) + ("…" if end < len(text) else "")
