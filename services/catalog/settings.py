@@ -24,6 +24,9 @@ class CatalogSettings(ServiceSettings):
     login_failure_window_seconds: float = 15 * 60
     # Records per transaction of an upload job (progress is saved after each).
     upload_chunk_records: int = 2_000
+    # Worker processes that validate upload-job chunks beside the service (0: a thread of
+    # the service's own, sharing its interpreter lock with the writing).
+    upload_workers: int = 1
     # Upload jobs running at once (each holds its parsed file in memory); more → 503.
     max_concurrent_jobs: int = 2
     # Keyword search through the in-memory character index (domain/keywords.py); off:
