@@ -294,7 +294,7 @@ def main() -> None:
                 "电池 正极",
                 "不存在的词语",
             ]
-            filters = [
+            filters: list[dict[str, str]] = [
                 {},
                 {"pool_status": "unlisted"},
                 {"ipc": "H01M"},
@@ -303,7 +303,11 @@ def main() -> None:
             ]
             lat = []
             for _ in range(args.queries):
-                params = {"q": rng.choice(words), **rng.choice(filters), "limit": 20}
+                params: dict[str, str | int] = {
+                    "q": rng.choice(words),
+                    **rng.choice(filters),
+                    "limit": 20,
+                }
                 t = time.perf_counter()
                 r = c.get("/v1/patents", params=params)
                 lat.append((time.perf_counter() - t) * 1000)
