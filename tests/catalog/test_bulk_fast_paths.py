@@ -148,7 +148,7 @@ def mixed_records() -> list[tuple[int, dict[str, Any]]]:
 
 def report(result: tuple[list[Any], list[Any]]) -> tuple[list[Any], list[Any]]:
     good, bad = result
-    return [(row, p.values, p.offer) for row, p in good], [o.to_dict() for o in bad]
+    return [(row, p.values, list(p.values), p.offer) for row, p in good], [o.to_dict() for o in bad]
 
 
 def test_validation_in_a_worker_process_gives_the_same_report() -> None:
@@ -157,9 +157,14 @@ def test_validation_in_a_worker_process_gives_the_same_report() -> None:
     assert len(here[1]) == 9  # the bad ones are rejected, with their reasons
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=spawn) as pool:
-        there = pool.submit(bulk_pool.validate_chunk, records).result(timeout=120)
+        packed = pool.submit(bulk_pool.validate_packed, records).result(timeout=120)
+    there = bulk_pool.unpack(packed)
     assert report(there) == report(here)
-    assert all(p.row is not None for _, p in there[0])  # encoded in the worker
+    # Encoded in the worker, dates and all, as the writer would have encoded them.
+    for (_, p), (_, q) in zip(there[0], here[0], strict=True):
+        assert p.row is not None and p.payload_parts is not None
+        assert (p.row, p.payload_parts) == (q.encode().row, q.payload_parts)
+        assert [type(v) for v in p.row] == [type(v) for v in q.row or ()]
 
 
 def test_offload_uses_the_worker_once_it_is_ready() -> None:
