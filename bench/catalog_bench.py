@@ -349,7 +349,7 @@ def main() -> None:
                     "search_p99_ms": round(percentile(lat, 99), 1),
                     "search_max_ms": round(max(lat), 1),
                     "load_average": [round(x, 2) for x in os.getloadavg()],
-                    "upload_workers": int(os.environ.get("CATALOG_UPLOAD_WORKERS", "1")),
+                    "upload_workers": int(os.environ.get("CATALOG_UPLOAD_WORKERS", "0")),
                 },
                 ensure_ascii=False,
                 indent=1,

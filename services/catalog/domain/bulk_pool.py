@@ -2,8 +2,10 @@
 
 A job validates chunk n+1 while it writes chunk n. In a thread the two share one
 interpreter lock, so validation (pydantic, number checks, industry tagging, search text:
-~75 µs a record) and the writing's own Python (~80 µs) add up; in a process they
-overlap. The worker is started at the first job and kept (its start-up — imports, the
+~70 µs a record) and the writing's own Python (~65 µs) add up; in a process they
+overlap, at the price of pickling (~35 µs a record, both sides) and the worker's start-up
+— a gain only where a core is free (settings.upload_workers, off by default). The
+worker is started at the first job and kept (its start-up — imports, the
 industry rule tables, jieba — takes a few seconds); until it is ready, and whenever it is
 broken, chunks are validated in a thread as before. `validate_records` is pure: the same
 records give the same report in either place.

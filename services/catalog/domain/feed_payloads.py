@@ -43,10 +43,12 @@ def patent_payload_parts(values: dict[str, Any]) -> tuple[str, str]:
     """The parts of `patent_payload_from`'s JSON that do not depend on the stored row (its
     id, version, owners): the text fields and the dates, each as JSON object members."""
     fields = orjson.dumps({k: values.get(k) for k in PATENT_FIELDS}).decode()
-    dates = orjson.dumps(
-        {k: _iso(values.get(k)) for k in ("application_date", "grant_date", "expiry_date")}
-    ).decode()
-    return fields[1:-1], dates[1:-1]
+    # An ISO date needs no JSON escaping: the members are written directly.
+    dates = ",".join(
+        f'"{k}":"{d.isoformat()}"' if (d := values.get(k)) is not None else f'"{k}":null'
+        for k in ("application_date", "grant_date", "expiry_date")
+    )
+    return fields[1:-1], dates
 
 
 def patent_payload_json(

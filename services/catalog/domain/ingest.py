@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from operator import itemgetter
 from typing import Any, cast
 
 import orjson
@@ -60,7 +61,12 @@ ROW_COLUMNS = (
     "inventors", "application_date", "grant_date", "expiry_date", "legal_status",
     "content_hash",
 )  # fmt: skip
-_JSON_ROW_COLUMNS = frozenset({"ipc_codes", "industries", "patentees", "inventors"})
+_ROW_VALUES = itemgetter(*ROW_COLUMNS)
+_JSON_AT = tuple(
+    i
+    for i, c in enumerate(ROW_COLUMNS)
+    if c in ("ipc_codes", "industries", "patentees", "inventors")
+)
 
 
 @dataclass
@@ -78,11 +84,11 @@ class Prepared:
 
     def encode(self) -> Prepared:
         if self.row is None:
-            v = self.values
-            self.row = tuple(
-                orjson.dumps(v[c]).decode() if c in _JSON_ROW_COLUMNS else v[c] for c in ROW_COLUMNS
-            )
-            self.payload_parts = patent_payload_parts(v)
+            row = list(_ROW_VALUES(self.values))
+            for i in _JSON_AT:
+                row[i] = orjson.dumps(row[i]).decode()
+            self.row = tuple(row)
+            self.payload_parts = patent_payload_parts(self.values)
         return self
 
     def payload_json(self, patent_id: int, version: int, owner_org_ids: list[int]) -> str:
