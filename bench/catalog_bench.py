@@ -81,6 +81,22 @@ def make_records(n: int, seed: int = 1) -> list[dict]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by a process and its live children (the catalog and its
+    upload-validation worker): a cost per patent that other load on the machine does not
+    change much, unlike the rate."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):  # itself, or a child
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def vm_hwm_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -240,7 +256,7 @@ def main() -> None:
         chunks = [records[i : i + 50_000] for i in range(0, len(records), 50_000)]
         bodies = ["\n".join(json.dumps(r, ensure_ascii=False) for r in c).encode() for c in chunks]
         with httpx.Client(base_url=api, timeout=600) as c:
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), cpu_seconds(proc.pid)
             for body in bodies:
                 r = c.post(
                     "/v1/patents/bulk",
@@ -258,6 +274,7 @@ def main() -> None:
                 assert s["status"] == "done", s
                 assert s["summary"]["accepted"] == len(body.splitlines()), s["summary"]
             upload_s = time.perf_counter() - t0
+            server_cpu = cpu_seconds(proc.pid) - cpu0
             rate = len(records) / upload_s
             peak = vm_hwm_mb(proc.pid)
             # Re-upload of identical data: all unchanged, nothing written.
@@ -294,7 +311,7 @@ def main() -> None:
                 "电池 正极",
                 "不存在的词语",
             ]
-            filters = [
+            filters: list[dict[str, str]] = [
                 {},
                 {"pool_status": "unlisted"},
                 {"ipc": "H01M"},
@@ -303,7 +320,11 @@ def main() -> None:
             ]
             lat = []
             for _ in range(args.queries):
-                params = {"q": rng.choice(words), **rng.choice(filters), "limit": 20}
+                params: dict[str, str | int] = {
+                    "q": rng.choice(words),
+                    **rng.choice(filters),
+                    "limit": 20,
+                }
                 t = time.perf_counter()
                 r = c.get("/v1/patents", params=params)
                 lat.append((time.perf_counter() - t) * 1000)
@@ -317,6 +338,7 @@ def main() -> None:
                     "patents_per_s": round(rate),
                     "copy_ceiling_rows_per_s": round(ceiling),
                     "ratio_to_copy": round(rate / ceiling, 3),
+                    "server_cpu_us_per_patent": round(server_cpu / len(records) * 1e6),
                     "reupload_unchanged_per_s": round(unchanged_rate),
                     "pool_one_by_one_per_s": round(one_rate, 1),
                     "pool_bulk_per_s": round(bulk_rate),
@@ -326,6 +348,8 @@ def main() -> None:
                     "search_p50_ms": round(statistics.median(lat), 1),
                     "search_p99_ms": round(percentile(lat, 99), 1),
                     "search_max_ms": round(max(lat), 1),
+                    "load_average": [round(x, 2) for x in os.getloadavg()],
+                    "upload_workers": int(os.environ.get("CATALOG_UPLOAD_WORKERS", "0")),
                 },
                 ensure_ascii=False,
                 indent=1,

@@ -23,13 +23,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Text, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import insert_rows
+from shared.db import copy_records, insert_rows
 from shared.errors import Forbidden, NotFound, Unprocessable
 from shared.params import PathId
 
@@ -107,6 +108,26 @@ async def append(
         for e, i, o, p in entries
     ]
     await insert_rows(session, model.__table__, rows)
+
+
+async def append_json(
+    session: AsyncSession,
+    model: type[Any],
+    entries: Sequence[tuple[str, str, str, str]],
+) -> None:
+    """`append` with each payload already JSON text (a bulk upload encodes 50,000 of
+    them where it validates, off the writing's path); the stored entries are the same."""
+    if not entries:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        await append(session, model, [(e, i, o, orjson.loads(p)) for e, i, o, p in entries])
+        return
+    await lock(session)
+    now = utcnow()
+    records = [(e, str(i), o, p, now) for e, i, o, p in entries]
+    await copy_records(
+        session, model.__table__, ("entity", "entity_id", "op", "payload", "created_at"), records
+    )
 
 
 async def changed_ids(

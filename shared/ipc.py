@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 _IPC = re.compile(r"^([A-H])(\d{2})([A-Z])(?:(\d{1,4})(?:/(\d{2,6}))?)?$")
 _WIPO14 = re.compile(r"^([A-H]\d{2}[A-Z])(\d{4})(\d{6})$")
@@ -34,6 +35,9 @@ def _subgroup(digits: str) -> str:
     return stripped if len(stripped) >= 2 else digits[:2]
 
 
+# Pure, and uploads repeat a few thousand codes across all their records (a code that
+# raises is not cached).
+@lru_cache(maxsize=65536)
 def parse_ipc(raw: str) -> Ipc:
     s = unicodedata.normalize("NFKC", raw).upper().replace(" ", "")
     s = re.sub(r"\(\d{4}\.\d{2}\)$", "", s)  # drop a trailing version, e.g. (2006.01)

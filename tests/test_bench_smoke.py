@@ -32,6 +32,11 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
         ],
     ),
     (
+        "bulk-profile",
+        [PY, "bench/bulk_profile.py", "--smoke"],
+        ["| validate + prepare |", "| PostgreSQL backend (same upload) |", "by tottime"],
+    ),
+    (
         "keyword-search",
         [PY, "bench/search_bench.py", "--smoke"],
         ["| 1 char, absent |", "| 2 chars, rare (in 1 patent) |", "bulk upload, patents/s"],

@@ -22,6 +22,7 @@ from services.catalog.api import (
     stats,
 )
 from services.catalog.api.deps import SessionDep
+from services.catalog.domain import bulk_pool
 from services.catalog.domain.conversions import apply_deal_entries
 from services.catalog.domain.keys import DbAuthenticator
 from services.catalog.domain.keywords import KeywordIndex
@@ -117,6 +118,7 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
                 await client.aclose()
             for task in list(app.state.jobs.values()):
                 task.cancel()
+            bulk_pool.shutdown()
             await db.dispose()
 
     app = create_service_app(

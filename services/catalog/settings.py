@@ -24,6 +24,11 @@ class CatalogSettings(ServiceSettings):
     login_failure_window_seconds: float = 15 * 60
     # Records per transaction of an upload job (progress is saved after each).
     upload_chunk_records: int = 2_000
+    # 1: upload jobs validate their chunks in a worker process beside the service, so the
+    # validation overlaps the writing instead of sharing its interpreter lock. It costs
+    # ~80 µs more CPU a patent (start-up, pickling) and only pays on a host with a core to
+    # spare; on the shared 2-core bench machine it did not (notes: bench/bulk_profile.py).
+    upload_workers: int = 0
     # Upload jobs running at once (each holds its parsed file in memory); more → 503.
     max_concurrent_jobs: int = 2
     # Keyword search through the in-memory character index (domain/keywords.py); off:

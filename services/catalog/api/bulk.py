@@ -23,6 +23,7 @@ from services.catalog.domain.bulk import (
     refresh_statistics,
     run_job,
 )
+from services.catalog.domain.bulk_pool import offload
 from services.catalog.models import IdempotencyRecord, Organisation, UploadJob
 from shared.auth import Principal, PrincipalDep, Role, require_role
 from shared.db import Database
@@ -237,7 +238,8 @@ def launch(request: Request, job_id: str, org_id: int, records: Any, **kwargs: A
 
     async def job() -> None:
         try:
-            await run_job(db.sessionmaker, job_id, org_id, records, asyncio.to_thread,
+            await run_job(db.sessionmaker, job_id, org_id, records,
+                          offload(settings.upload_workers),
                           chunk_size=settings.upload_chunk_records, **kwargs)  # fmt: skip
         finally:
             jobs.pop(job_id, None)  # the slot is free as soon as the job has finished

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from services.catalog.models import Bundle, Listing, Patent
 
 
@@ -35,6 +37,30 @@ def patent_payload_from(
         payload[k] = _iso(values.get(k))
     payload["version"] = version
     return payload
+
+
+def patent_payload_parts(values: dict[str, Any]) -> tuple[str, str]:
+    """The parts of `patent_payload_from`'s JSON that do not depend on the stored row (its
+    id, version, owners): the text fields and the dates, each as JSON object members."""
+    fields = orjson.dumps({k: values.get(k) for k in PATENT_FIELDS}).decode()
+    # An ISO date needs no JSON escaping: the members are written directly.
+    dates = ",".join(
+        f'"{k}":"{d.isoformat()}"' if (d := values.get(k)) is not None else f'"{k}":null'
+        for k in ("application_date", "grant_date", "expiry_date")
+    )
+    return fields[1:-1], dates
+
+
+def patent_payload_json(
+    parts: tuple[str, str], patent_id: int, version: int, owner_org_ids: list[int]
+) -> str:
+    """`orjson.dumps(patent_payload_from(...))`, character for character, from the parts:
+    orjson writes compact JSON in the dict's order, so the members can be joined."""
+    owners = orjson.dumps(sorted(owner_org_ids)).decode()
+    return (
+        f'{{"id":{int(patent_id)},{parts[0]},"owner_org_ids":{owners},{parts[1]},'
+        f'"version":{int(version)}}}'
+    )
 
 
 LISTING_FIELDS = (

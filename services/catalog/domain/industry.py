@@ -341,9 +341,32 @@ def _branch_key(branch_no: str) -> tuple[int, ...]:
     return tuple(int(x) for x in branch_no.split("."))
 
 
+@lru_cache(maxsize=65536)
+def _gates(code: str) -> tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]:
+    """(branch, vetoes, gate terms) of each candidate rule of a code: `explain`'s test,
+    worked out once per code."""
+    return tuple(
+        (c.rule.branch_no, c.rule.vetoes,
+         c.rule.specific if c.basis.startswith("subclass+") else c.rule.terms)
+        for c in _candidates(code)
+    )  # fmt: skip
+
+
 def tag_industries(ipc_codes: list[str], text: str) -> list[str]:
-    """Branch numbers (e.g. '1.2') whose rules this patent satisfies, sorted."""
-    return sorted({h.branch_no for h in explain(ipc_codes, text)}, key=_branch_key)
+    """Branch numbers (e.g. '1.2') whose rules this patent satisfies, sorted: the
+    branches of `explain`'s hits, without building them (it runs for every upload)."""
+    lowered = text.lower()
+    found: set[str] = set()
+    for code in ipc_codes:
+        for branch_no, vetoes, gate in _gates(code):
+            if branch_no in found:
+                continue  # another rule of the branch fired already
+            if any(_mentions(lowered, v) for v in vetoes):
+                continue
+            if gate and not any(_mentions(lowered, t) for t in gate):
+                continue
+            found.add(branch_no)
+    return sorted(found, key=_branch_key)
 
 
 def industry_columns(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from operator import itemgetter
 from typing import Any, cast
 
 import orjson
@@ -23,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.catalog.domain.feed_payloads import (
     listing_payload,
     patent_payload,
-    patent_payload_from,
+    patent_payload_json,
+    patent_payload_parts,
 )
 from services.catalog.domain.industry import industry_columns
 from services.catalog.domain.lifecycle import expiry_date, pool_ineligibility
@@ -42,7 +44,7 @@ from services.catalog.models import (
 from services.catalog.schemas import POOLED, PatentIn
 from shared import bizdate, feed
 from shared.appno import InvalidNumber, parse_application_number
-from shared.db import insert_rows, insert_with_ids
+from shared.db import copy_records, insert_rows, insert_with_ids, next_ids
 from shared.feed import utcnow
 
 HASHED_FIELDS = (
@@ -51,14 +53,48 @@ HASHED_FIELDS = (
 )  # fmt: skip
 
 
+# The patent columns a prepared record fills, in the order of its COPY row (the others:
+# id, created_at, updated_at, version) and which of them are JSON.
+ROW_COLUMNS = (
+    "application_number", "publication_number", "patent_type", "title", "abstract", "claims",
+    "ipc_codes", "main_ipc", "ipc_text", "industries", "industry_text", "patentees",
+    "inventors", "application_date", "grant_date", "expiry_date", "legal_status",
+    "content_hash",
+)  # fmt: skip
+_ROW_VALUES = itemgetter(*ROW_COLUMNS)
+_JSON_AT = tuple(
+    i
+    for i, c in enumerate(ROW_COLUMNS)
+    if c in ("ipc_codes", "industries", "patentees", "inventors")
+)
+
+
 @dataclass
 class Prepared:
     values: dict[str, Any]
     offer: RowOffer | None = None  # offer terms given with the record: pool it
+    # What writing it needs besides ids, made once by `encode()` — in the validation
+    # worker when there is one, so the writing only joins ids to them.
+    row: tuple[Any, ...] | None = None  # ROW_COLUMNS' values, JSON ones as text
+    payload_parts: tuple[str, str] | None = None  # see feed_payloads.patent_payload_json
 
     @property
     def application_number(self) -> str:
         return str(self.values["application_number"])
+
+    def encode(self) -> Prepared:
+        if self.row is None:
+            row = list(_ROW_VALUES(self.values))
+            for i in _JSON_AT:
+                row[i] = orjson.dumps(row[i]).decode()
+            self.row = tuple(row)
+            self.payload_parts = patent_payload_parts(self.values)
+        return self
+
+    def payload_json(self, patent_id: int, version: int, owner_org_ids: list[int]) -> str:
+        parts = self.encode().payload_parts
+        assert parts is not None
+        return patent_payload_json(parts, patent_id, version, owner_org_ids)
 
 
 @dataclass
@@ -265,27 +301,11 @@ async def upsert_batch(
     changed_records: list[tuple[int, int, Prepared]] = []
     join_ids: list[int] = []
     if inserts:
-        rows = [
-            {**_columns(p.values), "created_at": now, "updated_at": now, "version": 1}
-            for _, p in inserts
-        ]
-        new_ids = await insert_with_ids(session, PATENT, rows, "application_number")
-        await insert_rows(
-            session,
-            PatentSearch.__table__,
-            [
-                {"patent_id": new_ids[p.application_number], "text": p.values["_search"]}
-                for _, p in inserts
-            ],
-        )
-        await insert_rows(
-            session,
-            PatentOwner.__table__,
-            [
-                {"patent_id": new_ids[p.application_number], "org_id": org.id, "created_at": now}
-                for _, p in inserts
-            ],
-        )
+        reserved = await next_ids(session, PATENT, len(inserts))
+        if reserved is not None:
+            new_ids = await _copy_new(session, org.id, inserts, reserved, now)
+        else:
+            new_ids = await _insert_new(session, org.id, inserts, now)
         for row, p in inserts:
             pid = new_ids[p.application_number]
             owners[pid] = {org.id}
@@ -327,16 +347,11 @@ async def upsert_batch(
 
     if changed_records:
         # Built from the values just written: no read-back of 100k rows for a big upload.
-        await feed.append(
+        await feed.append_json(
             session,
             FeedEntry,
             [
-                (
-                    "patent",
-                    str(pid),
-                    "upsert",
-                    patent_payload_from(p.values, pid, ver, sorted(owners[pid])),
-                )
+                ("patent", str(pid), "upsert", p.payload_json(pid, ver, sorted(owners[pid])))
                 for pid, ver, p in changed_records
             ],
         )
@@ -345,6 +360,58 @@ async def upsert_batch(
     if status_changed:
         await reevaluate_listings(session, status_changed)
     return [outcomes[r] for r in sorted(outcomes)]
+
+
+async def _copy_new(
+    session: AsyncSession,
+    org_id: int,
+    inserts: list[tuple[int, Prepared]],
+    ids: list[int],
+    now: datetime,
+) -> dict[str, int]:
+    """New patents, their search text and owner, COPYed with the reserved ids (PostgreSQL)."""
+    await copy_records(
+        session, PATENT, ("id", *ROW_COLUMNS, "created_at", "updated_at", "version"),
+        [(pid, *p.encode().row, now, now, 1)  # type: ignore[misc]
+         for pid, (_, p) in zip(ids, inserts, strict=True)],
+    )  # fmt: skip
+    await copy_records(
+        session, PatentSearch.__table__, ("patent_id", "text"),
+        [(pid, p.values["_search"]) for pid, (_, p) in zip(ids, inserts, strict=True)],
+    )  # fmt: skip
+    await copy_records(
+        session, PatentOwner.__table__, ("patent_id", "org_id", "created_at"),
+        [(pid, org_id, now) for pid in ids],
+    )  # fmt: skip
+    return {p.application_number: pid for pid, (_, p) in zip(ids, inserts, strict=True)}
+
+
+async def _insert_new(
+    session: AsyncSession, org_id: int, inserts: list[tuple[int, Prepared]], now: datetime
+) -> dict[str, int]:
+    """The same on other databases (SQLite), by INSERT."""
+    rows = [
+        {**_columns(p.values), "created_at": now, "updated_at": now, "version": 1}
+        for _, p in inserts
+    ]
+    new_ids = await insert_with_ids(session, PATENT, rows, "application_number")
+    await insert_rows(
+        session,
+        PatentSearch.__table__,
+        [
+            {"patent_id": new_ids[p.application_number], "text": p.values["_search"]}
+            for _, p in inserts
+        ],
+    )
+    await insert_rows(
+        session,
+        PatentOwner.__table__,
+        [
+            {"patent_id": new_ids[p.application_number], "org_id": org_id, "created_at": now}
+            for _, p in inserts
+        ],
+    )
+    return new_ids
 
 
 async def publish_patents(
