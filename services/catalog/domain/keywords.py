@@ -110,7 +110,7 @@ class Base:
             raise ValueError(f"{len(rows)} patents exceed one keyword index base")
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         if len(ids) and int(ids[-1]) >= 1 << ID_BITS:
-            raise ValueError(f"patent id {ids[-1]} exceeds {ID_BITS} bits")
+            raise OverflowError(f"patent id {ids[-1]} exceeds {ID_BITS} bits")
         dates = np.array([r[2] for r in rows], dtype=np.int32).reshape(len(rows), len(DATE_FIELDS))
         parts = [_pairs([r[1] for r in rows[i : i + chunk]], i) for i in range(0, len(rows), chunk)]
         # Each part is sorted: a stable (merge) sort of the runs is far cheaper than a
