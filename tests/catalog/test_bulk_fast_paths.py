@@ -26,10 +26,10 @@ from services.catalog.domain.bulk import _nul_field, validate_records
 from services.catalog.domain.feed_payloads import patent_payload_from
 from services.catalog.domain.industry import _branch_key, branches, explain, tag_industries
 from services.catalog.domain.ingest import ROW_COLUMNS, prepare
-from services.catalog.domain.textnorm import nfkc
 from services.catalog.schemas import PatentIn
 from shared.appno import check_char
 from shared.guards import nul_field
+from shared.textfold import nfkc
 from tests.factories import offer, patent
 
 DEMO = Path(__file__).resolve().parents[2] / "services/catalog/demo/demo_patents.jsonl"

@@ -1,4 +1,4 @@
-"""The fast NFKC (`text.nfkc`) is NFKC: same output as `unicodedata` on any text."""
+"""The fast NFKC (`shared.textfold.nfkc`, used by matching and the catalog) is NFKC: same output as `unicodedata` on any text."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import unicodedata
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.matching.domain.text import nfkc, normalise
+from services.matching.domain.text import normalise
+from shared.textfold import nfkc
 
 # Characters where a one-by-one swap is not the whole story: halfwidth kana with voicing
 # marks that compose, combining accents, multi-character forms, Hangul jamo, ohm/angstrom.

@@ -41,7 +41,7 @@ def _start(parent: int) -> None:
     service cannot shut its pool down), then build what validation reads once (rule
     tables, jieba's dictionary) and keep it out of the cyclic collector's passes."""
     from services.catalog.domain.industry import _rules_by_subclass
-    from services.catalog.domain.textnorm import _bmp_table
+    from shared.textfold import prepare as prepare_nfkc
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -50,7 +50,7 @@ def _start(parent: int) -> None:
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
     _rules_by_subclass()
-    _bmp_table()
+    prepare_nfkc()
     gc.collect()
     gc.freeze()
 

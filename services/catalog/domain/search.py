@@ -165,7 +165,12 @@ class Candidates:
 
     @property
     def ids(self) -> np.ndarray:
-        return self.keys & ID_MASK if self.field else self.keys
+        return ids_of(self.keys, self.field)
+
+
+def ids_of(keys: np.ndarray, field: str | None) -> np.ndarray:
+    """Patent ids of sort keys (`KeywordIndex.ordered`): a date's key carries the id low."""
+    return keys & ID_MASK if field else keys
 
 
 async def keyword_candidates(
@@ -295,7 +300,7 @@ def page_order(candidates: Candidates, sort: str, cursor: str | None) -> np.ndar
             if desc
             else keys[np.searchsorted(keys, at, "right") :]
         )
-    ids = keys & ID_MASK if candidates.field else keys
+    ids = ids_of(keys, candidates.field)
     return ids[::-1] if desc else ids
 
 
@@ -322,7 +327,8 @@ async def search_rows(
     start, size = 0, max(4 * limit, FIRST_WINDOW)
     while start < len(ids) and len(rows) < limit:
         window = Candidates(ids[start : start + size], candidates.exact)  # by id: keys = ids
-        stmt = apply_sort(build_query(f, window), sort, cursor).limit(limit - len(rows))
+        # The cursor is already applied: the window holds only candidates after it.
+        stmt = apply_sort(build_query(f, window), sort, None).limit(limit - len(rows))
         rows += (await session.execute(stmt)).all()
         start, size = start + size, size * 4
     return rows

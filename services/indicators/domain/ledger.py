@@ -41,30 +41,7 @@ async def party_at(session: AsyncSession, org_id: int, on: date) -> Party:
     Versions come from the catalog feed with the time the catalog changed them. When the
     organisation entered the catalog after `on`, its first known state is used.
     """
-    bound = day_end_utc(on)
-    version = await session.scalar(
-        select(OrgVersion)
-        .where(OrgVersion.org_id == org_id, OrgVersion.valid_from < bound)
-        .order_by(OrgVersion.valid_from.desc(), OrgVersion.id.desc())
-        .limit(1)
-    )
-    if version is None:
-        version = await session.scalar(
-            select(OrgVersion)
-            .where(OrgVersion.org_id == org_id)
-            .order_by(OrgVersion.valid_from, OrgVersion.id)
-            .limit(1)
-        )
-    if version is None:
-        raise NotFound(f"organisation {org_id} is unknown")
-    return Party(
-        org_id=org_id,
-        name=version.name,
-        kind=version.kind,
-        district=version.district,
-        in_tianjin=version.in_tianjin,
-        is_sme=version.is_sme,
-    )
+    return (await parties_at(session, [org_id], on))[org_id]
 
 
 def evidence_key(ev: schemas.Evidence, recipient_org_id: int) -> str:

@@ -430,16 +430,7 @@ class RequestLookup:
             src.remember(set(self.orgs), set(self.patents))
 
     async def org(self, session: AsyncSession, org_id: int) -> Org | None:
-        org = await session.get(Org, org_id)
-        if org is None and org_id in self.orgs:
-            return await apply_org(session, self.orgs[org_id])
-        return org
-
-    async def patent(self, session: AsyncSession, appno: str) -> Patent | None:
-        patent = await session.scalar(select(Patent).where(Patent.application_number == appno))
-        if patent is None and appno in self.patents:
-            return await apply_patent(session, self.patents[appno])
-        return patent
+        return (await self.orgs_by_id(session, [org_id])).get(org_id)
 
     async def orgs_by_id(self, session: AsyncSession, org_ids: Iterable[int]) -> dict[int, Org]:
         """`org` for several organisations in one query (those known nowhere are absent)."""

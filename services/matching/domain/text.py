@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+
+from shared.textfold import nfkc
 
 try:  # pragma: no cover - exercised by whichever is installed
     import rjieba as _rjieba
@@ -79,48 +80,6 @@ def _need_lists() -> tuple[re.Pattern[str], frozenset[str]]:
 
 def need_words() -> frozenset[str]:
     return _need_lists()[1]
-
-
-# What Chinese text is full of: swapped by str.replace before the general pass.
-_COMMON_FOLDS = "，；：（）～％\u3000！？"
-
-
-@lru_cache(maxsize=1)
-def _folds() -> tuple[re.Pattern[str], dict[str, str], tuple[tuple[str, str], ...]]:
-    """The characters of the Basic Multilingual Plane whose NFKC form is one other
-    character (full-width forms, compatibility ideographs, ...): ~30 ms, once."""
-    table: dict[str, str] = {}
-    for c in range(0x10000):
-        if 0xD800 <= c < 0xE000:  # surrogates
-            continue
-        ch = chr(c)
-        n = unicodedata.normalize("NFKC", ch)
-        if n != ch and len(n) == 1:
-            table[ch] = n
-    common = tuple((c, table[c]) for c in _COMMON_FOLDS)
-    rest = "".join(c for c in table if c not in _COMMON_FOLDS)
-    return re.compile(f"[{re.escape(rest)}]"), table, common
-
-
-def nfkc(text: str) -> str:
-    """`unicodedata.normalize("NFKC", text)`, four times faster on Chinese text.
-
-    Each character whose NFKC form is a single character is swapped for it (a string
-    compatibility-equivalent to the text); if the result is in NFKC form it *is* the NFKC
-    form of the text (the form is unique per equivalence class), else the text goes the
-    slow way. CPython's NFKC decomposes and recomposes every character: ~30 us for a
-    200-character abstract, most of a ranking request's snippets."""
-    if unicodedata.is_normalized("NFKC", text):
-        return text
-    pattern, table, common = _folds()
-    out = text
-    for a, b in common:
-        if a in out:
-            out = out.replace(a, b)
-    out = pattern.sub(lambda m: table[m.group()], out)
-    if unicodedata.is_normalized("NFKC", out):
-        return out
-    return unicodedata.normalize("NFKC", text)
 
 
 def normalise(text: str) -> str:
