@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
+from itertools import groupby
 from typing import Any
 
 import httpx
@@ -46,6 +47,7 @@ def org_attrs(p: dict[str, Any]) -> dict[str, Any]:
 
 async def apply_org(session: AsyncSession, p: dict[str, Any], feed_id: int | None = None) -> Org:
     org_id = int(p["id"])
+    session.info.get(PAGE_ORGS, {}).pop(org_id, None)  # looked up afresh from here on
     attrs = org_attrs(p)
     at = parse_dt(p.get("updated_at")) or utcnow()
     org = await session.get(Org, org_id)
@@ -162,6 +164,22 @@ async def _load_patents(session: AsyncSession, payloads: list[dict[str, Any]]) -
     }
 
 
+NEW_LISTINGS = "replica_new_listings"
+PAGE_ORGS = "replica_page_orgs"
+PAGE_LISTINGS = "replica_page_listings"
+
+
+async def _load_listings(session: AsyncSession, payloads: list[dict[str, Any]]) -> None:
+    """One query for a page's listings, as `_load_patents` does for its patents."""
+    ids = {int(p["id"]) for p in payloads}
+    if not ids:
+        return
+    # Held here (the session holds rows only weakly): apply_listing needs no query for any.
+    found = {li.id: li for li in await session.scalars(select(Listing).where(Listing.id.in_(ids)))}
+    session.info[PAGE_LISTINGS] = found
+    session.info[NEW_LISTINGS] = ids - found.keys()
+
+
 async def apply_patent(session: AsyncSession, p: dict[str, Any]) -> Patent | None:
     attrs = patent_attrs(p)
     if attrs is None:
@@ -184,19 +202,25 @@ async def apply_patent(session: AsyncSession, p: dict[str, Any]) -> Patent | Non
         session.add(patent)
     for k, v in attrs.items():
         setattr(patent, k, v)
-    await session.flush()
+    # Not flushed here: a page's new patents go out together at the next query or commit.
     return patent
 
 
 async def _owner_district(session: AsyncSession, owner_ids: list[int]) -> str | None:
+    # The session holds rows only weakly: keep the page's organisations, or every listing
+    # would look its owner up again (and flush the page's pending rows one at a time).
+    seen: dict[int, Org | None] = session.info.setdefault(PAGE_ORGS, {})
     for oid in owner_ids:
-        org = await session.get(Org, oid)
+        if oid not in seen:
+            seen[oid] = await session.get(Org, oid)
+        org = seen[oid]
         if org is not None and org.district:
             return org.district
     return None
 
 
-async def apply_listing(session: AsyncSession, p: dict[str, Any]) -> Listing:
+async def apply_listing(session: AsyncSession, p: dict[str, Any], rechain: set[int]) -> Listing:
+    """`rechain`: gets the listing's id when its older events need chaining again."""
     owners = [int(o) for o in (p.get("owner_org_ids") or [])]
     first = parse_dt(p.get("first_listed_at")) or utcnow()
     # When the current status took effect: a migrated pool's real date, not arrival time.
@@ -206,11 +230,18 @@ async def apply_listing(session: AsyncSession, p: dict[str, Any]) -> Listing:
     appno = normalise_appno(str(p.get("application_number") or "")) or str(
         p.get("application_number") or ""
     )
-    existing = await session.get(Listing, int(p["id"]))
+    lid = int(p["id"])
+    new_ids: set[int] = session.info.get(NEW_LISTINGS, set())
+    existing: Listing | None = session.info.get(PAGE_LISTINGS, {}).get(lid)
+    if lid in new_ids:  # not here (_load_listings): no lookup
+        new_ids.discard(lid)
+    elif existing is None:
+        existing = await session.get(Listing, lid)
     new = existing is None
-    listing = existing if existing is not None else Listing(id=int(p["id"]), status=status)
+    listing = existing if existing is not None else Listing(id=lid, status=status)
     if new:
         session.add(listing)
+        session.info.setdefault(PAGE_LISTINGS, {})[lid] = listing
     previous = None if existing is None else existing.status
     listing.patent_id = int(p.get("patent_id") or 0)
     listing.application_number = appno
@@ -219,12 +250,13 @@ async def apply_listing(session: AsyncSession, p: dict[str, Any]) -> Listing:
     listing.first_listed_at = first
     listing.updated_at = updated
     listing.status = status
+    events = []
     if new and status not in POOLED:
         # first seen already out of the pool: it was pooled from first_listed_at
-        session.add(PoolEvent(listing_id=listing.id, status="listed", at=first,
-                              owner_district=district))  # fmt: skip
+        events.append(PoolEvent(listing_id=listing.id, status="listed", at=first,
+                                owner_district=district))  # fmt: skip
     if new or previous != status:
-        session.add(
+        events.append(
             PoolEvent(
                 listing_id=listing.id,
                 status=status,
@@ -232,27 +264,38 @@ async def apply_listing(session: AsyncSession, p: dict[str, Any]) -> Listing:
                 owner_district=district,
             )
         )
-        await session.flush()
-        await _chain_events(session, listing.id)
-    await session.flush()
+    session.add_all(events)
+    if new:  # its only events are these: chain them here, no query
+        _chain(sorted(events, key=lambda e: aware(e.at)))
+    elif events:  # chained with the page's others by apply_catalog_entries
+        rechain.add(listing.id)
     return listing
 
 
-async def _chain_events(session: AsyncSession, listing_id: int) -> None:
-    """Each state ends when the next one (by time) begins."""
+async def _chain_events(session: AsyncSession, listing_ids: set[int]) -> None:
+    """Each state ends when the next one (by time) begins: one query for the listings."""
+    if not listing_ids:
+        return
     events = (
         await session.scalars(
             select(PoolEvent)
-            .where(PoolEvent.listing_id == listing_id)
-            .order_by(PoolEvent.at, PoolEvent.id)
+            .where(PoolEvent.listing_id.in_(listing_ids))
+            .order_by(PoolEvent.listing_id, PoolEvent.at, PoolEvent.id)
         )
     ).all()
+    for _, group in groupby(events, key=lambda e: e.listing_id):
+        _chain(list(group))
+
+
+def _chain(events: Sequence[PoolEvent]) -> None:
     for cur, nxt in zip(events, [*events[1:], None], strict=True):
         cur.ended_at = nxt.at if nxt is not None else None
 
 
 async def apply_catalog_entries(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
     await _load_patents(session, [e["payload"] for e in entries if e["entity"] == "patent"])
+    await _load_listings(session, [e["payload"] for e in entries if e["entity"] == "listing"])
+    rechain: set[int] = set()
     for e in entries:
         entity, payload = e["entity"], e["payload"]
         if e.get("op") not in (None, "upsert"):
@@ -262,7 +305,8 @@ async def apply_catalog_entries(session: AsyncSession, entries: list[dict[str, A
         elif entity == "patent":
             await apply_patent(session, payload)
         elif entity == "listing":
-            await apply_listing(session, payload)
+            await apply_listing(session, payload, rechain)
+    await _chain_events(session, rechain)
 
 
 async def apply_matching_entries(session: AsyncSession, entries: list[dict[str, Any]]) -> None:

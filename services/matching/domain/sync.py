@@ -13,9 +13,11 @@ import asyncio
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.matching.domain.cards import ABSTRACT_HEAD, CardStore, card_of, owner_of
@@ -34,6 +36,7 @@ from shared.regions import TIANJIN_DISTRICTS
 
 log = logging.getLogger("tjp.matching.sync")
 DISTRICT_BIT = {k: i for i, k in enumerate(TIANJIN_DISTRICTS)}
+PATENT, LISTING, OWNER = (cast(Table, m.__table__) for m in (Patent, Listing, PatentOwner))
 
 
 def district_mask(districts: list[str]) -> int:
@@ -44,14 +47,19 @@ def district_mask(districts: list[str]) -> int:
 
 
 async def apply_catalog_entries(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
+    """Write a page of feed entries. Runs of patent and listing entries (nearly all of a
+    page) are written a few statements per run, not several per entry; an organisation
+    entry ends a run, since its district change stamps patents written before it."""
+    run: list[dict[str, Any]] = []
     for e in entries:
-        kind, p, pos = e["entity"], e["payload"], int(e["id"])
-        if kind == "organisation":
-            await _apply_org(session, p, pos)
-        elif kind == "patent":
-            await _apply_patent(session, p, pos)
-        elif kind == "listing":
-            await _apply_listing(session, p, pos)
+        kind = e["entity"]
+        if kind in ("patent", "listing"):
+            run.append(e)
+        elif kind == "organisation":
+            await _apply_run(session, run)
+            run = []
+            await _apply_org(session, e["payload"], int(e["id"]))
+    await _apply_run(session, run)
     await session.flush()
 
 
@@ -76,51 +84,81 @@ async def _apply_org(session: AsyncSession, p: dict[str, Any], pos: int) -> None
         )
 
 
-async def _apply_patent(session: AsyncSession, p: dict[str, Any], pos: int) -> None:
-    pat = await session.get(Patent, int(p["id"]))
-    if pat is None:
-        pat = Patent(id=int(p["id"]))
-        session.add(pat)
-    pat.application_number = p["application_number"]
-    pat.patent_type = p.get("patent_type") or "invention"
-    pat.title = p.get("title") or ""
-    pat.abstract = p.get("abstract") or ""
-    pat.claims = p.get("claims")
-    pat.ipc_codes = list(p.get("ipc_codes") or [])
-    pat.industries = list(p.get("industries") or [])
-    pat.patentees = list(p.get("patentees") or [])
-    owners = sorted({int(o) for o in p.get("owner_org_ids") or []})
-    pat.owner_org_ids = owners
-    pat.legal_status = p.get("legal_status") or "pending"
-    pat.version = int(p.get("version") or 1)
-    pat.index_pos = pos
-    await session.flush()
-    await session.execute(delete(PatentOwner).where(PatentOwner.patent_id == pat.id))
-    if owners:
-        await session.execute(
-            insert(PatentOwner), [{"patent_id": pat.id, "org_id": o} for o in owners]
-        )
+def _patent_row(p: dict[str, Any], pos: int) -> dict[str, Any]:
+    return {
+        "id": int(p["id"]),
+        "application_number": p["application_number"],
+        "patent_type": p.get("patent_type") or "invention",
+        "title": p.get("title") or "",
+        "abstract": p.get("abstract") or "",
+        "claims": p.get("claims"),
+        "ipc_codes": list(p.get("ipc_codes") or []),
+        "industries": list(p.get("industries") or []),
+        "patentees": list(p.get("patentees") or []),
+        "owner_org_ids": sorted({int(o) for o in p.get("owner_org_ids") or []}),
+        "legal_status": p.get("legal_status") or "pending",
+        "version": int(p.get("version") or 1),
+        "index_pos": pos,
+    }
 
 
-async def _apply_listing(session: AsyncSession, p: dict[str, Any], pos: int) -> None:
-    row = await session.get(Listing, int(p["id"]))
-    if row is None:
-        row = Listing(id=int(p["id"]))
-        session.add(row)
-    row.patent_id = int(p["patent_id"])
-    row.status = p["status"]
-    row.modes = list(p.get("modes") or [])
-    row.price_cny = p.get("price_cny")
-    row.negotiable = bool(p.get("negotiable"))
-    row.zero_price = bool(p.get("zero_price"))
-    row.use_first_pay_later = bool(p.get("use_first_pay_later"))
-    row.deferred_licence_fee = bool(p.get("deferred_licence_fee"))
-    row.feed_pos = pos
-    await session.flush()
-    await session.execute(
-        update(Patent).where(Patent.id == row.patent_id).values(index_pos=pos),
-        execution_options={"synchronize_session": False},
+def _listing_row(p: dict[str, Any], pos: int) -> dict[str, Any]:
+    return {
+        "id": int(p["id"]),
+        "patent_id": int(p["patent_id"]),
+        "status": p["status"],
+        "modes": list(p.get("modes") or []),
+        "price_cny": p.get("price_cny"),
+        "negotiable": bool(p.get("negotiable")),
+        "zero_price": bool(p.get("zero_price")),
+        "use_first_pay_later": bool(p.get("use_first_pay_later")),
+        "deferred_licence_fee": bool(p.get("deferred_licence_fee")),
+        "feed_pos": pos,
+    }
+
+
+async def _upsert(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert_(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.id], set_={c: stmt.excluded[c] for c in rows[0] if c != "id"}
     )
+    await session.execute(stmt, rows)
+
+
+async def _apply_run(session: AsyncSession, run: list[dict[str, Any]]) -> None:
+    """Patent and listing entries in feed order. Each patent ends stamped with the feed id
+    of the last entry that touched it, as if the entries had been applied one by one."""
+    if not run:
+        return
+    patents: dict[int, dict[str, Any]] = {}  # the last version of each, by id
+    listings: dict[int, tuple[dict[str, Any], int]] = {}
+    stamp: dict[int, int] = {}
+    for e in run:
+        p, pos = e["payload"], int(e["id"])
+        if e["entity"] == "patent":
+            patents[int(p["id"])] = p
+            stamp[int(p["id"])] = pos
+        else:
+            listings[int(p["id"])] = (p, pos)
+            stamp[int(p["patent_id"])] = pos
+    if patents:
+        rows = [_patent_row(p, stamp[pid]) for pid, p in patents.items()]
+        await _upsert(session, PATENT, rows)
+        await session.execute(delete(OWNER).where(OWNER.c.patent_id.in_(list(patents))))
+        owners = [{"patent_id": r["id"], "org_id": o} for r in rows for o in r["owner_org_ids"]]
+        if owners:
+            await session.execute(insert(OWNER), owners)
+    if listings:
+        await _upsert(session, LISTING, [_listing_row(p, pos) for p, pos in listings.values()])
+        stamps = [{"pid": k, "pos": v} for k, v in stamp.items() if k not in patents]
+        if stamps:
+            await session.execute(
+                update(PATENT)
+                .where(PATENT.c.id == bindparam("pid"))
+                .values(index_pos=bindparam("pos")),
+                stamps,
+            )
 
 
 # ---------------------------------------------------------------- index upkeep
