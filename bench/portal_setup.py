@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -83,6 +84,13 @@ def feed_head(catalog: str) -> int:
             after = page["next_after"]
             if not page["has_more"]:
                 return int(after)
+
+
+def keyword_index_at(catalog: str, head: int) -> bool:
+    """Whether the catalog's keyword index reflects its feed up to `head` (/readyz says)."""
+    check = str(httpx.get(catalog + "/readyz", timeout=10).json().get("keyword_index", ""))
+    m = re.search(r"at feed (\d+)", check)
+    return m is not None and int(m.group(1)) >= head
 
 
 def pool_all(catalog: str, bureau_key: str, numbers: list[str]) -> float:
@@ -241,6 +249,12 @@ def platform(
             assert time.monotonic() < deadline, st
             time.sleep(1)
         print(f"setup: indexed and counted in {time.perf_counter() - t0:.0f} s", flush=True)
+        # The catalog's keyword index follows its own feed and rebuilds after a large
+        # upload; until it is current, keyword searches take the plain scan.
+        while not keyword_index_at(base["catalog"], head):
+            assert time.monotonic() < deadline, "the catalog's keyword index never caught up"
+            time.sleep(1)
+        print(f"setup: keyword index current in {time.perf_counter() - t0:.0f} s", flush=True)
         yield {
             "portal": base["portal"],
             "people": people,

@@ -309,3 +309,56 @@ def test_pooling_patents_does_not_send_searches_to_the_scan(
             await db.dispose()
 
     asyncio.run(run())
+
+
+def test_index_keeps_current_without_searches(
+    catalog: CatalogHandle, corpus: dict[str, Any]
+) -> None:
+    """A large upload's backlog is rebuilt once the feed is quiet, not when the first search
+    after it finds the backlog (which then scanned for the whole rebuild: the portal's
+    first searches after a 100k upload took the plain scan's half second). A small one is
+    caught up as it comes."""
+    key = corpus["key"]
+
+    async def run() -> None:
+        db = Database(catalog.database_url)
+        try:
+            index = KeywordIndex(db.read_sessionmaker)
+            index.inline_catch_up = 1
+            index.start(follow_interval=0.05)
+            for _ in range(200):
+                if index.base is not None:
+                    break
+                await asyncio.sleep(0.05)
+            built_at = index.built_at
+            assert built_at is not None
+            with catalog.client(key) as c:  # three patent changes: more than inline (1)
+                ids = []
+                for i in range(3):
+                    body = patent(OWNER, title=f"淼淼跟随{i}", abstract="跟随。")
+                    r = c.post("/v1/patents", json=body)
+                    assert r.status_code == 201
+                    ids.append(r.json()["id"])
+            for _ in range(400):
+                if index.built_at != built_at:
+                    break
+                await asyncio.sleep(0.05)
+            assert index.built_at != built_at, "no rebuild without a search"
+            assert set(index.hits(["淼淼"]).tolist()) == set(ids)
+            assert not index.delta
+            built_at = index.built_at
+            with catalog.client(key) as c:  # one change: caught up, no rebuild
+                r = c.post("/v1/patents", json=patent(OWNER, title="淼淼第四", abstract="四。"))
+                assert r.status_code == 201
+                fourth = r.json()["id"]
+            for _ in range(200):
+                if fourth in index.delta:
+                    break
+                await asyncio.sleep(0.05)
+            assert fourth in index.delta and index.built_at == built_at
+            assert set(index.hits(["淼淼"]).tolist()) == {*ids, fourth}
+            await index.stop()
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())

@@ -186,6 +186,7 @@ class KeywordIndex:
     build_seconds: float | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _rebuild: asyncio.Task[None] | None = None
+    _follower: asyncio.Task[None] | None = None
 
     # -------------------------------------------------------------- upkeep
 
@@ -224,9 +225,37 @@ class KeywordIndex:
                  self.build_seconds, base.nbytes / 2**20)  # fmt: skip
         await self.catch_up(10**12)
 
+    def start(self, follow_interval: float = 1.0) -> None:
+        """Build in the background, then follow the feed (`follow`)."""
+        self.start_rebuild()
+        self._follower = asyncio.create_task(self.follow(follow_interval), name="keyword-feed")
+
     def start_rebuild(self) -> None:
         if self._rebuild is None or self._rebuild.done():
             self._rebuild = asyncio.create_task(self._safe_build(), name="keyword-index")
+
+    async def follow(self, interval: float = 1.0) -> None:
+        """Keep current without waiting for a search to ask. A large upload's backlog is
+        rebuilt once the feed has been quiet for an interval (not during the upload, whose
+        every rebuild would be wasted), so the first searches after it need not scan."""
+        last_head = -1
+        while True:
+            await asyncio.sleep(interval)
+            if self._rebuild is not None and not self._rebuild.done():
+                continue
+            try:
+                if self.base is None:
+                    self.start_rebuild()
+                    continue
+                async with self.sessionmaker() as session:
+                    head = await self.head(session)
+                if head == self.position or await self.catch_up(self.inline_catch_up):
+                    continue
+                if head == last_head:
+                    self.start_rebuild()
+                last_head = head
+            except Exception:  # searches still catch up (or scan) on their own
+                log.exception("keyword index: following the feed failed")
 
     async def _safe_build(self) -> None:
         try:
@@ -235,12 +264,13 @@ class KeywordIndex:
             log.exception("keyword index build failed")
 
     async def stop(self) -> None:
-        if self._rebuild is not None:
-            self._rebuild.cancel()
-            try:
-                await self._rebuild
-            except (asyncio.CancelledError, Exception):
-                pass
+        for task in (self._follower, self._rebuild):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
 
     async def catch_up(self, limit: int, session: AsyncSession | None = None) -> bool:
         """Apply up to `limit` feed entries; True when the index is then current.
