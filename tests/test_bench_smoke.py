@@ -67,6 +67,11 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
         ['"us_per_request"', '"metrics_cost_us"', '"limits_cost_us"'],
     ),
     (
+        "replica-writes",
+        [PY, "bench/replica_bench.py", "--smoke"],
+        ["| matching | 1,000 |", "| indicators | 1 |", "statements / entry"],
+    ),
+    (
         "load-mix",
         [PY, "bench/load_mix.py", "--smoke"],
         ["| POST /v1/deals |", "| GET /v1/plans/city-001/progress |", "verification passed"],

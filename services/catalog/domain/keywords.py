@@ -235,9 +235,11 @@ class KeywordIndex:
             self._rebuild = asyncio.create_task(self._safe_build(), name="keyword-index")
 
     async def follow(self, interval: float = 1.0) -> None:
-        """Keep current without waiting for a search to ask. A large upload's backlog is
-        rebuilt once the feed has been quiet for an interval (not during the upload, whose
-        every rebuild would be wasted), so the first searches after it need not scan."""
+        """Keep current without waiting for a search to ask: once the feed has been quiet
+        for an interval, catch up, or rebuild if the backlog is large. A large upload is
+        thus indexed right after it ends, and the first searches after it need not scan.
+        While the feed moves, searches catch up themselves as before: a rebuild in the
+        middle of an upload would be wasted and would slow the upload."""
         last_head = -1
         while True:
             await asyncio.sleep(interval)
@@ -249,11 +251,11 @@ class KeywordIndex:
                     continue
                 async with self.sessionmaker() as session:
                     head = await self.head(session)
-                if head == self.position or await self.catch_up(self.inline_catch_up):
+                quiet, last_head = head == last_head, head
+                if head == self.position or not quiet:
                     continue
-                if head == last_head:
+                if not await self.catch_up(self.inline_catch_up):
                     self.start_rebuild()
-                last_head = head
             except Exception:  # searches still catch up (or scan) on their own
                 log.exception("keyword index: following the feed failed")
 
