@@ -77,7 +77,7 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
         # Built in the background; until then keyword searches scan (same results).
         keywords = KeywordIndex(db.read_sessionmaker) if settings.keyword_index else None
         if keywords:
-            keywords.start()
+            keywords.start(busy=lambda: bool(app.state.jobs))
         app.state.keywords = keywords
         consumer = None
         client = None

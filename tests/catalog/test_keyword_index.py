@@ -325,13 +325,15 @@ def test_index_keeps_current_without_searches(
         try:
             index = KeywordIndex(db.read_sessionmaker)
             index.inline_catch_up = 1
-            index.start(follow_interval=0.05)
+            uploading = [False]  # a bulk upload job running: nothing happens meanwhile
+            index.start(follow_interval=0.05, busy=lambda: uploading[0])
             for _ in range(200):
                 if index.base is not None:
                     break
                 await asyncio.sleep(0.05)
             built_at = index.built_at
             assert built_at is not None
+            uploading[0] = True
             with catalog.client(key) as c:  # three patent changes: more than inline (1)
                 ids = []
                 for i in range(3):
@@ -339,6 +341,9 @@ def test_index_keeps_current_without_searches(
                     r = c.post("/v1/patents", json=body)
                     assert r.status_code == 201
                     ids.append(r.json()["id"])
+            await asyncio.sleep(0.5)  # ten intervals of a quiet feed, but a job is running
+            assert index.built_at == built_at and not index.delta
+            uploading[0] = False
             for _ in range(400):
                 if index.built_at != built_at:
                     break

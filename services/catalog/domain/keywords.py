@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -225,21 +226,24 @@ class KeywordIndex:
                  self.build_seconds, base.nbytes / 2**20)  # fmt: skip
         await self.catch_up(10**12)
 
-    def start(self, follow_interval: float = 1.0) -> None:
+    def start(self, follow_interval: float = 1.0, busy: Callable[[], bool] = lambda: False) -> None:
         """Build in the background, then follow the feed (`follow`)."""
         self.start_rebuild()
-        self._follower = asyncio.create_task(self.follow(follow_interval), name="keyword-feed")
+        self._follower = asyncio.create_task(
+            self.follow(follow_interval, busy), name="keyword-feed"
+        )
 
     def start_rebuild(self) -> None:
         if self._rebuild is None or self._rebuild.done():
             self._rebuild = asyncio.create_task(self._safe_build(), name="keyword-index")
 
-    async def follow(self, interval: float = 1.0) -> None:
+    async def follow(self, interval: float = 1.0, busy: Callable[[], bool] = lambda: False) -> None:
         """Keep current without waiting for a search to ask: once the feed has been quiet
         for an interval, catch up, or rebuild if the backlog is large. A large upload is
         thus indexed right after it ends, and the first searches after it need not scan.
         While the feed moves, searches catch up themselves as before: a rebuild in the
-        middle of an upload would be wasted and would slow the upload."""
+        middle of an upload would be wasted and would slow the upload. `busy`: whether a
+        bulk upload job is running (its batches may commit less often than the interval)."""
         last_head = -1
         while True:
             await asyncio.sleep(interval)
@@ -248,6 +252,9 @@ class KeywordIndex:
             try:
                 if self.base is None:
                     self.start_rebuild()
+                    continue
+                if busy():
+                    last_head = -1
                     continue
                 async with self.sessionmaker() as session:
                     head = await self.head(session)
