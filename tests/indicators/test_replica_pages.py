@@ -24,6 +24,7 @@ from services.indicators.models import Listing, Org, OrgVersion, Patent, PoolEve
 from shared.db import create_engine, upgrade
 from shared.testing import fresh_database
 from tests.conftest import require_engine
+from tests.factories import random_pages
 
 DISTRICTS = ["和平区", "南开区", "滨海新区", None]
 STATUSES = ["listed", "negotiating", "transferred", "withdrawn", "listed"]
@@ -129,8 +130,7 @@ def test_pages_of_any_size_leave_the_copy_as_one_entry_at_a_time_would(
     require_engine(engine_name)
     rng = random.Random(seed)
     entries = random_feed(rng, 250)
-    cut = sorted(rng.sample(range(1, len(entries)), 5))
-    pages = [entries[a:b] for a, b in zip([0, *cut], [*cut, len(entries)], strict=True)]
+    pages = random_pages(entries, rng, 5)
     results = []
     for split in ([[e] for e in entries], pages, [entries]):
         with fresh_database(engine_name, tmp_path, "replica") as url:

@@ -25,6 +25,7 @@ from services.matching.models import Listing, Organisation, Patent, PatentOwner
 from shared.db import create_engine, upgrade
 from shared.testing import fresh_database
 from tests.conftest import require_engine
+from tests.factories import random_pages
 
 DISTRICTS = ["和平区", "南开区", "滨海新区", None]
 STATUSES = ["listed", "negotiating", "transferred", "withdrawn"]
@@ -164,8 +165,7 @@ def test_pages_of_any_size_leave_the_copy_as_one_entry_at_a_time_would(
     entries = random_feed(rng, 300)
     want = expected_state(entries)
     assert any(p["index_pos"] != max(e["id"] for e in entries) for p in want["patents"].values())
-    cut = sorted(rng.sample(range(1, len(entries)), 6))
-    pages = [entries[a:b] for a, b in zip([0, *cut], [*cut, len(entries)], strict=True)]
+    pages = random_pages(entries, rng, 6)
     for split in (pages, [entries], [[e] for e in entries]):
         with fresh_database(engine_name, tmp_path, "replica") as url:
             upgrade(MIGRATIONS, url)
