@@ -367,3 +367,29 @@ def test_index_keeps_current_without_searches(
             await db.dispose()
 
     asyncio.run(run())
+
+
+def test_a_failing_build_is_retried_after_a_pause_not_by_every_search() -> None:
+    """Every search and the follower ask for a build while there is none; a build that
+    fails (the database unreachable, too many patents) must not be run again by each."""
+    attempts: list[int] = []
+
+    def unreachable() -> Any:
+        attempts.append(1)
+        raise ConnectionRefusedError("the database is unreachable")
+
+    async def run() -> None:
+        index = KeywordIndex(unreachable)  # type: ignore[arg-type]
+        index.retry_after_failure = 0.3
+        for _ in range(5):  # five searches: each scans, one build was tried
+            assert not await index.current()
+            await asyncio.sleep(0.01)
+        assert len(attempts) == 1
+        assert index.describe().startswith("degraded: build failed (ConnectionRefusedError")
+        await asyncio.sleep(0.35)
+        assert not await index.current()  # the pause is over: one more try
+        await asyncio.sleep(0.01)
+        assert len(attempts) == 2
+        await index.stop()
+
+    asyncio.run(run())

@@ -33,7 +33,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.catalog.models import FeedEntry, Patent, PatentSearch
+from services.catalog.models import PATENT_DATES, FeedEntry, Patent, PatentSearch
 from shared.feed import changed_ids
 
 log = logging.getLogger("tjp.catalog.keywords")
@@ -42,7 +42,7 @@ DOC_BITS = 22  # up to 4M patents per base; the gram code takes the 42 bits abov
 SEP = 0  # NUL never occurs in stored text (shared.guards refuses it)
 ID_BITS = 32  # a date-order sort key is date ordinal << ID_BITS | patent id
 # The date sorts the index can order by; a missing date sorts as NULL_DATE, as in SQL.
-DATE_FIELDS = ("application_date", "grant_date", "expiry_date")
+DATE_FIELDS = PATENT_DATES
 NULL_DATE = date(1900, 1, 1)
 
 Row = tuple[int, str, tuple[int, int, int]]  # patent id, text, date ordinals
@@ -188,6 +188,12 @@ class KeywordIndex:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _rebuild: asyncio.Task[None] | None = None
     _follower: asyncio.Task[None] | None = None
+    # After a failed build, none before this (time.monotonic()): every search and the
+    # follower ask for one, and a build that fails (too many patents, an id too large)
+    # would otherwise read every text again each time.
+    retry_after_failure: float = 60.0
+    _next_build_at: float = 0.0
+    build_error: str | None = None  # the last build's failure, until a build succeeds
 
     # -------------------------------------------------------------- upkeep
 
@@ -222,6 +228,7 @@ class KeywordIndex:
             self.position = position
         self.built_at = time.time()
         self.build_seconds = time.perf_counter() - t
+        self.build_error = None
         log.info("keyword index: %s patents in %.1fs, %.0f MB", len(base.ids),
                  self.build_seconds, base.nbytes / 2**20)  # fmt: skip
         await self.catch_up(10**12)
@@ -234,7 +241,8 @@ class KeywordIndex:
         )
 
     def start_rebuild(self) -> None:
-        if self._rebuild is None or self._rebuild.done():
+        running = self._rebuild is not None and not self._rebuild.done()
+        if not running and time.monotonic() >= self._next_build_at:
             self._rebuild = asyncio.create_task(self._safe_build(), name="keyword-index")
 
     async def follow(self, interval: float = 1.0, busy: Callable[[], bool] = lambda: False) -> None:
@@ -269,8 +277,11 @@ class KeywordIndex:
     async def _safe_build(self) -> None:
         try:
             await self.build()
-        except Exception:  # searches keep using the plain scan
-            log.exception("keyword index build failed")
+        except Exception as exc:  # searches keep using the plain scan
+            self._next_build_at = time.monotonic() + self.retry_after_failure
+            self.build_error = f"{type(exc).__name__}: {exc}"
+            log.exception("keyword index build failed; next try in %.0f s",
+                          self.retry_after_failure)  # fmt: skip
 
     async def stop(self) -> None:
         for task in (self._follower, self._rebuild):
@@ -372,6 +383,8 @@ class KeywordIndex:
     def describe(self) -> str:
         """For /readyz: searches scan until the index is built (never an error)."""
         if self.base is None:
+            if self.build_error:  # serving, only slower: not an error for readiness
+                return f"degraded: build failed ({self.build_error}); keyword searches scan"
             return "building (keyword searches scan meanwhile)"
         st = self.stats()
         return (
