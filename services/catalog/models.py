@@ -113,6 +113,11 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+# A patent's dates, in the order every date-wise structure (feed payload, COPY row,
+# keyword index, upload worker) lists them.
+PATENT_DATES = ("application_date", "grant_date", "expiry_date")
+
+
 class Patent(Base):
     __tablename__ = "patent"
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from services.catalog.domain.bulk import validate_records
 from services.catalog.domain.ingest import ROW_COLUMNS, Outcome, Prepared
+from services.catalog.models import PATENT_DATES
 
 log = logging.getLogger("tjp.catalog.bulk")
 
@@ -75,8 +76,7 @@ def validate_chunk(
 
 # Unpickling a date costs ~10 µs (three a record, twice: in `values` and the COPY row),
 # an int next to nothing: dates cross between the processes as day ordinals.
-_DATE_KEYS = ("application_date", "grant_date", "expiry_date")
-_DATE_AT = tuple(ROW_COLUMNS.index(k) for k in _DATE_KEYS)
+_DATE_AT = tuple(ROW_COLUMNS.index(k) for k in PATENT_DATES)
 Packed = tuple[
     list[tuple[int, dict[str, Any], Any, tuple[Any, ...], tuple[str, str] | None]], list[Outcome]
 ]
@@ -96,7 +96,7 @@ def validate_packed(records: list[tuple[int, dict[str, Any]]]) -> Packed:
     packed = []
     for row, p in good:
         assert p.row is not None
-        values = {**p.values, **{k: _ordinal(p.values[k]) for k in _DATE_KEYS}}
+        values = {**p.values, **{k: _ordinal(p.values[k]) for k in PATENT_DATES}}
         cells = list(p.row)
         for i in _DATE_AT:
             cells[i] = _ordinal(cells[i])
@@ -107,10 +107,10 @@ def validate_packed(records: list[tuple[int, dict[str, Any]]]) -> Packed:
 def unpack(packed: Packed) -> tuple[list[tuple[int, Prepared]], list[Outcome]]:
     good: list[tuple[int, Prepared]] = []
     for row, values, offer, cells, parts in packed[0]:
-        days = {k: _day(values[k]) for k in _DATE_KEYS}
+        days = {k: _day(values[k]) for k in PATENT_DATES}
         values.update(days)
         copy_row = list(cells)
-        for i, k in zip(_DATE_AT, _DATE_KEYS, strict=True):
+        for i, k in zip(_DATE_AT, PATENT_DATES, strict=True):
             copy_row[i] = days[k]
         good.append((row, Prepared(values, offer, tuple(copy_row), parts)))
     return good, packed[1]

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from services.catalog.models import Bundle, Listing, Patent
+from services.catalog.models import PATENT_DATES, Bundle, Listing, Patent
 
 
 def _iso(v: Any) -> str | None:
@@ -20,9 +20,7 @@ PATENT_FIELDS = (
 
 
 def patent_payload(p: Patent, owner_org_ids: list[int]) -> dict[str, Any]:
-    values = {
-        k: getattr(p, k) for k in PATENT_FIELDS + ("application_date", "grant_date", "expiry_date")
-    }
+    values = {k: getattr(p, k) for k in PATENT_FIELDS + PATENT_DATES}
     return patent_payload_from(values, p.id, p.version, owner_org_ids)
 
 
@@ -33,7 +31,7 @@ def patent_payload_from(
     payload: dict[str, Any] = {"id": patent_id}
     payload.update({k: values.get(k) for k in PATENT_FIELDS})
     payload["owner_org_ids"] = sorted(owner_org_ids)
-    for k in ("application_date", "grant_date", "expiry_date"):
+    for k in PATENT_DATES:
         payload[k] = _iso(values.get(k))
     payload["version"] = version
     return payload
@@ -46,7 +44,7 @@ def patent_payload_parts(values: dict[str, Any]) -> tuple[str, str]:
     # An ISO date needs no JSON escaping: the members are written directly.
     dates = ",".join(
         f'"{k}":"{d.isoformat()}"' if (d := values.get(k)) is not None else f'"{k}":null'
-        for k in ("application_date", "grant_date", "expiry_date")
+        for k in PATENT_DATES
     )
     return fields[1:-1], dates
 

@@ -6,8 +6,6 @@ import unicodedata
 
 from shared.textfold import nfkc
 
-__all__ = ["nfkc", "normalize_query", "search_text"]
-
 
 def search_text(title: str, abstract: str) -> str:
     return nfkc(f"{title}\n{abstract}").lower()

@@ -548,7 +548,7 @@ async def deal_out(session: AsyncSession, deal: Deal) -> schemas.DealOut:
             .order_by(Payment.received_on, Payment.id)
         )
     ).all()
-    return _deal_out(deal, suppliers, [(a, c) for a, c in lines], payments)
+    return _deal_out(deal, suppliers, [(number, counts) for number, counts in lines], payments)
 
 
 def written_out(w: Written) -> schemas.DealOut:

@@ -395,15 +395,14 @@ class MatchIndex:
         arr = st.arrays
         # Scored over every slot (contiguous, vectorised) rather than gathered per candidate:
         # the same float32 products; a slot without postings or deleted (norm 0) scores 0.
-        dense = acc
-        dense *= arr.inv_norm[: st.n_slots]
-        positive = dense > 0
+        acc *= arr.inv_norm[: st.n_slots]
+        positive = acc > 0
         if filters is not None and filters.pooled_only:  # a base filter, applied up front
             positive &= arr.pooled[: st.n_slots]
         cand = np.flatnonzero(positive)
         if not len(cand):
             return SearchResult([])
-        scores = dense[cand]
+        scores = acc[cand]
         hidden: dict[str, int] = {}
         n_hidden = 0
         if filters is not None and len(cand):
