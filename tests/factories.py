@@ -34,9 +34,3 @@ def offer(**extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"modes": ["assignment", "non_exclusive_licence"], "price_cny": "50000"}
     body.update(extra)
     return body
-
-
-def random_pages(entries: list[Any], rng: Any, cuts: int) -> list[list[Any]]:
-    """`entries` cut at `cuts` random places: feed pages of uneven sizes."""
-    at = sorted(rng.sample(range(1, len(entries)), cuts))
-    return [entries[a:b] for a, b in zip([0, *at], [*at, len(entries)], strict=True)]

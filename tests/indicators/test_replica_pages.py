@@ -9,22 +9,19 @@ began. Checked on both engines, with pages of every size from one entry to all o
 
 from __future__ import annotations
 
-import asyncio
 import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.indicators.domain.replica import apply_catalog_entries
 from services.indicators.main import MIGRATIONS
 from services.indicators.models import Listing, Org, OrgVersion, Patent, PoolEvent
-from shared.db import create_engine, upgrade
-from shared.testing import fresh_database
 from tests.conftest import require_engine
-from tests.factories import random_pages
+from tests.replica_pages import copy_after, random_pages
 
 DISTRICTS = ["和平区", "南开区", "滨海新区", None]
 STATUSES = ["listed", "negotiating", "transferred", "withdrawn", "listed"]
@@ -82,44 +79,34 @@ def _listing(pid: int, status: str, day: int, rng: random.Random) -> dict[str, A
     }  # fmt: skip
 
 
-async def apply_and_read(url: str, pages: list[list[dict[str, Any]]]) -> dict[str, Any]:
-    engine = create_engine(url)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    try:
-        for page in pages:
-            async with sessions() as session, session.begin():
-                await apply_catalog_entries(session, page)
-        async with sessions() as session:
-            events = await session.scalars(
-                select(PoolEvent).order_by(PoolEvent.listing_id, PoolEvent.at, PoolEvent.id)
+async def read_copy(session: AsyncSession) -> dict[str, Any]:
+    events = await session.scalars(
+        select(PoolEvent).order_by(PoolEvent.listing_id, PoolEvent.at, PoolEvent.id)
+    )
+    return {
+        "orgs": sorted((o.id, o.district) for o in await session.scalars(select(Org))),
+        "versions": sorted(
+            (v.org_id, v.valid_from.isoformat(), v.district or "")
+            for v in await session.scalars(select(OrgVersion))
+        ),
+        "patents": sorted(
+            (p.id, p.title, tuple(p.owner_org_ids)) for p in await session.scalars(select(Patent))
+        ),
+        "listings": sorted(
+            (li.id, li.status, li.owner_district or "", li.updated_at.isoformat())
+            for li in await session.scalars(select(Listing))
+        ),
+        "events": [
+            (
+                e.listing_id,
+                e.status,
+                e.at.isoformat(),
+                e.ended_at.isoformat() if e.ended_at else None,
+                e.owner_district,
             )
-            return {
-                "orgs": sorted((o.id, o.district) for o in await session.scalars(select(Org))),
-                "versions": sorted(
-                    (v.org_id, v.valid_from.isoformat(), v.district or "")
-                    for v in await session.scalars(select(OrgVersion))
-                ),
-                "patents": sorted(
-                    (p.id, p.title, tuple(p.owner_org_ids))
-                    for p in await session.scalars(select(Patent))
-                ),
-                "listings": sorted(
-                    (li.id, li.status, li.owner_district or "", li.updated_at.isoformat())
-                    for li in await session.scalars(select(Listing))
-                ),
-                "events": [
-                    (
-                        e.listing_id,
-                        e.status,
-                        e.at.isoformat(),
-                        e.ended_at.isoformat() if e.ended_at else None,
-                        e.owner_district,
-                    )
-                    for e in events
-                ],  # fmt: skip
-            }
-    finally:
-        await engine.dispose()
+            for e in events
+        ],  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize("engine_name", ["sqlite", "postgresql"])
@@ -131,11 +118,10 @@ def test_pages_of_any_size_leave_the_copy_as_one_entry_at_a_time_would(
     rng = random.Random(seed)
     entries = random_feed(rng, 250)
     pages = random_pages(entries, rng, 5)
-    results = []
-    for split in ([[e] for e in entries], pages, [entries]):
-        with fresh_database(engine_name, tmp_path, "replica") as url:
-            upgrade(MIGRATIONS, url)
-            results.append(asyncio.run(apply_and_read(url, split)))
+    results = [
+        copy_after(engine_name, tmp_path, MIGRATIONS, apply_catalog_entries, split, read_copy)
+        for split in ([[e] for e in entries], pages, [entries])
+    ]
     one_by_one = results[0]
     chained = [e for e in one_by_one["events"] if e[3] is not None]
     assert len(chained) > 20, "the feed should change listings' states many times"

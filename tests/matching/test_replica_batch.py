@@ -10,22 +10,19 @@ those rules is the reference, on both engines.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.matching.domain.sync import apply_catalog_entries
 from services.matching.main import MIGRATIONS
 from services.matching.models import Listing, Organisation, Patent, PatentOwner
-from shared.db import create_engine, upgrade
-from shared.testing import fresh_database
 from tests.conftest import require_engine
-from tests.factories import random_pages
+from tests.replica_pages import copy_after, random_pages
 
 DISTRICTS = ["和平区", "南开区", "滨海新区", None]
 STATUSES = ["listed", "negotiating", "transferred", "withdrawn"]
@@ -113,46 +110,37 @@ def expected_state(entries: list[dict[str, Any]]) -> dict[str, Any]:
     return {"orgs": orgs, "patents": patents, "listings": listings}
 
 
-async def apply_and_read(url: str, pages: list[list[dict[str, Any]]]) -> dict[str, Any]:
-    engine = create_engine(url)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    try:
-        for page in pages:
-            async with sessions() as session, session.begin():
-                await apply_catalog_entries(session, page)
-        async with sessions() as session:
-            owners: dict[int, list[int]] = {}
-            for po in await session.scalars(select(PatentOwner)):
-                owners.setdefault(po.patent_id, []).append(po.org_id)
-            return {
-                "orgs": {
-                    o.id: {"district": o.district, "feed_pos": o.feed_pos}
-                    for o in await session.scalars(select(Organisation))
-                },
-                "patents": {
-                    p.id: {
-                        "title": p.title,
-                        "version": p.version,
-                        "index_pos": p.index_pos,
-                        "owners": sorted(owners.get(p.id, [])),
-                        "owner_org_ids": p.owner_org_ids,
-                    }  # fmt: skip
-                    for p in await session.scalars(select(Patent))
-                },
-                "listings": {
-                    li.id: {
-                        "patent_id": li.patent_id,
-                        "status": li.status,
-                        "modes": li.modes,
-                        "price_cny": li.price_cny,
-                        "zero_price": li.zero_price,
-                        "feed_pos": li.feed_pos,
-                    }  # fmt: skip
-                    for li in await session.scalars(select(Listing))
-                },
-            }
-    finally:
-        await engine.dispose()
+async def read_copy(session: AsyncSession) -> dict[str, Any]:
+    owners: dict[int, list[int]] = {}
+    for po in await session.scalars(select(PatentOwner)):
+        owners.setdefault(po.patent_id, []).append(po.org_id)
+    return {
+        "orgs": {
+            o.id: {"district": o.district, "feed_pos": o.feed_pos}
+            for o in await session.scalars(select(Organisation))
+        },
+        "patents": {
+            p.id: {
+                "title": p.title,
+                "version": p.version,
+                "index_pos": p.index_pos,
+                "owners": sorted(owners.get(p.id, [])),
+                "owner_org_ids": p.owner_org_ids,
+            }  # fmt: skip
+            for p in await session.scalars(select(Patent))
+        },
+        "listings": {
+            li.id: {
+                "patent_id": li.patent_id,
+                "status": li.status,
+                "modes": li.modes,
+                "price_cny": li.price_cny,
+                "zero_price": li.zero_price,
+                "feed_pos": li.feed_pos,
+            }  # fmt: skip
+            for li in await session.scalars(select(Listing))
+        },
+    }
 
 
 @pytest.mark.parametrize("engine_name", ["sqlite", "postgresql"])
@@ -167,7 +155,5 @@ def test_pages_of_any_size_leave_the_copy_as_one_entry_at_a_time_would(
     assert any(p["index_pos"] != max(e["id"] for e in entries) for p in want["patents"].values())
     pages = random_pages(entries, rng, 6)
     for split in (pages, [entries], [[e] for e in entries]):
-        with fresh_database(engine_name, tmp_path, "replica") as url:
-            upgrade(MIGRATIONS, url)
-            got = asyncio.run(apply_and_read(url, split))
+        got = copy_after(engine_name, tmp_path, MIGRATIONS, apply_catalog_entries, split, read_copy)
         assert got == want, f"{len(split)} pages"
