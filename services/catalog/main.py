@@ -23,6 +23,7 @@ from services.catalog.api import (
 )
 from services.catalog.api.deps import SessionDep
 from services.catalog.domain import bulk_pool
+from services.catalog.domain.bulk import UploadThread
 from services.catalog.domain.conversions import apply_deal_entries
 from services.catalog.domain.keys import DbAuthenticator
 from services.catalog.domain.keywords import KeywordIndex
@@ -73,6 +74,7 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
         )
         # Timed into the upload-job histogram of /metrics as each job ends.
         app.state.jobs = track_jobs({}, app.state.metrics)
+        app.state.uploads = UploadThread(db.url)
         await mark_interrupted_jobs(db)
         # Built in the background; until then keyword searches scan (same results).
         keywords = KeywordIndex(db.read_sessionmaker) if settings.keyword_index else None
@@ -118,6 +120,7 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
                 await client.aclose()
             for task in list(app.state.jobs.values()):
                 task.cancel()
+            await app.state.uploads.close()
             bulk_pool.shutdown()
             await db.dispose()
 

@@ -17,7 +17,7 @@ from services.catalog.api.deps import SessionDep, SettingsDep
 from services.catalog.api.patents import supplier_org
 from services.catalog.domain import bulk_files
 from services.catalog.domain.bulk import (
-    apply_upload_in_thread,
+    UploadThread,
     mark_repeats,
     outcome_from_dict,
     refresh_statistics,
@@ -204,15 +204,13 @@ async def bulk_upload(
             f"{settings.max_upload_records:,} per request — split it"
         )
     if len(records) <= settings.sync_upload_limit:
-        # Validating and writing 2,000 records is ~1 s of Python: done in a worker thread
-        # with its own event loop and connection, so this loop keeps serving meanwhile.
-        # The request's own transaction ends first (SQLite has one writer).
+        # Off this loop, on the upload thread's (domain/bulk.py UploadThread). The request's
+        # own transaction ends first (SQLite has one writer).
         await session.commit()
-        db: Database = request.app.state.db
-        body = await asyncio.to_thread(
-            apply_upload_in_thread, db.url, org.id, fmt, records, idempotency_key, rhash,
-            principal.to_dict(),
-        )  # fmt: skip
+        uploads: UploadThread = request.app.state.uploads
+        body = await uploads.apply(
+            org.id, fmt, records, idempotency_key, rhash, principal.to_dict()
+        )
         # stored in English (idempotent replays), reasons rendered in the reader's language
         return JSONResponse(translate_report(body, request_language(request)))
     check_job_capacity(request, settings.max_concurrent_jobs)

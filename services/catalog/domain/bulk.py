@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import logging
+import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,8 +14,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.catalog.domain.ingest import Outcome, Prepared, RecordError, prepare, upsert_batch
 from services.catalog.domain.offer_rows import parse_offer, split_offer
@@ -186,15 +187,78 @@ async def apply_upload(
     return sorted(outcomes, key=lambda o: o.row)
 
 
-def apply_upload_in_thread(*args: Any) -> dict[str, Any]:
-    """`_apply_upload` in a worker thread on its own event loop and connection
-    (SQLAlchemy builds statement parameters on the calling thread, so the writing too
-    must leave the service's loop)."""
-    return asyncio.run(_apply_upload(*args))
+class UploadThread:
+    """Synchronous uploads run on an event loop of their own, in one thread beside the
+    service's, with their own connection pool: validating and writing 2,000 records is
+    ~1 s of Python, and SQLAlchemy builds statement parameters on the calling thread, so
+    the writing too must leave the service's loop. The loop, engine and connections live
+    as long as the service: a loop, engine and connection made per upload cost ~15 ms of
+    CPU for 20 records (a new engine also compiles every statement again), and a new
+    PostgreSQL backend each time."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._engine: AsyncEngine | None = None
+        self._maker: async_sessionmaker[AsyncSession] | None = None
+        self._in_flight: set[concurrent.futures.Future[dict[str, Any]]] = set()
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="sync-uploads", daemon=True)
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    async def apply(
+        self,
+        org_id: int,
+        fmt: str,
+        records: list[tuple[int, dict[str, Any]]],
+        idempotency_key: str | None,
+        rhash: str,
+        principal: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The upload's report, written in one transaction on the upload loop. Shielded:
+        a caller that goes away does not roll back an upload half-way (as before, in a
+        thread, it runs to its end and its Idempotency-Key replays the report)."""
+        args = (org_id, fmt, records, idempotency_key, rhash, principal)
+        done = asyncio.run_coroutine_threadsafe(self._apply(*args), self._running_loop())
+        self._in_flight.add(done)
+        done.add_done_callback(self._in_flight.discard)
+        return await asyncio.shield(asyncio.wrap_future(done))
+
+    async def _apply(self, *args: Any) -> dict[str, Any]:
+        if self._maker is None:  # only ever touched on the upload loop
+            self._engine = create_engine(self.url)
+            self._maker = async_sessionmaker(self._engine, expire_on_commit=False)
+        return await _apply_upload(self._maker, *args)
+
+    async def close(self, wait_s: float = 60.0) -> None:
+        """Let uploads still running end (their callers may be gone), then stop."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        if self._in_flight:
+            await asyncio.wait([asyncio.wrap_future(f) for f in self._in_flight], timeout=wait_s)
+        if self._engine is not None:
+            await asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(self._engine.dispose(), loop)
+            )
+        loop.call_soon_threadsafe(loop.stop)
+        await asyncio.to_thread(thread.join, 30)
+        if not thread.is_alive():
+            loop.close()
+        self._loop = self._thread = None
+        self._engine = self._maker = None
 
 
 async def _apply_upload(
-    url: str,
+    maker: async_sessionmaker[AsyncSession],
     org_id: int,
     fmt: str,
     records: list[tuple[int, dict[str, Any]]],
@@ -203,30 +267,25 @@ async def _apply_upload(
     principal: dict[str, Any],
 ) -> dict[str, Any]:
     """The synchronous upload in one transaction of its own; returns the report."""
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        maker = async_sessionmaker(engine, expire_on_commit=False)
-        async with maker() as session, session.begin():
-            org = await session.get(Organisation, org_id)
-            assert org is not None
-            outcomes = await apply_upload(session, org, records, Principal.from_dict(principal))
-            body: dict[str, Any] = {
-                "format": fmt,
-                "summary": summarise(outcomes),
-                "rows": [o.to_dict() for o in outcomes],
-            }
-            if idempotency_key:
-                session.add(
-                    IdempotencyRecord(
-                        key=f"{org_id}:{idempotency_key}",
-                        request_hash=rhash,
-                        status_code=200,
-                        body=body,
-                    )
+    async with maker() as session, session.begin():
+        org = await session.get(Organisation, org_id)
+        assert org is not None
+        outcomes = await apply_upload(session, org, records, Principal.from_dict(principal))
+        body: dict[str, Any] = {
+            "format": fmt,
+            "summary": summarise(outcomes),
+            "rows": [o.to_dict() for o in outcomes],
+        }
+        if idempotency_key:
+            session.add(
+                IdempotencyRecord(
+                    key=f"{org_id}:{idempotency_key}",
+                    request_hash=rhash,
+                    status_code=200,
+                    body=body,
                 )
-        return body
-    finally:
-        await engine.dispose()
+            )
+    return body
 
 
 def request_hash(data: bytes, fmt: str) -> str:
