@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from services.catalog.domain import search
-from services.catalog.domain.keywords import KeywordIndex
+from services.catalog.domain.keywords import Base, KeywordIndex
 from services.catalog.domain.search import (
     Filters,
     build_query,
@@ -22,6 +24,7 @@ from services.catalog.domain.search import (
     sort_value,
 )
 from services.catalog.domain.textnorm import normalize_query, search_text
+from services.catalog.models import PatentSearch
 from shared.db import Database
 from tests.conftest import CatalogHandle
 from tests.factories import patent
@@ -391,5 +394,93 @@ def test_a_failing_build_is_retried_after_a_pause_not_by_every_search() -> None:
         await asyncio.sleep(0.01)
         assert len(attempts) == 2
         await index.stop()
+
+    asyncio.run(run())
+
+
+async def stored_texts(db: Database) -> dict[int, str]:
+    async with db.read_sessionmaker() as session:
+        rows = await session.execute(select(PatentSearch.patent_id, PatentSearch.text))
+        return {int(pid): str(text) for pid, text in rows}
+
+
+def test_changes_are_sealed_into_segments_until_a_rebuild(
+    catalog: CatalogHandle, corpus: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Changes past `rebuild_after` become a segment of their own, built from the texts in
+    memory; with `max_segments` in use the next round rebuilds everything. After every
+    round each kind of keyword finds what a brute-force scan of the stored texts finds,
+    including a patent changed again while its segment was being sealed."""
+    key = corpus["key"]
+    rng = random.Random(23)
+    qs = corpus["queries"][::2]
+    # Background builds wait for the gate: the test decides what happens while one runs.
+    gate = threading.Event()
+    gate.set()
+    build = Base.build.__func__  # type: ignore[attr-defined]
+
+    def gated(cls: type[Base], rows: list[Any], chunk: int = 5000) -> Base:
+        assert gate.wait(30)
+        return build(cls, rows, chunk)
+
+    monkeypatch.setattr(Base, "build", classmethod(gated))
+
+    async def run() -> None:
+        db = Database(catalog.database_url)
+        try:
+            index = KeywordIndex(db.read_sessionmaker, rebuild_after=3, max_segments=3)
+            await index.build()
+            first_build = index.built_at
+            mine: dict[int, str] = {}  # this test's patents: id -> application number
+            seen: list[int] = []
+            for round_ in range(6):
+                with catalog.client(key) as c:
+                    for _ in range(5):
+                        number = (
+                            rng.choice(list(mine.values())) if mine and rng.random() < 0.4 else None
+                        )
+                        body = patent(OWNER, title=random_text(rng, 4, 12),
+                                      abstract=random_text(rng, 10, 40), **random_dates(rng))  # fmt: skip
+                        if number:
+                            body["application_number"] = number
+                        r = c.post("/v1/patents", json=body)
+                        assert r.status_code in (200, 201), r.text
+                        mine[r.json()["id"]] = r.json()["application_number"]
+                    again = next(iter(mine))
+                    r = c.post("/v1/patents", json=patent(
+                        OWNER, title=f"鑫旧{round_}", abstract="旧。",
+                        application_number=mine[again]))  # fmt: skip
+                    assert r.status_code == 200, r.text
+                gate.clear()
+                assert await index.current()  # caught up; the delta is sealed in the background
+                await asyncio.sleep(0.05)  # the seal has taken its snapshot and waits
+                assert index._rebuild is not None and not index._rebuild.done()
+                with catalog.client(key) as c:  # the same patent changes once more
+                    r = c.post("/v1/patents", json=patent(
+                        OWNER, title=f"鑫新{round_}", abstract="新。",
+                        application_number=mine[again]))  # fmt: skip
+                    assert r.status_code == 200, r.text
+                assert await index.current()  # its newer text, into the delta
+                gate.set()
+                await index._rebuild
+                assert await index.current()
+                seen.append(len(index.segments))
+                assert set(index.hits([f"鑫旧{round_}"]).tolist()) == set(), round_
+                assert set(index.hits([f"鑫新{round_}"]).tolist()) == {again}, round_
+                texts = await stored_texts(db)
+                for q in qs:
+                    terms = normalize_query(q).split()
+                    got = set(index.hits(terms).tolist())
+                    if all(len(t) <= 2 for t in terms):
+                        assert got == brute(texts, q), (round_, q)
+                    else:
+                        assert got >= brute(texts, q), (round_, q)
+                keys = index.ordered(["电"], "grant_date").tolist()
+                assert keys == sorted(keys) and len(keys) == len(set(keys))
+            assert max(seen) == 3 and 2 in seen  # sealed, more than once
+            assert index.built_at != first_build  # out of segments: rebuilt from the database
+            await index.stop()
+        finally:
+            await db.dispose()
 
     asyncio.run(run())
