@@ -72,6 +72,11 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
         ["| matching | 1,000 |", "| indicators | 1 |", "statements / entry"],
     ),
     (
+        "keyword-upkeep",
+        [PY, "bench/keyword_upkeep.py", "--smoke"],
+        ["| rebuild every time |", "| segments (at most 8) |", "upkeep CPU ms per changed patent"],
+    ),
+    (
         "load-mix",
         [PY, "bench/load_mix.py", "--smoke"],
         ["| POST /v1/deals |", "| GET /v1/plans/city-001/progress |", "verification passed"],
