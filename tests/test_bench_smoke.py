@@ -77,6 +77,11 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
         ["| rebuild every time |", "| segments (at most 8) |", "upkeep CPU ms per changed patent"],
     ),
     (
+        "sync-upload",
+        [PY, "bench/sync_upload.py", "--smoke"],
+        ["| a new loop, engine and connection each |", "| one long-lived upload loop |"],
+    ),
+    (
         "load-mix",
         [PY, "bench/load_mix.py", "--smoke"],
         ["| POST /v1/deals |", "| GET /v1/plans/city-001/progress |", "verification passed"],
