@@ -143,7 +143,7 @@ def wait_index(c: httpx.Client, n: int) -> float:
     while True:
         c.get("/v1/patents", params={"q": "电池"})  # a search notices the backlog
         state = c.get("/readyz").json().get("keyword_index", "")
-        counts = re.match(r"(\d+) patents \+ (\d+) changed", state)
+        counts = re.match(r"(\d+) patents in \d+ segment\(s\) \+ (\d+) changed", state)
         if counts and int(counts[1]) + int(counts[2]) >= n:
             return time.perf_counter() - t
         if time.perf_counter() - t > 600:

@@ -404,17 +404,19 @@ async def stored_texts(db: Database) -> dict[int, str]:
         return {int(pid): str(text) for pid, text in rows}
 
 
-def test_changes_are_sealed_into_segments_until_a_rebuild(
+def test_changes_are_sealed_merged_and_rebuilt(
     catalog: CatalogHandle, corpus: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Changes past `rebuild_after` become a segment of their own, built from the texts in
-    memory; with `max_segments` in use the next round rebuilds everything. After every
-    round each kind of keyword finds what a brute-force scan of the stored texts finds,
-    including a patent changed again while its segment was being sealed."""
+    """Changes past `seal_after` become a segment of their own, built from the texts in
+    memory; the newest segments merge as they grow; once the sealed patents pass
+    `max_sealed` everything is rebuilt from the database. After every round each kind of
+    keyword finds what a brute-force scan of the stored texts finds, including a patent
+    changed again while its segment was being sealed and one changed while its segment
+    was being merged."""
     key = corpus["key"]
     rng = random.Random(23)
     qs = corpus["queries"][::2]
-    # Background builds wait for the gate: the test decides what happens while one runs.
+    # Background builds wait at the gate: the test decides what changes while one runs.
     gate = threading.Event()
     gate.set()
     build = Base.build.__func__  # type: ignore[attr-defined]
@@ -425,48 +427,61 @@ def test_changes_are_sealed_into_segments_until_a_rebuild(
 
     monkeypatch.setattr(Base, "build", classmethod(gated))
 
+    def post(c: Any, body: dict[str, Any]) -> int:
+        r = c.post("/v1/patents", json=body)
+        assert r.status_code in (200, 201), r.text
+        mine[int(r.json()["id"])] = r.json()["application_number"]
+        return int(r.json()["id"])
+
+    def changed(title: str, number: str) -> dict[str, Any]:
+        return patent(OWNER, title=title, abstract=title[1] + "。", application_number=number)
+
+    mine: dict[int, str] = {}  # this test's patents: id -> application number
+
     async def run() -> None:
         db = Database(catalog.database_url)
         try:
-            index = KeywordIndex(db.read_sessionmaker, rebuild_after=3, max_segments=3)
+            index = KeywordIndex(db.read_sessionmaker, seal_after=3, max_sealed=20)
             await index.build()
-            first_build = index.built_at
-            mine: dict[int, str] = {}  # this test's patents: id -> application number
-            seen: list[int] = []
-            for round_ in range(6):
+            during_merge = 0
+            with catalog.client(key) as c:  # changed in every round, twice
+                again = post(c, patent(OWNER, title="鑫始", abstract="始。"))
+            others: list[str] = []  # application numbers the rounds may change
+            for round_ in range(8):
                 with catalog.client(key) as c:
-                    for _ in range(5):
-                        number = (
-                            rng.choice(list(mine.values())) if mine and rng.random() < 0.4 else None
-                        )
+                    y = post(c, patent(OWNER, title=f"鑫甲{round_}", abstract="甲。"))
+                    for _ in range(4):
                         body = patent(OWNER, title=random_text(rng, 4, 12),
                                       abstract=random_text(rng, 10, 40), **random_dates(rng))  # fmt: skip
-                        if number:
-                            body["application_number"] = number
-                        r = c.post("/v1/patents", json=body)
-                        assert r.status_code in (200, 201), r.text
-                        mine[r.json()["id"]] = r.json()["application_number"]
-                    again = next(iter(mine))
-                    r = c.post("/v1/patents", json=patent(
-                        OWNER, title=f"鑫旧{round_}", abstract="旧。",
-                        application_number=mine[again]))  # fmt: skip
-                    assert r.status_code == 200, r.text
+                        if others and rng.random() < 0.4:
+                            body["application_number"] = rng.choice(others)
+                        others.append(mine[post(c, body)])
+                    post(c, changed(f"鑫旧{round_}", mine[again]))
                 gate.clear()
-                assert await index.current()  # caught up; the delta is sealed in the background
-                await asyncio.sleep(0.05)  # the seal has taken its snapshot and waits
+                assert await index.current()  # caught up; a seal (or rebuild) starts
+                await asyncio.sleep(0.05)
                 assert index._rebuild is not None and not index._rebuild.done()
-                with catalog.client(key) as c:  # the same patent changes once more
-                    r = c.post("/v1/patents", json=patent(
-                        OWNER, title=f"鑫新{round_}", abstract="新。",
-                        application_number=mine[again]))  # fmt: skip
-                    assert r.status_code == 200, r.text
-                assert await index.current()  # its newer text, into the delta
+                with catalog.client(key) as c:  # changed again while it is built
+                    post(c, changed(f"鑫新{round_}", mine[again]))
+                assert await index.current()
+                merges = index.merges
+                gate.set()
+                gate.clear()  # this build goes on; the next (a merge) waits
+                await asyncio.sleep(0.05)
+                y_changed = not index._rebuild.done()
+                if y_changed:  # a merge of the segment holding y is being built
+                    with catalog.client(key) as c:
+                        post(c, changed(f"鑫乙{round_}", mine[y]))
+                    assert await index.current()
                 gate.set()
                 await index._rebuild
+                during_merge += y_changed and index.merges > merges
                 assert await index.current()
-                seen.append(len(index.segments))
-                assert set(index.hits([f"鑫旧{round_}"]).tolist()) == set(), round_
-                assert set(index.hits([f"鑫新{round_}"]).tolist()) == {again}, round_
+                hits = {t: set(index.hits([t]).tolist())
+                        for t in (f"鑫旧{round_}", f"鑫新{round_}", f"鑫甲{round_}", f"鑫乙{round_}")}  # fmt: skip
+                assert hits[f"鑫旧{round_}"] == set() and hits[f"鑫新{round_}"] == {again}
+                assert hits[f"鑫甲{round_}"] == (set() if y_changed else {y}), round_
+                assert hits[f"鑫乙{round_}"] == ({y} if y_changed else set()), round_
                 texts = await stored_texts(db)
                 for q in qs:
                     terms = normalize_query(q).split()
@@ -477,8 +492,8 @@ def test_changes_are_sealed_into_segments_until_a_rebuild(
                         assert got >= brute(texts, q), (round_, q)
                 keys = index.ordered(["电"], "grant_date").tolist()
                 assert keys == sorted(keys) and len(keys) == len(set(keys))
-            assert max(seen) == 3 and 2 in seen  # sealed, more than once
-            assert index.built_at != first_build  # out of segments: rebuilt from the database
+            assert index.seals >= 4 and index.merges >= 2 and during_merge >= 1
+            assert index.rebuilds >= 2  # the first build, then past max_sealed
             await index.stop()
         finally:
             await db.dispose()

@@ -15,11 +15,15 @@ inline (a large bulk upload) makes searches use the plain scan while a backgroun
 rebuilds. The base is compact numpy (sorted gram codes, offsets, int32 document numbers):
 about 4 bytes per distinct gram per patent.
 
-When the delta grows past `rebuild_after` it is sealed into a segment of its own, built
-from the texts already in memory, and searched beside the base; only when `max_segments`
-are in use does the next one rebuild everything from the database. Under steady uploads
-(the mixed load adds ~200 patents a second) rebuilding the whole base every 2,000 changes
-was the catalog's largest single cost.
+When the delta grows past `seal_after` it is sealed into a segment of its own, built from
+the texts already in memory and searched beside the base; the newest two sealed segments
+are merged (again from their texts) while the older is no larger than the newer, so a
+patent is rebuilt a few times (log2 of the sealed total) and a search looks at a handful
+of segments. Only when the sealed patents outnumber the base (or `max_sealed`) is
+everything rebuilt from the database, and the texts the segments keep are let go. Under
+steady uploads (the mixed load adds ~200 patents a second) rebuilding the whole base
+every 2,000 changes had been the catalog's largest single cost, and scanning a delta of
+up to 2,000 texts a large part of each search's (`bench/keyword_upkeep.py`).
 
 It also keeps each patent's dates (the catalog's date sorts), so a date-ordered page of a
 common keyword is the first few candidates in that order rather than a sort of every match.
@@ -69,6 +73,10 @@ def _select_rows() -> Any:
 
 def _row(r: Any) -> Row:
     return int(r[0]), str(r[1]), date_ordinals(tuple(r[2:5]))
+
+
+def _rows(texts: TextRows) -> list[Row]:
+    return [(pid, text, dates) for pid, (text, dates) in texts.items()]
 
 
 def gram_codes(term: str) -> list[int]:
@@ -175,6 +183,39 @@ class Base:
         return int(sum(a.nbytes for a in parts))
 
 
+TextRows = dict[int, tuple[str, tuple[int, int, int]]]  # patent id -> (text, date ordinals)
+
+
+@dataclass(eq=False)
+class Segment:
+    """Postings and which of their documents are stale (the patent changed since: its
+    current text is in a later segment or the delta). A sealed segment keeps its texts
+    for merging; the base, read from the database, does not."""
+
+    base: Base
+    stale: np.ndarray
+    rows: TextRows | None = None
+
+    @classmethod
+    def of(cls, base: Base, rows: TextRows | None = None) -> Segment:
+        return cls(base, np.zeros(len(base.ids), bool), rows)
+
+    @property
+    def live(self) -> int:
+        return len(self.base.ids) - int(self.stale.sum())
+
+    def mark_stale(self, pids: np.ndarray) -> None:
+        ids = self.base.ids
+        at = np.searchsorted(ids, pids)
+        inside = at < len(ids)
+        at, pids = at[inside], pids[inside]
+        self.stale[at[ids[at] == pids]] = True
+
+    def live_rows(self) -> TextRows:
+        assert self.rows is not None
+        return {pid: self.rows[pid] for pid in self.base.ids[~self.stale].tolist()}
+
+
 @dataclass
 class KeywordIndex:
     """Base postings plus a delta of patents changed since, kept current from the feed."""
@@ -183,15 +224,23 @@ class KeywordIndex:
     # Feed entries a search applies itself before answering; more and it scans while a
     # rebuild runs. The delta is scanned per query (about 1 µs a patent): keep it small.
     inline_catch_up: int = 2000
-    rebuild_after: int = 2000  # delta size that is sealed into a segment (in the background)
-    max_segments: int = 8  # base included; one more and the whole index is rebuilt instead
+    # Changed patents past this many are sealed into a segment (in the background).
+    seal_after: int = 256
+    # Sealed patents past this many (or past the base's) and everything is rebuilt from the
+    # database; until then their texts stay in memory for merging (~1 KB a patent).
+    max_sealed: int = 50_000
+    max_segments: int = 16  # base included; a bound the merging keeps well below
+    # Merge the newest two sealed segments while the older holds at most this many times
+    # the newer's live patents (0: never merge).
+    merge_ratio: float = 1.0
     base: Base | None = None  # None: not built (searches scan)
     position: int = 0  # feed id the index reflects
     # patent id -> (text, date ordinals), newer than every segment
-    delta: dict[int, tuple[str, tuple[int, int, int]]] = field(default_factory=dict)
-    # The base and the sealed segments after it, each with its stale mask (per document:
-    # the patent changed since; its current text is in a later segment or the delta).
-    segments: list[tuple[Base, np.ndarray]] = field(default_factory=list)
+    delta: TextRows = field(default_factory=dict)
+    segments: list[Segment] = field(default_factory=list)  # the base's first
+    seals: int = 0
+    merges: int = 0
+    rebuilds: int = 0
     built_at: float | None = None
     build_seconds: float | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -233,8 +282,9 @@ class KeywordIndex:
         base = await asyncio.to_thread(Base.build, rows)
         async with self._lock:
             self.base, self.delta = base, {}
-            self.segments = [(base, np.zeros(len(base.ids), bool))]
+            self.segments = [Segment.of(base)]
             self.position = position
+        self.rebuilds += 1
         self.built_at = time.time()
         self.build_seconds = time.perf_counter() - t
         self.build_error = None
@@ -255,9 +305,14 @@ class KeywordIndex:
             self._rebuild = asyncio.create_task(self._safe_build(), name="keyword-index")
 
     def start_seal(self) -> None:
-        """Seal the delta into a segment, or rebuild when the segments are all in use. One
-        background task at a time does either (they share `_rebuild`)."""
-        if len(self.segments) >= self.max_segments:
+        """Seal the delta into a segment, or rebuild once the sealed segments hold more than
+        the base (or `max_sealed`). One background task at a time does either (they share
+        `_rebuild`)."""
+        if self.base is None:
+            return
+        sealed = sum(len(seg.base.ids) for seg in self.segments[1:])
+        limit = min(self.max_sealed, max(len(self.base.ids), self.seal_after))
+        if sealed > limit or len(self.segments) >= self.max_segments:
             self.start_rebuild()
             return
         running = self._rebuild is not None and not self._rebuild.done()
@@ -266,26 +321,45 @@ class KeywordIndex:
 
     async def seal(self) -> None:
         """Index the delta's patents as a segment of their own (from the texts in memory:
-        no database read). A patent that changes again meanwhile keeps its newer text in
-        the delta and is stale in the new segment."""
+        no database read), then merge. A patent that changes again meanwhile keeps its
+        newer text in the delta and is stale in the new segment."""
         base = self.base
         snapshot = dict(self.delta)
         if base is None or not snapshot:
             return
-        rows = [(pid, text, dates) for pid, (text, dates) in snapshot.items()]
-        segment = await asyncio.to_thread(Base.build, rows)
+        segment = Segment.of(await asyncio.to_thread(Base.build, _rows(snapshot)), snapshot)
         async with self._lock:
             if self.base is not base:  # rebuilt or disabled meanwhile: nothing to add to
                 return
-            stale = np.zeros(len(segment.ids), bool)
-            for pid, entry in snapshot.items():
-                if self.delta.get(pid) is entry:
-                    del self.delta[pid]
-                else:
-                    stale[int(np.searchsorted(segment.ids, pid))] = True
-            self.segments.append((segment, stale))
-        log.info("keyword index: sealed %s changed patents, %s segments", len(rows),
-                 len(self.segments))  # fmt: skip
+            again = [pid for pid, entry in snapshot.items() if self.delta.get(pid) is not entry]
+            for pid in snapshot.keys() - set(again):
+                del self.delta[pid]
+            segment.mark_stale(np.asarray(again, dtype=np.int64))
+            self.segments.append(segment)
+            self.seals += 1
+        await self.merge(base)
+
+    async def merge(self, base: Base) -> None:
+        """Merge the newest two sealed segments while the older holds no more live patents
+        than the newer (`merge_ratio` 1: a binary counter): sizes stay geometric, so there are few segments
+        to search and each patent is rebuilt about log2(sealed / seal_after) times."""
+        while True:
+            if len(self.segments) < 3:
+                return
+            older, newer = self.segments[-2], self.segments[-1]
+            if older.live > self.merge_ratio * newer.live:
+                return
+            rows = {**older.live_rows(), **newer.live_rows()}
+            before = [older.stale.copy(), newer.stale.copy()]
+            merged = Segment.of(await asyncio.to_thread(Base.build, _rows(rows)), rows)
+            async with self._lock:
+                if self.base is not base or self.segments[-2:] != [older, newer]:
+                    return  # (compared by identity: eq=False)
+                # Changed while the merge ran (stale in a source since): stale here too.
+                for source, was in zip((older, newer), before, strict=True):
+                    merged.mark_stale(source.base.ids[source.stale & ~was])
+                self.segments[-2:] = [merged]
+                self.merges += 1
 
     async def _safe_seal(self) -> None:
         try:
@@ -381,13 +455,10 @@ class KeywordIndex:
                     self.delta[pid] = (text, dates)
                     fresh.append(pid)
                 pids = np.asarray(fresh, dtype=np.int64)
-                for segment, stale in self.segments:
-                    at = np.searchsorted(segment.ids, pids)
-                    inside = at < len(segment.ids)
-                    at, hit = at[inside], pids[inside]
-                    stale[at[segment.ids[at] == hit]] = True
+                for segment in self.segments:
+                    segment.mark_stale(pids)
             self.position = head
-        if len(self.delta) > self.rebuild_after:
+        if len(self.delta) > self.seal_after:
             self.start_seal()
         return True
 
@@ -411,15 +482,15 @@ class KeywordIndex:
         column = None if field is None else DATE_FIELDS.index(field)
         longest_first = sorted(set(terms), key=len, reverse=True)  # fewest candidates first
         parts = []
-        for segment, stale in self.segments:
+        for segment in self.segments:
             docs: np.ndarray | None = None
             for term in longest_first:
-                found = segment.candidates(term)
+                found = segment.base.candidates(term)
                 docs = found if docs is None else np.intersect1d(docs, found, assume_unique=True)
                 if not len(docs):
                     break
             assert docs is not None
-            parts.append(segment.sorted_keys(docs[~stale[docs]], column))
+            parts.append(segment.base.sorted_keys(docs[~segment.stale[docs]], column))
         # A patent is current in one segment at most: the others hold it as stale.
         keys = parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts), kind="stable")
         extra = [
@@ -451,10 +522,10 @@ class KeywordIndex:
     def stats(self) -> dict[str, Any]:
         segments = self.segments if self.base is not None else []
         return {
-            "patents": sum(len(seg.ids) - int(stale.sum()) for seg, stale in segments),
+            "patents": sum(seg.live for seg in segments),
             "segments": len(segments),
             "delta": len(self.delta),
             "position": self.position,
-            "megabytes": round(sum(seg.nbytes for seg, _ in segments) / 2**20, 1),
+            "megabytes": round(sum(seg.base.nbytes for seg in segments) / 2**20, 1),
             "build_seconds": round(self.build_seconds, 2) if self.build_seconds else None,
         }
