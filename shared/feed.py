@@ -16,6 +16,7 @@ replays one with `POST /v1/feed/parked/{id}/replay` once the cause is fixed.
 """
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,9 +27,21 @@ import httpx
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Text, cast, func, select, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Integer,
+    String,
+    Text,
+    cast,
+    event,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared.db import copy_records, insert_rows
 from shared.errors import Forbidden, NotFound, Unprocessable
@@ -82,6 +95,31 @@ class ParkedEntryMixin:
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+# Commits made by this process that appended to a feed (every append takes `lock`): an
+# in-memory copy beside the database (the catalog's keyword index) may skip asking the
+# database for the feed's head while this has not moved since it last looked, for as long
+# as it tolerates not seeing other processes' writes. Compared for change only.
+_local_commits = itertools.count(1)
+_local_commit = 0
+
+
+def local_feed_commits() -> int:
+    """Changes whenever a transaction of this process that appended to a feed commits."""
+    return _local_commit
+
+
+@event.listens_for(Session, "after_commit")
+def _count_feed_commit(session: Session) -> None:
+    global _local_commit
+    if session.info.pop("feed_appended", False):
+        _local_commit = next(_local_commits)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_feed_append(session: Session) -> None:
+    session.info.pop("feed_appended", None)
+
+
 async def lock(session: AsyncSession) -> None:
     """Take the feed's append lock for the rest of the transaction (PostgreSQL; SQLite
     writers already hold the database lock). Entries get ids in commit order because
@@ -89,6 +127,7 @@ async def lock(session: AsyncSession) -> None:
     appender may update (a listing an upload re-evaluates) must call this *before* its
     first such row lock: holding the row and then waiting here, while the other side
     holds this lock and waits for the row, is a deadlock."""
+    session.info["feed_appended"] = True
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_KEY})
 

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from services.catalog.domain import search
 from services.catalog.domain.keywords import Base, KeywordIndex
@@ -28,6 +28,7 @@ from services.catalog.models import PatentSearch
 from shared.db import Database
 from tests.conftest import CatalogHandle
 from tests.factories import patent
+from tests.hostile import run_sql
 
 OWNER = "天津关键词大学"
 ALPHABET = "电池正极材料制备方法锂离子高效低温催化剂装置系统abcＡＢ1２"
@@ -495,6 +496,50 @@ def test_changes_are_sealed_merged_and_rebuilt(
             assert index.seals >= 4 and index.merges >= 2 and during_merge >= 1
             assert index.rebuilds >= 2  # the first build, then past max_sealed
             await index.stop()
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+def test_a_search_asks_for_the_feed_head_after_a_local_commit_or_a_pause(
+    catalog: CatalogHandle, corpus: dict[str, Any]
+) -> None:
+    """A search checks the feed's head (a round trip) only when this process committed a
+    feed append since the last check, or that check is `recheck_after` old. A write from
+    elsewhere (plain SQL on a connection of its own, which no session of this process
+    commits) shows once the pause has passed; a write through this process at once."""
+    key = corpus["key"]
+
+    async def run() -> None:
+        db = Database(catalog.database_url)
+        statements: list[str] = []
+        event.listen(db.read_engine.sync_engine, "before_cursor_execute",
+                     lambda _c, _cur, sql, *_: statements.append(sql))  # fmt: skip
+        try:
+            index = KeywordIndex(db.read_sessionmaker, recheck_after=0.5)
+            await index.build()
+            assert await index.current()  # it has just looked
+            with catalog.client(key) as c:
+                r = c.post("/v1/patents", json=patent(OWNER, title="鑫此处", abstract="此。"))
+                assert r.status_code == 201, r.text
+                pid = r.json()["id"]
+            assert await index.current()  # committed here: it looks at once
+            assert set(index.hits(["鑫此处"]).tolist()) == {pid}
+            statements.clear()
+            assert await index.current()
+            assert statements == []  # nothing committed here since, and it looked just now
+            await asyncio.to_thread(run_sql, catalog.database_url, [
+                f"UPDATE patent_search SET text = '鑫别处' WHERE patent_id = {pid}",
+                "INSERT INTO feed_entry (entity, entity_id, op, payload, created_at) "
+                f"VALUES ('patent', '{pid}', 'upsert', '{{}}', CURRENT_TIMESTAMP)",
+            ])  # fmt: skip
+            assert await index.current() and statements == []
+            await asyncio.sleep(0.6)
+            assert await index.current()  # the pause has passed: it looks
+            assert statements
+            assert set(index.hits(["鑫别处"]).tolist()) == {pid}
+            assert set(index.hits(["鑫此处"]).tolist()) == set()
         finally:
             await db.dispose()
 

@@ -44,7 +44,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.catalog.models import PATENT_DATES, FeedEntry, Patent, PatentSearch
-from shared.feed import changed_ids
+from shared.feed import changed_ids, local_feed_commits
 
 log = logging.getLogger("tjp.catalog.keywords")
 
@@ -230,6 +230,12 @@ class KeywordIndex:
     # database; until then their texts stay in memory for merging (~1 KB a patent).
     max_sealed: int = 50_000
     max_segments: int = 16  # base included; a bound the merging keeps well below
+    # A search asks the database for the feed's head (one round trip) only when this
+    # process has committed a feed append since the last look, or that look is older
+    # than this: another process's writes (a CLI, a second replica) show within it.
+    recheck_after: float = 1.0
+    _seen_commit: int = -1
+    _checked_at: float = 0.0
     # Merge the newest two sealed segments while the older holds at most this many times
     # the newer's live patents (0: never merge).
     merge_ratio: float = 1.0
@@ -469,7 +475,11 @@ class KeywordIndex:
         if self.base is None:
             self.start_rebuild()
             return False
+        seen, now = local_feed_commits(), time.monotonic()
+        if seen == self._seen_commit and now - self._checked_at < self.recheck_after:
+            return True
         if await self.catch_up(self.inline_catch_up, session):
+            self._seen_commit, self._checked_at = seen, now
             return True
         self.start_rebuild()
         return False
