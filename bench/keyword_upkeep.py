@@ -1,6 +1,6 @@
 """What it costs the catalog to keep its keyword index current while patents keep coming.
 
-Under the mixed load (bench/load_mix.py) universities upload about 200 patents a second
+Under the mixed load (bench/load_mix.py) universities upload about 300 patents a second
 in small files. The keyword index (services/catalog/domain/keywords.py) takes each change
 into a delta that every search scans. Before, past 2,000 changes it rebuilt the whole
 index from every stored text; now, past `seal_after` (256) it seals the delta into a

@@ -21,9 +21,10 @@ are merged (again from their texts) while the older is no larger than the newer,
 patent is rebuilt a few times (log2 of the sealed total) and a search looks at a handful
 of segments. Only when the sealed patents outnumber the base (or `max_sealed`) is
 everything rebuilt from the database, and the texts the segments keep are let go. Under
-steady uploads (the mixed load adds ~200 patents a second) rebuilding the whole base
-every 2,000 changes had been the catalog's largest single cost, and scanning a delta of
-up to 2,000 texts a large part of each search's (`bench/keyword_upkeep.py`).
+steady uploads (the mixed load uploads ~300 patents a second, 15 files of 20), sampling
+the catalog showed whole rebuilds every 2,000 changes as its largest single cost, and
+scanning a delta of up to 2,000 texts as a large part of each search's
+(`bench/keyword_upkeep.py` measures the ways in isolation).
 
 It also keeps each patent's dates (the catalog's date sorts), so a date-ordered page of a
 common keyword is the first few candidates in that order rather than a sort of every match.
