@@ -219,7 +219,8 @@ class Segment:
 
 @dataclass
 class KeywordIndex:
-    """Base postings plus a delta of patents changed since, kept current from the feed."""
+    """A base and sealed segments of postings, plus a delta of patents changed since, kept
+    current from the feed."""
 
     sessionmaker: async_sessionmaker[AsyncSession]
     # Feed entries a search applies itself before answering; more and it scans while a
