@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -193,20 +193,20 @@ class Segment:
     current text is in a later segment or the delta). A sealed segment keeps its texts
     for merging; the base, read from the database, does not."""
 
-    base: Base
+    postings: Base
     stale: np.ndarray
     rows: TextRows | None = None
 
     @classmethod
-    def of(cls, base: Base, rows: TextRows | None = None) -> Segment:
-        return cls(base, np.zeros(len(base.ids), bool), rows)
+    def of(cls, postings: Base, rows: TextRows | None = None) -> Segment:
+        return cls(postings, np.zeros(len(postings.ids), bool), rows)
 
     @property
     def live(self) -> int:
-        return len(self.base.ids) - int(self.stale.sum())
+        return len(self.postings.ids) - int(self.stale.sum())
 
     def mark_stale(self, pids: np.ndarray) -> None:
-        ids = self.base.ids
+        ids = self.postings.ids
         at = np.searchsorted(ids, pids)
         inside = at < len(ids)
         at, pids = at[inside], pids[inside]
@@ -214,7 +214,7 @@ class Segment:
 
     def live_rows(self) -> TextRows:
         assert self.rows is not None
-        return {pid: self.rows[pid] for pid in self.base.ids[~self.stale].tolist()}
+        return {pid: self.rows[pid] for pid in self.postings.ids[~self.stale].tolist()}
 
 
 @dataclass
@@ -236,21 +236,22 @@ class KeywordIndex:
     # process has committed a feed append since the last look, or that look is older
     # than this: another process's writes (a CLI, a second replica) show within it.
     recheck_after: float = 1.0
-    _seen_commit: int = -1
-    _checked_at: float = 0.0
     # Merge the newest two sealed segments while the older holds at most this many times
     # the newer's live patents (0: never merge).
     merge_ratio: float = 1.0
-    base: Base | None = None  # None: not built (searches scan)
     position: int = 0  # feed id the index reflects
     # patent id -> (text, date ordinals), newer than every segment
     delta: TextRows = field(default_factory=dict)
-    segments: list[Segment] = field(default_factory=list)  # the base's first
+    # The base (read from the database) first, then the sealed ones; none: not built, and
+    # searches scan.
+    segments: list[Segment] = field(default_factory=list)
     seals: int = 0
     merges: int = 0
     rebuilds: int = 0
     built_at: float | None = None
     build_seconds: float | None = None
+    _seen_commit: int = -1  # local_feed_commits() at the last look at the feed's head
+    _checked_at: float = 0.0  # and when (time.monotonic())
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _rebuild: asyncio.Task[None] | None = None
     _follower: asyncio.Task[None] | None = None
@@ -260,6 +261,11 @@ class KeywordIndex:
     retry_after_failure: float = 60.0
     _next_build_at: float = 0.0
     build_error: str | None = None  # the last build's failure, until a build succeeds
+
+    @property
+    def base(self) -> Base | None:
+        """The postings read from the database at the last build; None: not built."""
+        return self.segments[0].postings if self.segments else None
 
     # -------------------------------------------------------------- upkeep
 
@@ -289,8 +295,7 @@ class KeywordIndex:
                 after = page[-1][0]
         base = await asyncio.to_thread(Base.build, rows)
         async with self._lock:
-            self.base, self.delta = base, {}
-            self.segments = [Segment.of(base)]
+            self.segments, self.delta = [Segment.of(base)], {}
             self.position = position
         self.rebuilds += 1
         self.built_at = time.time()
@@ -310,7 +315,9 @@ class KeywordIndex:
     def start_rebuild(self) -> None:
         running = self._rebuild is not None and not self._rebuild.done()
         if not running and time.monotonic() >= self._next_build_at:
-            self._rebuild = asyncio.create_task(self._safe_build(), name="keyword-index")
+            self._rebuild = asyncio.create_task(
+                self._in_background(self.build, "build"), name="keyword-index"
+            )
 
     def start_seal(self) -> None:
         """Seal the delta into a segment, or rebuild once the sealed segments hold more than
@@ -318,14 +325,16 @@ class KeywordIndex:
         `_rebuild`)."""
         if self.base is None:
             return
-        sealed = sum(len(seg.base.ids) for seg in self.segments[1:])
+        sealed = sum(len(seg.postings.ids) for seg in self.segments[1:])
         limit = min(self.max_sealed, max(len(self.base.ids), self.seal_after))
         if sealed > limit or len(self.segments) >= self.max_segments:
             self.start_rebuild()
             return
         running = self._rebuild is not None and not self._rebuild.done()
         if not running and time.monotonic() >= self._next_build_at:
-            self._rebuild = asyncio.create_task(self._safe_seal(), name="keyword-seal")
+            self._rebuild = asyncio.create_task(
+                self._in_background(self.seal, "seal"), name="keyword-seal"
+            )
 
     async def seal(self) -> None:
         """Index the delta's patents as a segment of their own (from the texts in memory:
@@ -349,8 +358,9 @@ class KeywordIndex:
 
     async def merge(self, base: Base) -> None:
         """Merge the newest two sealed segments while the older holds no more live patents
-        than the newer (`merge_ratio` 1: a binary counter): sizes stay geometric, so there are few segments
-        to search and each patent is rebuilt about log2(sealed / seal_after) times."""
+        than the newer (`merge_ratio` 1: a binary counter): sizes stay geometric, so there
+        are few segments to search and each patent is rebuilt about log2(sealed /
+        seal_after) times."""
         while True:
             if len(self.segments) < 3:
                 return
@@ -365,16 +375,9 @@ class KeywordIndex:
                     return  # (compared by identity: eq=False)
                 # Changed while the merge ran (stale in a source since): stale here too.
                 for source, was in zip((older, newer), before, strict=True):
-                    merged.mark_stale(source.base.ids[source.stale & ~was])
+                    merged.mark_stale(source.postings.ids[source.stale & ~was])
                 self.segments[-2:] = [merged]
                 self.merges += 1
-
-    async def _safe_seal(self) -> None:
-        try:
-            await self.seal()
-        except Exception:  # the delta stays (searches still exact); retried after a pause
-            self._next_build_at = time.monotonic() + self.retry_after_failure
-            log.exception("keyword index: sealing the changed patents failed")
 
     async def follow(self, interval: float = 1.0, busy: Callable[[], bool] = lambda: False) -> None:
         """Keep current without waiting for a search to ask: once the feed has been quiet
@@ -405,13 +408,16 @@ class KeywordIndex:
             except Exception:  # searches still catch up (or scan) on their own
                 log.exception("keyword index: following the feed failed")
 
-    async def _safe_build(self) -> None:
+    async def _in_background(self, work: Callable[[], Awaitable[None]], what: str) -> None:
+        """A build or a seal, whose failure only pauses the next one: until a build
+        succeeds searches scan; a failed seal leaves the delta (searches stay exact)."""
         try:
-            await self.build()
-        except Exception as exc:  # searches keep using the plain scan
+            await work()
+        except Exception as exc:
             self._next_build_at = time.monotonic() + self.retry_after_failure
-            self.build_error = f"{type(exc).__name__}: {exc}"
-            log.exception("keyword index build failed; next try in %.0f s",
+            if what == "build":
+                self.build_error = f"{type(exc).__name__}: {exc}"
+            log.exception("keyword index %s failed; next try in %.0f s", what,
                           self.retry_after_failure)  # fmt: skip
 
     async def stop(self) -> None:
@@ -457,7 +463,6 @@ class KeywordIndex:
                     pid, text, dates = _row(r)
                     if pid >= 1 << ID_BITS:  # cannot be ordered by date: scan from now
                         log.error("patent id %s exceeds the keyword index's ids", pid)
-                        self.base = None
                         self.segments = []
                         return False
                     self.delta[pid] = (text, dates)
@@ -497,12 +502,12 @@ class KeywordIndex:
         for segment in self.segments:
             docs: np.ndarray | None = None
             for term in longest_first:
-                found = segment.base.candidates(term)
+                found = segment.postings.candidates(term)
                 docs = found if docs is None else np.intersect1d(docs, found, assume_unique=True)
                 if not len(docs):
                     break
             assert docs is not None
-            parts.append(segment.base.sorted_keys(docs[~segment.stale[docs]], column))
+            parts.append(segment.postings.sorted_keys(docs[~segment.stale[docs]], column))
         # A patent is current in one segment at most: the others hold it as stale.
         keys = parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts), kind="stable")
         extra = [
@@ -532,12 +537,12 @@ class KeywordIndex:
         )
 
     def stats(self) -> dict[str, Any]:
-        segments = self.segments if self.base is not None else []
+        segments = self.segments
         return {
             "patents": sum(seg.live for seg in segments),
             "segments": len(segments),
             "delta": len(self.delta),
             "position": self.position,
-            "megabytes": round(sum(seg.base.nbytes for seg in segments) / 2**20, 1),
+            "megabytes": round(sum(seg.postings.nbytes for seg in segments) / 2**20, 1),
             "build_seconds": round(self.build_seconds, 2) if self.build_seconds else None,
         }
