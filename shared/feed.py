@@ -6,7 +6,10 @@ commit order and a consumer reading `after=<id>` can never skip a late-committin
 row. SQLite serialises writers anyway.
 
 Consumers poll `GET /v1/feed?after=<cursor>` and store the cursor in the same
-transaction as their own writes (`FeedCursor`), so every entry is applied once.
+transaction as their own writes (`FeedCursor`), so every entry is applied once. A consumer
+at the head long-polls (`wait=<seconds>`): the producer answers as soon as one of its own
+commits appends (a `FeedSignal` wakes the waiting request), or within a second for a write
+by another process, instead of the consumer finding it on its next timed poll.
 
 An entry the handler cannot apply (a "poison" entry) is retried a bounded number of
 times, then parked — stored with its error in the consumer's `parked_feed_entry` table,
@@ -18,7 +21,9 @@ replays one with `POST /v1/feed/parked/{id}/replay` once the cause is fixed.
 import asyncio
 import itertools
 import logging
+import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -113,6 +118,77 @@ def _count_feed_commit(session: Session) -> None:
     global _local_commit
     if session.info.pop("feed_appended", False):
         _local_commit = next(_local_commits)
+        for signal in list(_signals):
+            signal.notify()
+
+
+class FeedSignal:
+    """Wakes the long-polling readers of one app's feed when a transaction of this process
+    that appended to a feed commits. Commits happen on more than one thread (the catalog's
+    upload loop has its own), so each waiter is woken through its own event loop."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
+        self.closing = False
+        _signals.add(self)
+
+    async def wait(self, timeout: float, seen: int) -> None:
+        """Until the next feed commit after `seen` (a `local_feed_commits()` value read
+        before the caller last looked), `close()`, or `timeout` seconds."""
+        loop = asyncio.get_running_loop()
+        waiter = (loop, loop.create_future())
+        with self._lock:
+            self._waiters.add(waiter)
+        try:
+            # Registered first, then compared: a commit in between is not missed.
+            if self.closing or local_feed_commits() != seen:
+                return
+            await asyncio.wait_for(waiter[1], timeout)
+        except TimeoutError:
+            pass
+        finally:
+            with self._lock:
+                self._waiters.discard(waiter)
+
+    def notify(self) -> None:
+        with self._lock:
+            waiters = list(self._waiters)
+        for loop, future in waiters:
+            try:
+                loop.call_soon_threadsafe(_resolve, future)
+            except RuntimeError:  # that loop has closed; its waiter is gone with it
+                pass
+
+    def close(self) -> None:
+        """Answer every waiting reader now and let no new one wait (the server is
+        stopping: a long poll would otherwise hold its shutdown for up to `wait`)."""
+        self.closing = True
+        self.notify()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+_signals: weakref.WeakSet[FeedSignal] = weakref.WeakSet()
+_app_signals: weakref.WeakKeyDictionary[Any, FeedSignal] = weakref.WeakKeyDictionary()
+LONG_POLL_MAX = 30.0
+RECHECK_EVERY = 1.0  # seconds: how soon a long poll sees another process's append
+
+
+def feed_signal(app: Any) -> FeedSignal:
+    """The signal of `app`'s feed readers (made on first use)."""
+    signal = _app_signals.get(app)
+    if signal is None:
+        signal = _app_signals[app] = FeedSignal()
+    return signal
+
+
+def close_long_polls(app: Any) -> None:
+    """Answer `app`'s waiting feed readers at once; call as its server begins to stop."""
+    feed_signal(app).close()
 
 
 @event.listens_for(Session, "after_rollback")
@@ -235,6 +311,7 @@ def feed_router(model: type[Any], session_dep: Any, *, tag: str = "feed") -> API
 
     @router.get("/v1/feed", response_model=FeedPage, summary="Change feed in commit order")
     async def read_feed(
+        request: Request,
         session: session_dep,
         after: int = Query(
             0,
@@ -247,6 +324,16 @@ def feed_router(model: type[Any], session_dep: Any, *, tag: str = "feed") -> API
         ),
         limit: int = Query(500, ge=1, le=5000),
         entity: str | None = Query(None, description="only this entity kind"),
+        wait: float = Query(
+            0,
+            ge=0,
+            le=LONG_POLL_MAX,
+            description=(
+                "long poll: when nothing is after `after`, wait up to this many seconds for "
+                "the next entry and answer as soon as it commits, instead of an empty page "
+                "at once"
+            ),
+        ),
     ) -> Response:
         if after:
             # A cursor past the end is a client bug (or a rewound producer): say so rather
@@ -264,7 +351,18 @@ def feed_router(model: type[Any], session_dep: Any, *, tag: str = "feed") -> API
         )
         if entity:
             stmt = stmt.where(model.entity == entity)
-        rows = list(await session.execute(stmt))
+        signal = feed_signal(request.app)
+        deadline = time.monotonic() + wait
+        while True:
+            seen = local_feed_commits()
+            rows = list(await session.execute(stmt))
+            remaining = deadline - time.monotonic()
+            if rows or remaining <= 0 or signal.closing:
+                break
+            await session.rollback()  # no connection held while waiting
+            await signal.wait(min(remaining, RECHECK_EVERY), seen)
+            if await request.is_disconnected():
+                break
         has_more = len(rows) > limit
         rows = rows[:limit]
         return Response(feed_page_json(rows, after, has_more), media_type="application/json")
@@ -280,7 +378,11 @@ class FeedConsumer:
 
     A page whose handler fails is retried `max_attempts` times (backing off); then its
     entries are applied one at a time and an entry that still fails is parked in
-    `parked_model` (when given) so the entries after it are not held up."""
+    `parked_model` (when given) so the entries after it are not held up.
+
+    With `long_poll` seconds, a poll made at the head waits upstream that long for the
+    next entry (`wait=`), so an entry arrives as it commits rather than up to
+    `idle_interval` later; `idle_interval` stays the least time between two empty polls."""
 
     def __init__(
         self,
@@ -292,6 +394,7 @@ class FeedConsumer:
         handler: Handler,
         page_size: int = 1000,
         idle_interval: float = 0.5,
+        long_poll: float = 0.0,
         parked_model: type[Any] | None = None,
         max_attempts: int = 3,
         unready_after: int = 3,
@@ -303,6 +406,7 @@ class FeedConsumer:
         self.handler = handler
         self.page_size = page_size
         self.idle_interval = idle_interval
+        self.long_poll = min(long_poll, LONG_POLL_MAX)
         self.parked_model = parked_model
         self.max_attempts = max_attempts
         self.unready_after = unready_after
@@ -316,6 +420,7 @@ class FeedConsumer:
         self._page_attempts: dict[int, int] = {}
         # When a poll last found nothing more upstream: the lag metric counts from here.
         self.at_head_at = time.monotonic()
+        self.at_head = False  # the last poll reached the head (the next one may wait)
         self._task: asyncio.Task[None] | None = None
 
     def health(self) -> str:
@@ -416,14 +521,19 @@ class FeedConsumer:
                         await self._park(item, error, attempt)
         return applied
 
-    async def poll_once(self) -> int:
-        """Fetch and apply one page; return how many entries were applied (or parked)."""
-        resp = await self.client.get(
-            "/v1/feed", params={"after": self.position, "limit": self.page_size}
-        )
+    async def poll_once(self, wait: float = 0.0) -> int:
+        """Fetch and apply one page; return how many entries were applied (or parked).
+        With `wait`, an upstream with nothing new holds the answer up to that long."""
+        params: dict[str, Any] = {"after": self.position, "limit": self.page_size}
+        timeout: Any = httpx.USE_CLIENT_DEFAULT
+        if wait > 0:
+            params["wait"] = wait
+            timeout = httpx.Timeout(wait + 10.0, connect=3.0)
+        resp = await self.client.get("/v1/feed", params=params, timeout=timeout)
         resp.raise_for_status()
         page = resp.json()
         items = page["items"]
+        self.at_head = not page["has_more"]
         if not items:
             self.at_head_at = time.monotonic()
             return 0
@@ -487,11 +597,12 @@ class FeedConsumer:
         await self.load_position()
         while True:
             try:
-                n = await self.poll_once()
+                started = time.monotonic()
+                n = await self.poll_once(self.long_poll if self.at_head else 0.0)
                 self.last_error = None
                 self.failures = 0
-                if n == 0:
-                    await asyncio.sleep(self.idle_interval)
+                if n == 0:  # a long poll that waited has already spent the interval
+                    await asyncio.sleep(self.idle_interval - (time.monotonic() - started))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # keep following; upstream may be restarting

@@ -20,6 +20,10 @@ class ServiceSettings(BaseSettings):
     # default for local runs and tests. Production sets them (docker-compose.yml).
     rate_limit_writes: str = ""
     rate_limit_matching: str = ""
+    # Seconds a feed consumer at the head waits upstream for the next entry (long poll):
+    # entries then arrive as they commit. 0 polls every `feed_idle_interval` instead. It is
+    # also how long a stopping producer may wait for its last long poll to end.
+    feed_long_poll: float = 5.0
 
     @field_validator("rate_limit_writes", "rate_limit_matching")
     @classmethod

@@ -16,6 +16,8 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
+from shared.feed import close_long_polls
+
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -73,6 +75,7 @@ class LiveServer:
         config = uvicorn.Config(
             app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
         )
+        self.app = app
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -92,6 +95,7 @@ class LiveServer:
         return self
 
     def stop(self) -> None:
+        close_long_polls(self.app)  # uvicorn waits for in-flight requests before it stops
         self.server.should_exit = True
         self.thread.join(timeout=15)
 

@@ -92,6 +92,7 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
                 cursor_model=FeedCursor,
                 handler=apply_deal_entries,
                 parked_model=ParkedFeedEntry,
+                long_poll=settings.feed_long_poll,
             )
             consumer.start()
         # Everything built at start-up lives as long as the service: keep it out of the

@@ -62,6 +62,7 @@ def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
             cursor_model=FeedCursor,
             handler=apply_catalog,
             idle_interval=settings.feed_idle_interval,
+            long_poll=settings.feed_long_poll,
             parked_model=ParkedFeedEntry,
         )
         matching = None
@@ -74,6 +75,7 @@ def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
                 cursor_model=FeedCursor,
                 handler=apply_matching_entries,
                 idle_interval=settings.feed_idle_interval,
+                long_poll=settings.feed_long_poll,
                 parked_model=ParkedFeedEntry,
             )
         app.state.consumers = consumers

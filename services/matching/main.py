@@ -79,6 +79,7 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
             handler=apply_catalog_entries,
             parked_model=ParkedFeedEntry,
             idle_interval=settings.feed_idle_interval,
+            long_poll=settings.feed_long_poll,
         )
         app.state.consumer = consumer
         app.state.feed_consumers = {"catalog": consumer}

@@ -407,8 +407,8 @@ class CatalogConsumer(FeedConsumer):
         super().__init__(**kwargs)
         self.indexer = indexer
 
-    async def poll_once(self) -> int:
-        n = await super().poll_once()
+    async def poll_once(self, wait: float = 0.0) -> int:
+        n = await super().poll_once(wait)
         if self.indexer.index.position < self.position:
             await self.indexer.sync(self.position)
         return n
