@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -240,6 +241,15 @@ def verify(base: dict[str, str], accepted: dict[str, list[Any]], timeout: float)
     return ok and not behind
 
 
+def catalog_lookups(client: httpx.Client, base: dict[str, str]) -> tuple[float, float]:
+    """(requests that checked their local copies, catalog fetches) the indicators service
+    made because its copy of the catalog feed had not yet brought what a deal named."""
+    text = client.get(f"{base['indicators']}/metrics").text
+    found = dict(re.findall(r"^(tjp_indicators_catalog_\w+) ([0-9.e+]+)$", text, re.M))
+    return (float(found.get("tjp_indicators_catalog_checks", "nan")),
+            float(found.get("tjp_indicators_catalog_fetches", "nan")))  # fmt: skip
+
+
 def check_targets(rows: list[dict[str, Any]], users: int) -> None:
     print(f"\ntargets (issue 11, {users} clients; the issue states them for 8):")
     by = {r["endpoint"]: r for r in rows}
@@ -320,6 +330,7 @@ def main() -> int:
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.5)
+            lookups_before = catalog_lookups(c, base)
         print(f"feeds before the load (position, upstream head): {positions}")
         print(f"machine before the load: {machine_state()}", flush=True)
         cpu_before = {s: cpu_seconds(pid) for s, pid in env["pids"].items()}
@@ -341,6 +352,12 @@ def main() -> int:
         print_table(rows)
         for name, status, body in result.get("errors", [])[:5]:
             print(f"  error {status} {name}: {body}")
+        with httpx.Client(timeout=60) as c:
+            after = catalog_lookups(c, base)
+        checks, fetches = after[0] - lookups_before[0], after[1] - lookups_before[1]
+        deals = sum(r["requests"] for r in rows if r["endpoint"] == "POST /v1/deals")
+        print(f"\ndeals that named what the catalog feed had not yet brought to indicators: "
+              f"{checks:,.0f} of {deals:,}, with {fetches:,.0f} fetches from the catalog")  # fmt: skip
         print(
             "\nCPU time of each service process during the load (a busy shared machine slows "
             "every figure above; these are what the services themselves spent):"

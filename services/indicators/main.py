@@ -47,6 +47,14 @@ def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
         app.state.authenticator = RemoteAuthenticator(catalog)
         lookup = CatalogLookup(catalog, db.read_sessionmaker, db.sessionmaker)
         app.state.lookup = lookup
+        app.state.metrics.state.gauges.update(
+            tjp_indicators_catalog_checks=(
+                "Requests that looked in the local copies for what the catalog feed had "
+                "not yet brought (since start)", lambda: lookup.checks_total),
+            tjp_indicators_catalog_fetches=(
+                "Organisations and patents fetched from the catalog inside a request (since start)",
+                lambda: lookup.fetches_total),
+        )  # fmt: skip
 
         async def apply_catalog(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
             await apply_catalog_entries(session, entries)

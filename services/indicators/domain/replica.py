@@ -381,6 +381,10 @@ class CatalogLookup:
         # Ids and numbers known to be in the local copies (a deal then skips the lookup).
         self.known_orgs: set[int] = set()
         self.known_patents: set[str] = set()
+        # Requests that had to look in the local copies, and calls made to the catalog:
+        # how often the feed had not yet brought what a deal names (/metrics).
+        self.checks_total = 0
+        self.fetches_total = 0
 
     def remember(self, orgs: set[int], patents: set[str], limit: int = 500_000) -> None:
         if len(self.known_patents) + len(patents) > limit:  # bounded memory: start over
@@ -413,6 +417,7 @@ class CatalogLookup:
 
     async def fetch(self, path: str) -> dict[str, Any] | None:
         assert self.client is not None
+        self.fetches_total += 1
         try:
             r = await self.client.get(path)
         except httpx.HTTPError as exc:
@@ -437,6 +442,7 @@ class RequestLookup:
         appnos = sorted(set(appnos) - src.known_patents)
         if src.client is None or src.sessionmaker is None or not (org_ids or appnos):
             return
+        src.checks_total += 1
         async with src.sessionmaker() as s:  # a short read, closed before any HTTP call
             known_orgs = set(await s.scalars(select(Org.id).where(Org.id.in_(org_ids)))) \
                 if org_ids else set()  # fmt: skip
