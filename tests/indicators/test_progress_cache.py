@@ -142,3 +142,22 @@ def test_concurrent_writers_and_readers_end_exact(
     assert final == scratch(h)
     now = next(i for i in final["indicators"] if i["rule"] == "sme_patent_deals")
     assert now["actual"] == base["actual"] + len(patents)
+
+
+def test_the_progress_document_is_the_one_fastapi_would_write() -> None:
+    """The route writes progress with orjson; the document must not change from what
+    FastAPI's own encoder wrote before (awkward values: decimals, year keys, dates)."""
+    from decimal import Decimal
+
+    from services.indicators.api.plans import progress_json
+
+    awkward = {
+        "amounts": {2021: Decimal("10"), 2022: Decimal("1.50"), 2023: Decimal("1E+2")},
+        "as_of": date(2026, 11, 28),
+        "parts": ({"share": 0.125, "none": None, "name": "滨海新区"}, [1, 2.5, True]),
+        "empty": {},
+    }
+    want = json.loads(json.dumps(jsonable_encoder(awkward)))
+    assert json.loads(progress_json(awkward)) == want
+    assert want["amounts"] == {"2021": 10, "2022": 1.5, "2023": 100}
+
