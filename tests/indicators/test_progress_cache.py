@@ -161,3 +161,40 @@ def test_the_progress_document_is_the_one_fastapi_would_write() -> None:
     assert json.loads(progress_json(awkward)) == want
     assert want["amounts"] == {"2021": 10, "2022": 1.5, "2023": 100}
 
+
+
+def test_a_write_recomputes_only_the_rules_that_read_what_it_wrote(
+    served: tuple[LiveServer, IndicatorsHandle],
+) -> None:
+    """Each rule's series is kept while the tables its statements read are unchanged: a
+    pledge recomputes the plan's pledge rules and no other (the rules' own declarations of
+    what they count say which those are)."""
+    from services.indicators.domain.rules import RULES
+
+    server, h = served
+    cache: ProgressCache = server.app.state.progress_cache
+    _, bureau = h.org("天津市知识产权局（分规则）", "other", "city_bureau", district="hexi")
+    _, uni_key = h.org("天津分规则大学", "university", "supplier", district="nankai")
+    sme, _ = h.org("分规则科技公司", "sme", "sme", district="binhai", is_sme=True)
+    appno = h.patent(uni_key, "天津分规则大学", listed=True)
+    h.wait_synced()
+    rules = {i.rule for i in get_plan(PLAN).indicators if i.source == "computed" and i.rule}
+    pledge_rules = {r for r in rules if RULES[r].record_kind == "pledge"}
+    assert 0 < len(pledge_rules) < len(rules)
+
+    before = served_progress(h)
+    misses, hits = cache.series_misses, cache.series_hits
+    assert served_progress(h) == scratch(h)  # whole-plan hit: no rule even looked at
+    assert (cache.series_misses, cache.series_hits) == (misses, hits)
+
+    pledge = {"registration_number": "ZY-分规则-1", "pledgor_org_id": sme, "lender": "天津银行",
+              "amount": "5000000", "registered_on": f"{YEAR}-05-01", "asset_kind": "patent",
+              "application_numbers": [appno]}  # fmt: skip
+    with h.client(bureau) as c:
+        r = c.post("/v1/pledges", json=pledge)
+        assert r.status_code == 201, r.text
+    now = served_progress(h)
+    assert cache.series_misses - misses == len(pledge_rules)
+    assert cache.series_hits - hits == len(rules) - len(pledge_rules)
+    assert now == scratch(h)
+    assert now != before  # the pledge counts

@@ -95,7 +95,9 @@ async def progress(
     cache: ProgressCache = request.app.state.progress_cache
     result = await cache.get(
         (plan.code, y, district, day),
-        lambda: plan_progress(sessionmaker, plan, y, district=district, as_of=day),
+        lambda: plan_progress(
+            sessionmaker, plan, y, district=district, as_of=day, series_cache=cache
+        ),
     )
     name = f"{plan.code}-{result['scope']}-{y}"
     if format == "csv":

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.indicators.domain.common import money_text, num, today
+from services.indicators.domain.progress_cache import ProgressCache
 from services.indicators.domain.rules import RULES, Window
 from services.indicators.models import ReportedFigure
 from shared.errors import NotFound
@@ -268,11 +269,13 @@ async def computed_series(
     year: int,
     as_of: date,
     district: str | None,
+    series_cache: ProgressCache | None = None,
 ) -> dict[str, dict[int, Value | None]]:
     """Run each rule the plan needs once, one after the other on the caller's session: each
     query takes a few milliseconds, and a session per rule (concurrently) cost a dozen
     pooled connections per request, which under load overflowed the pool into new
-    connections and made deal writes queue for one (bench/load_mix.py)."""
+    connections and made deal writes queue for one (bench/load_mix.py). With
+    `series_cache`, a rule's series is reused while the tables it read are unchanged."""
     rules = sorted({i.rule for i in plan.indicators if i.source == "computed" and i.rule})
     end = min(as_of, date(year, 12, 31))
 
@@ -282,7 +285,10 @@ async def computed_series(
         if "growth_rate" in ind_kinds:
             start = min(start, date(plan.base_year, 1, 1))
         w = Window(start=start, as_of=end, district=district)
-        raw = await RULES[rule].fn(session, w)
+        if series_cache is None:
+            raw = await RULES[rule].fn(session, w)
+        else:
+            raw = await series_cache.series(session, (rule, w), lambda: RULES[rule].fn(session, w))
         # a computed rule with no records in a year counted 0 that year, not "unknown"
         series: dict[int, Value | None] = {y: Decimal(0) for y in range(start.year, end.year + 1)}
         series.update(raw)
@@ -520,13 +526,14 @@ async def plan_progress(
     *,
     district: str | None = None,
     as_of: date | None = None,
+    series_cache: ProgressCache | None = None,
 ) -> dict[str, Any]:
     scope = scope_of(plan, district)
     as_of = as_of or today()
     end = min(as_of, date(year, 12, 31))
     rule_district = None if scope == "city" else scope
     async with sessionmaker() as session:
-        computed = await computed_series(session, plan, year, end, rule_district)
+        computed = await computed_series(session, plan, year, end, rule_district, series_cache)
         reported = await reported_series(session, plan, scope, year)
     rows = []
     for ind in plan.indicators:

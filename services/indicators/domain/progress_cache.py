@@ -18,28 +18,49 @@ have to share the generation (e.g. LISTEN/NOTIFY) before this cache could stay o
 
 Requests for the same key while it is being computed wait for that computation instead
 of starting their own (under load a write invalidates the entry for every reader at once).
+
+Below the whole plan, each counting rule's series is cached on its own (`series`) and
+kept while no table it *read* has been written: every counted table has its own
+generation, and the tables a computation read are taken from the statements it ran, not
+declared by hand. Under the mixed load half the writes are deals and half are listings the
+catalog feed brings; a deal then recomputes the eight rules over deals and payments, and a
+listing the two over the pool, instead of all fifteen.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
+from sqlalchemy.sql.util import find_tables
 
-WROTE = "progress_cache_wrote"
+WROTE = "progress_cache_wrote"  # session.info: the counted tables a transaction wrote
+READS = "progress_cache_reads"  # session.info: the tables a computation's statements read
 COUNTED = frozenset({
     "deal", "deal_patent", "deal_supplier", "payment", "pledge", "product_filing",
     "securitisation", "reported_figure", "listing", "pool_event",
 })  # fmt: skip
 
 
-def _counted(objects: Any) -> bool:
-    return any(getattr(o, "__tablename__", None) in COUNTED for o in objects)
+def _counted(objects: Any) -> set[str]:
+    return {n for o in objects if (n := getattr(o, "__tablename__", None)) in COUNTED}
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_reads(state: ORMExecuteState) -> None:
+    reads = state.session.info.get(READS)
+    if reads is not None:
+        reads.update(tables_read(state.statement))
+
+
+def tables_read(statement: Any) -> set[str]:
+    """The names of the tables a statement reads, subqueries and columns included."""
+    return {t.name for t in find_tables(statement, check_columns=True) if isinstance(t, Table)}
 
 
 class TrackedSession(Session):
@@ -49,14 +70,21 @@ class TrackedSession(Session):
 class ProgressCache:
     def __init__(self, max_entries: int = 256) -> None:
         self.generation = 0
+        self.table_generations = dict.fromkeys(COUNTED, 0)
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
+        self.series_hits = 0
+        self.series_misses = 0
         self._entries: OrderedDict[Hashable, tuple[int, dict[str, Any]]] = OrderedDict()
         self._running: dict[tuple[Hashable, int], asyncio.Future[dict[str, Any]]] = {}
+        self._series: OrderedDict[Hashable, tuple[dict[str, int], Any]] = OrderedDict()
 
-    def bump(self) -> None:
+    def bump(self, tables: Iterable[str] = COUNTED) -> None:
+        """After a commit that wrote `tables` (all counted tables when unknown)."""
         self.generation += 1
+        for name in tables:
+            self.table_generations[name] += 1
 
     def watch(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         """Make `sessionmaker`'s sessions bump the generation after a committed write."""
@@ -68,20 +96,23 @@ class ProgressCache:
         @event.listens_for(Session, "after_flush")
         def _flushed(session: Session, _ctx: UOWTransaction) -> None:
             # still the pre-flush lists here
-            if _counted(session.new) or _counted(session.dirty) or _counted(session.deleted):
-                session.info[WROTE] = True
+            wrote = _counted(session.new) | _counted(session.dirty) | _counted(session.deleted)
+            if wrote:
+                session.info.setdefault(WROTE, set()).update(wrote)
 
         @event.listens_for(Session, "do_orm_execute")
         def _executed(state: ORMExecuteState) -> None:
             if state.is_insert or state.is_update or state.is_delete:
                 name = getattr(getattr(state.statement, "table", None), "name", None)
-                if name is None or name in COUNTED:  # unknown target: assume it counts
-                    state.session.info[WROTE] = True
+                if name is None or name in COUNTED:  # unknown target: assume all count
+                    wrote = COUNTED if name is None else {name}
+                    state.session.info.setdefault(WROTE, set()).update(wrote)
 
         @event.listens_for(Session, "after_commit")
         def _committed(session: Session) -> None:
-            if session.info.pop(WROTE, False):
-                cache.bump()
+            wrote = session.info.pop(WROTE, None)
+            if wrote:
+                cache.bump(wrote)
 
         @event.listens_for(Session, "after_soft_rollback")
         def _rolled_back(session: Session, _previous: Any) -> None:
@@ -111,6 +142,39 @@ class ProgressCache:
         else:
             self.hits += 1
         return await asyncio.shield(running)
+
+    async def series(
+        self, session: AsyncSession, key: Hashable, compute: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        """`compute()`'s result (it runs its statements on `session`), or the one stored
+        for `key` while no counted table it read has been written since. A result that
+        read a table outside `COUNTED` is not stored: nothing would say when it changed."""
+        cached = self._series.get(key)
+        if cached is not None and all(
+            self.table_generations[name] == g for name, g in cached[0].items()
+        ):
+            self._series.move_to_end(key)
+            self.series_hits += 1
+            return cached[1]
+        self.series_misses += 1
+        before = dict(self.table_generations)  # read before anything the computation sees
+        info = session.sync_session.info
+        outer = info.get(READS)
+        reads: set[str] = set()
+        info[READS] = reads
+        try:
+            result = await compute()
+        finally:
+            if outer is None:
+                info.pop(READS, None)
+            else:
+                info[READS] = outer | reads
+        if reads <= COUNTED:
+            self._series[key] = ({name: before[name] for name in reads}, result)
+            self._series.move_to_end(key)
+            while len(self._series) > self.max_entries * 16:
+                self._series.popitem(last=False)
+        return result
 
     async def _compute(
         self,
