@@ -241,13 +241,13 @@ def verify(base: dict[str, str], accepted: dict[str, list[Any]], timeout: float)
     return ok and not behind
 
 
-def catalog_lookups(client: httpx.Client, base: dict[str, str]) -> tuple[float, float]:
-    """(requests that checked their local copies, catalog fetches) the indicators service
-    made because its copy of the catalog feed had not yet brought what a deal named."""
+def catalog_lookups(client: httpx.Client, base: dict[str, str]) -> dict[str, float]:
+    """How often the indicators service found that its copy of the catalog feed had not
+    yet brought what a deal named (`checks`), how often the feed brought it while the deal
+    waited (`feed_arrivals`), and the catalog fetches it made (`fetches`)."""
     text = client.get(f"{base['indicators']}/metrics").text
-    found = dict(re.findall(r"^(tjp_indicators_catalog_\w+) ([0-9.e+]+)$", text, re.M))
-    return (float(found.get("tjp_indicators_catalog_checks", "nan")),
-            float(found.get("tjp_indicators_catalog_fetches", "nan")))  # fmt: skip
+    found = dict(re.findall(r"^tjp_indicators_catalog_(\w+) ([0-9.e+]+)$", text, re.M))
+    return {k: float(found.get(k, "nan")) for k in ("checks", "feed_arrivals", "fetches")}
 
 
 def check_targets(rows: list[dict[str, Any]], users: int) -> None:
@@ -354,10 +354,12 @@ def main() -> int:
             print(f"  error {status} {name}: {body}")
         with httpx.Client(timeout=60) as c:
             after = catalog_lookups(c, base)
-        checks, fetches = after[0] - lookups_before[0], after[1] - lookups_before[1]
+        got = {k: after[k] - lookups_before[k] for k in after}
         deals = sum(r["requests"] for r in rows if r["endpoint"] == "POST /v1/deals")
         print(f"\ndeals that named what the catalog feed had not yet brought to indicators: "
-              f"{checks:,.0f} of {deals:,}, with {fetches:,.0f} fetches from the catalog")  # fmt: skip
+              f"{got['checks']:,.0f} of {deals:,}; the feed brought it while "
+              f"{got['feed_arrivals']:,.0f} of them waited; {got['fetches']:,.0f} fetches "
+              "from the catalog")  # fmt: skip
         print(
             "\nCPU time of each service process during the load (a busy shared machine slows "
             "every figure above; these are what the services themselves spent):"

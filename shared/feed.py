@@ -421,6 +421,7 @@ class FeedConsumer:
         # When a poll last found nothing more upstream: the lag metric counts from here.
         self.at_head_at = time.monotonic()
         self.at_head = False  # the last poll reached the head (the next one may wait)
+        self.applied_at = 0.0  # time.monotonic() of the last page that applied something
         self._task: asyncio.Task[None] | None = None
 
     def health(self) -> str:
@@ -474,6 +475,8 @@ class FeedConsumer:
             new_position = row.position
         self.position = new_position
         self.applied_total += len(fresh)
+        if fresh:
+            self.applied_at = time.monotonic()
         return len(fresh)
 
     async def _park(self, item: dict[str, Any], error: str, attempts: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -51,6 +52,9 @@ def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
             tjp_indicators_catalog_checks=(
                 "Requests that looked in the local copies for what the catalog feed had "
                 "not yet brought (since start)", lambda: lookup.checks_total),
+            tjp_indicators_catalog_feed_arrivals=(
+                "Requests whose missing organisations and patents the catalog feed brought "
+                "while they waited (since start)", lambda: lookup.feed_arrivals_total),
             tjp_indicators_catalog_fetches=(
                 "Organisations and patents fetched from the catalog inside a request (since start)",
                 lambda: lookup.fetches_total),
@@ -91,6 +95,9 @@ def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
         if settings.follow_feeds:
             for c in consumers.values():
                 c.start()
+            follower = consumers["catalog"]
+            lookup.feed_wait = settings.lookup_feed_wait
+            lookup.feed_busy = lambda: time.monotonic() - follower.applied_at < 1.0
 
         def readiness() -> dict[str, Any]:
             return {f"{name}_feed": c.health() for name, c in consumers.items()}

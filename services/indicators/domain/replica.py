@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from itertools import groupby
 from typing import Any
@@ -385,6 +385,13 @@ class CatalogLookup:
         # how often the feed had not yet brought what a deal names (/metrics).
         self.checks_total = 0
         self.fetches_total = 0
+        self.feed_arrivals_total = 0
+        # How long a request waits for the catalog feed consumer to bring what it names,
+        # before asking the catalog itself, and whether that consumer is busy right now
+        # (main.py sets both while the feed is followed).
+        self.feed_wait = 0.0
+        self.feed_busy: Callable[[], bool] = lambda: False
+        self._arrived = asyncio.Event()
 
     def remember(self, orgs: set[int], patents: set[str], limit: int = 500_000) -> None:
         if len(self.known_patents) + len(patents) > limit:  # bounded memory: start over
@@ -392,6 +399,29 @@ class CatalogLookup:
             self.known_patents.clear()
         self.known_orgs |= orgs
         self.known_patents |= patents
+        self._arrived.set()  # wake the requests waiting in `wait_for_feed`
+        self._arrived = asyncio.Event()
+
+    async def wait_for_feed(self, orgs: set[int], patents: set[str]) -> bool:
+        """Whether the catalog feed consumer brought all of `orgs` and `patents` within
+        `feed_wait` seconds. Waits only while that consumer is busy: something committed
+        in the catalog moments ago (a patent uploaded just before a deal names it) is then
+        on its way, and arrives sooner than a request to the busy catalog would answer. On
+        a quiet feed an unknown number is not coming; the request asks the catalog at once."""
+        if self.feed_wait <= 0 or not self.feed_busy():
+            return False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.feed_wait
+        while (orgs - self.known_orgs) or (patents - self.known_patents):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                return False
+        self.feed_arrivals_total += 1
+        return True
 
     def for_request(self) -> RequestLookup:
         return RequestLookup(self)
@@ -458,6 +488,10 @@ class RequestLookup:
 
         missing_orgs = [o for o in org_ids if o not in known_orgs]
         missing_patents = [a for a in appnos if a not in known_patents]
+        if (missing_orgs or missing_patents) and await src.wait_for_feed(
+            set(missing_orgs), set(missing_patents)
+        ):
+            return  # committed to the local copies by the feed consumer
         found = await asyncio.gather(
             *(get(f"/v1/organisations/{o}") for o in missing_orgs),
             *(get(f"/v1/patents/{a}") for a in missing_patents),
