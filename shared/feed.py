@@ -328,6 +328,7 @@ def feed_router(model: type[Any], session_dep: Any, *, tag: str = "feed") -> API
             0,
             ge=0,
             le=LONG_POLL_MAX,
+            allow_inf_nan=False,  # "nan" is refused as not a finite number
             description=(
                 "long poll: when nothing is after `after`, wait up to this many seconds for "
                 "the next entry and answer as soon as it commits, instead of an empty page "

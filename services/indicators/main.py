@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -95,9 +94,7 @@ def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
         if settings.follow_feeds:
             for c in consumers.values():
                 c.start()
-            follower = consumers["catalog"]
-            lookup.feed_wait = settings.lookup_feed_wait
-            lookup.feed_busy = lambda: time.monotonic() - follower.applied_at < 1.0
+            lookup.follow(consumers["catalog"], settings.lookup_feed_wait)
 
         def readiness() -> dict[str, Any]:
             return {f"{name}_feed": c.health() for name, c in consumers.items()}

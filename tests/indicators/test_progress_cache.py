@@ -149,7 +149,7 @@ def test_the_progress_document_is_the_one_fastapi_would_write() -> None:
     FastAPI's own encoder wrote before (awkward values: decimals, year keys, dates)."""
     from decimal import Decimal
 
-    from services.indicators.api.plans import progress_json
+    from shared.responses import FastJSONResponse
 
     awkward = {
         "amounts": {2021: Decimal("10"), 2022: Decimal("1.50"), 2023: Decimal("1E+2")},
@@ -158,9 +158,8 @@ def test_the_progress_document_is_the_one_fastapi_would_write() -> None:
         "empty": {},
     }
     want = json.loads(json.dumps(jsonable_encoder(awkward)))
-    assert json.loads(progress_json(awkward)) == want
+    assert json.loads(FastJSONResponse(awkward).body) == want
     assert want["amounts"] == {"2021": 10, "2022": 1.5, "2023": 100}
-
 
 
 def test_a_write_recomputes_only_the_rules_that_read_what_it_wrote(

@@ -185,3 +185,14 @@ def test_a_long_polling_consumer_gets_entries_before_its_idle_interval(
             until(lambda: consumer.position == target, "the consumer did not get the entry")
         finally:
             indicators.stop()
+
+
+def test_a_wait_that_is_not_a_finite_number_of_seconds_is_refused(
+    served: tuple[LiveServer, CatalogHandle],
+) -> None:
+    _, catalog = served
+    with catalog.client() as c:
+        for wait, reason in (("nan", "finite"), ("inf", "finite"), ("31", "30"), ("-1", "0")):
+            r = c.get("/v1/feed", params={"after": 0, "wait": wait})
+            assert r.status_code == 422, (wait, r.text)
+            assert r.json()["errors"][0]["field"] == "wait" and reason in r.text, r.text

@@ -69,7 +69,6 @@ class TrackedSession(Session):
 
 class ProgressCache:
     def __init__(self, max_entries: int = 256) -> None:
-        self.generation = 0
         self.table_generations = dict.fromkeys(COUNTED, 0)
         self.max_entries = max_entries
         self.hits = 0
@@ -80,9 +79,13 @@ class ProgressCache:
         self._running: dict[tuple[Hashable, int], asyncio.Future[dict[str, Any]]] = {}
         self._series: OrderedDict[Hashable, tuple[dict[str, int], Any]] = OrderedDict()
 
+    @property
+    def generation(self) -> int:
+        """Moves whenever any counted table is written (what the whole-plan entries keep)."""
+        return sum(self.table_generations.values())
+
     def bump(self, tables: Iterable[str] = COUNTED) -> None:
         """After a commit that wrote `tables` (all counted tables when unknown)."""
-        self.generation += 1
         for name in tables:
             self.table_generations[name] += 1
 
@@ -158,17 +161,12 @@ class ProgressCache:
             return cached[1]
         self.series_misses += 1
         before = dict(self.table_generations)  # read before anything the computation sees
-        info = session.sync_session.info
-        outer = info.get(READS)
         reads: set[str] = set()
-        info[READS] = reads
+        session.sync_session.info[READS] = reads
         try:
             result = await compute()
         finally:
-            if outer is None:
-                info.pop(READS, None)
-            else:
-                info[READS] = outer | reads
+            session.sync_session.info.pop(READS, None)
         if reads <= COUNTED:
             self._series[key] = ({name: before[name] for name in reads}, result)
             self._series.move_to_end(key)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from itertools import groupby
 from typing import Any
@@ -26,10 +27,12 @@ from services.indicators.domain.common import aware, normalise_appno, parse_date
 from services.indicators.domain.ledger import refreeze_deals_of
 from services.indicators.models import Lead, Listing, Need, Org, OrgVersion, Patent, PoolEvent
 from shared.bizdate import business_date, day_start_utc
-from shared.feed import utcnow
+from shared.feed import FeedConsumer, utcnow
 
 log = logging.getLogger("tjp.indicators.replica")
 POOLED = ("listed", "negotiating")
+# A feed whose consumer applied a page this recently may be bringing what a deal names.
+FEED_BUSY_WITHIN = 1.0
 _VERSIONED = ("name", "kind", "district", "in_tianjin", "is_sme")
 
 
@@ -386,12 +389,18 @@ class CatalogLookup:
         self.checks_total = 0
         self.fetches_total = 0
         self.feed_arrivals_total = 0
-        # How long a request waits for the catalog feed consumer to bring what it names,
-        # before asking the catalog itself, and whether that consumer is busy right now
-        # (main.py sets both while the feed is followed).
+        # The catalog feed's consumer while it is followed, and how long a request waits
+        # for it to bring what the request names before asking the catalog (`follow`).
+        self.feed: FeedConsumer | None = None
         self.feed_wait = 0.0
-        self.feed_busy: Callable[[], bool] = lambda: False
         self._arrived = asyncio.Event()
+
+    def follow(self, feed: FeedConsumer, wait: float) -> None:
+        self.feed, self.feed_wait = feed, wait
+
+    def feed_busy(self) -> bool:
+        """The consumer applied a page in the last `FEED_BUSY_WITHIN` seconds."""
+        return self.feed is not None and time.monotonic() - self.feed.applied_at < FEED_BUSY_WITHIN
 
     def remember(self, orgs: set[int], patents: set[str], limit: int = 500_000) -> None:
         if len(self.known_patents) + len(patents) > limit:  # bounded memory: start over
