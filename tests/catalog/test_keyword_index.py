@@ -544,3 +544,42 @@ def test_a_search_asks_for_the_feed_head_after_a_local_commit_or_a_pause(
             await db.dispose()
 
     asyncio.run(run())
+
+
+def test_searches_queued_behind_a_look_at_the_head_share_it(
+    catalog: CatalogHandle, corpus: dict[str, Any]
+) -> None:
+    """Searches arriving together after a commit queue behind one look at the feed's head
+    and use it, instead of each looking again in turn: ten at once cost one look. A look
+    that began before a later commit does not answer for a search after that commit."""
+    key = corpus["key"]
+
+    async def run() -> None:
+        db = Database(catalog.database_url)
+        heads: list[str] = []
+        event.listen(db.read_engine.sync_engine, "before_cursor_execute",
+                     lambda _c, _cur, sql, *_: heads.append(sql) if "max(" in sql else None)  # fmt: skip
+        try:
+            index = KeywordIndex(db.read_sessionmaker, recheck_after=60.0)
+            await index.build()
+
+            def upload(title: str) -> int:
+                with catalog.client(key) as c:
+                    r = c.post("/v1/patents", json=patent(OWNER, title=title, abstract="此。"))
+                    assert r.status_code == 201, r.text
+                    return int(r.json()["id"])
+
+            first = await asyncio.to_thread(upload, "鑫齐查一")
+            heads.clear()
+            assert all(await asyncio.gather(*(index.current() for _ in range(10))))
+            assert len(heads) == 1
+            assert set(index.hits(["鑫齐查"]).tolist()) == {first}
+
+            second = await asyncio.to_thread(upload, "鑫齐查二")
+            assert await index.current()  # the last look began before this commit
+            assert len(heads) == 2
+            assert set(index.hits(["鑫齐查"]).tolist()) == {first, second}
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())

@@ -250,8 +250,10 @@ class KeywordIndex:
     rebuilds: int = 0
     built_at: float | None = None
     build_seconds: float | None = None
-    _seen_commit: int = -1  # local_feed_commits() at the last look at the feed's head
-    _checked_at: float = 0.0  # and when (time.monotonic())
+    # local_feed_commits() just before the last successful look at the feed's head, and
+    # when that look began (time.monotonic()): every commit up to it is in the index.
+    _seen_commit: int = -1
+    _checked_at: float = 0.0
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _rebuild: asyncio.Task[None] | None = None
     _follower: asyncio.Task[None] | None = None
@@ -297,6 +299,7 @@ class KeywordIndex:
         async with self._lock:
             self.segments, self.delta = [Segment.of(base)], {}
             self.position = position
+            self._seen_commit = -1  # older than the last look: the next search looks again
         self.rebuilds += 1
         self.built_at = time.time()
         self.build_seconds = time.perf_counter() - t
@@ -429,19 +432,41 @@ class KeywordIndex:
                 except (asyncio.CancelledError, Exception):
                     pass
 
-    async def catch_up(self, limit: int, session: AsyncSession | None = None) -> bool:
+    async def catch_up(
+        self,
+        limit: int,
+        session: AsyncSession | None = None,
+        arrived: tuple[int, float] | None = None,
+    ) -> bool:
         """Apply up to `limit` feed entries; True when the index is then current.
 
         `session`: the search's own, when it has one: the check then costs one statement
         in a transaction the search opens anyway, not a session of its own (three round
-        trips, the largest part of a cheap search's time on a busy machine)."""
+        trips, the largest part of a cheap search's time on a busy machine).
+        `arrived`: the search's `local_feed_commits()` and time.monotonic() on arrival.
+        Searches queue here one behind another; a look at the head that began after one
+        arrived answers for it too, so a burst of searches after a commit shares one
+        catch-up instead of each making its own in turn (measured under the mixed load:
+        34 ms mean waiting here, 22 ms catching up)."""
         if self.base is None:
             return False
         async with self._lock:
+            if arrived is not None and self._fresh(*arrived):
+                return True
+            began = local_feed_commits(), time.monotonic()
             if session is not None:
-                return await self._catch_up(session, limit)
-            async with self.sessionmaker() as own:
-                return await self._catch_up(own, limit)
+                ok = await self._catch_up(session, limit)
+            else:
+                async with self.sessionmaker() as own:
+                    ok = await self._catch_up(own, limit)
+            if ok:
+                self._seen_commit, self._checked_at = began
+            return ok
+
+    def _fresh(self, seen: int, now: float) -> bool:
+        """Whether the last look at the head began after this process's commit `seen` (so
+        the index holds it) and less than `recheck_after` before `now`."""
+        return self._seen_commit >= seen and now - self._checked_at < self.recheck_after
 
     async def _catch_up(self, session: AsyncSession, limit: int) -> bool:
         assert self.base is not None
@@ -482,11 +507,8 @@ class KeywordIndex:
         if self.base is None:
             self.start_rebuild()
             return False
-        seen, now = local_feed_commits(), time.monotonic()
-        if seen == self._seen_commit and now - self._checked_at < self.recheck_after:
-            return True
-        if await self.catch_up(self.inline_catch_up, session):
-            self._seen_commit, self._checked_at = seen, now
+        arrived = local_feed_commits(), time.monotonic()
+        if self._fresh(*arrived) or await self.catch_up(self.inline_catch_up, session, arrived):
             return True
         self.start_rebuild()
         return False

@@ -1,0 +1,125 @@
+"""The connection pool on PostgreSQL: read-only sessions run in autocommit (no BEGIN and
+ROLLBACK round trips) and refuse writes; a pooled connection the server dropped is replaced
+before use, whether it was used a moment ago (its socket is closed) or sat idle (it fails
+a ping); and a service whose database connections were all cut keeps answering."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import column, insert, table, text
+
+import shared.db
+from shared.db import Database
+from shared.testing import fresh_database
+from tests.conftest import CatalogHandle, require_engine, start_catalog
+from tests.factories import patent
+
+XACT_START = text("SELECT xact_start FROM pg_stat_activity WHERE pid = pg_backend_pid()")
+
+
+@pytest.fixture
+def pg_url(tmp_path: Path) -> Iterator[str]:
+    require_engine("postgresql")
+    with fresh_database("postgresql", tmp_path, "pool") as url:
+        yield url
+
+
+async def terminate(url: str, pids: list[int]) -> None:
+    """Cut connections from the server's side, as a restart or an idle timeout does."""
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        await conn.execute("SELECT pg_terminate_backend(p) FROM unnest($1::int[]) AS p", pids)
+    finally:
+        await conn.close()
+
+
+def test_read_sessions_autocommit_and_refuse_writes(pg_url: str) -> None:
+    async def run() -> None:
+        db = Database(pg_url)
+        try:
+            async with db.sessionmaker() as session:
+                await session.execute(text("CREATE TABLE kept (x int)"))
+                await session.commit()
+            for maker, own_transactions in ((db.read_sessionmaker, True), (db.sessionmaker, False)):
+                async with maker() as session:
+                    first = await session.scalar(XACT_START)
+                    await asyncio.sleep(0.02)
+                    # autocommit: each statement is a transaction of its own
+                    assert (await session.scalar(XACT_START) != first) is own_transactions
+            async with db.read_sessionmaker() as session:
+                with pytest.raises(RuntimeError, match="read-only"):
+                    await session.execute(insert(table("kept", column("x"))).values(x=1))
+            async with db.sessionmaker() as session:
+                assert await session.scalar(text("SELECT count(*) FROM kept")) == 0
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("idle", [False, True], ids=["used-just-now", "idle"])
+def test_a_connection_the_server_dropped_is_replaced(
+    pg_url: str, idle: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Used just now: the pool sees the closed socket and takes a new connection, no round
+    trip. Idle (past `PING_IDLE_AFTER`), on a socket that looks open (a half-open TCP
+    connection after a network fault or a firewall's idle timeout: `is_closed()` says
+    False): the ping fails, and the pool takes a new connection."""
+    if idle:
+        monkeypatch.setattr(shared.db, "PING_IDLE_AFTER", 0.0)
+        monkeypatch.setattr(asyncpg.Connection, "is_closed", lambda _self: False)
+
+    async def run() -> None:
+        db = Database(pg_url, pool_size=1, max_overflow=0)
+        try:
+            async with db.read_sessionmaker() as session:
+                before = await session.scalar(text("SELECT pg_backend_pid()"))
+            await terminate(pg_url, [before])
+            await asyncio.sleep(0.1)  # the server's goodbye reaches the client's loop
+            async with db.read_sessionmaker() as session:
+                after = await session.scalar(text("SELECT pg_backend_pid()"))
+            assert after != before
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+def test_a_service_keeps_answering_after_its_connections_are_cut(tmp_path: Path) -> None:
+    """Every connection of a running catalog is terminated (as a database restart does);
+    its next search and its next upload both succeed."""
+    require_engine("postgresql")
+    with fresh_database("postgresql", tmp_path, "cut") as url:
+        server, admin = start_catalog(url)
+        try:
+            catalog = CatalogHandle(server.url, url, admin)
+            _, key = catalog.org("天津断线大学")
+            with catalog.client(key) as c:
+                for _ in range(3):  # several pooled connections, used just now
+                    assert c.get("/v1/patents", params={"q": "电池"}).status_code == 200
+                    r = c.post("/v1/patents", json=patent("天津断线大学", title="断线前的电池"))
+                    assert r.status_code == 201, r.text
+
+                async def cut() -> None:
+                    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+                    try:
+                        await conn.execute(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        )
+                    finally:
+                        await conn.close()
+
+                asyncio.run(cut())
+                r = c.get("/v1/patents", params={"q": "断线前"})
+                assert r.status_code == 200, r.text
+                assert [p["title"] for p in r.json()["items"]] == ["断线前的电池"] * 3
+                r = c.post("/v1/patents", json=patent("天津断线大学", title="断线后的电池"))
+                assert r.status_code == 201, r.text
+        finally:
+            server.stop()
