@@ -5,6 +5,8 @@ reuse its connections, run side by side, and one whose caller goes away still co
 from __future__ import annotations
 
 import asyncio
+import io
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
+from services.catalog.api.bulk import INLINE_BYTES, file_size, off_loop
 from services.catalog.cli import create_org_with_key
 from services.catalog.domain.bulk import UploadThread
 from services.catalog.main import MIGRATIONS
@@ -99,3 +102,18 @@ def test_an_upload_whose_caller_goes_away_still_commits(
         assert await patents_in(url) == 1500
 
     asyncio.run(run())
+
+
+def test_small_text_uploads_are_read_on_the_loop_and_the_rest_off_it() -> None:
+    """A small text upload is hashed and parsed where the request runs (a hop to a worker
+    thread and back cost more than the work); anything larger, or XLSX, leaves the loop."""
+
+    async def run() -> None:
+        here = threading.get_ident()
+        assert await off_loop(True, threading.get_ident) == here
+        assert await off_loop(False, threading.get_ident) != here
+
+    asyncio.run(run())
+    body = io.BytesIO(b"x" * (INLINE_BYTES + 1))
+    body.seek(10)
+    assert file_size(body) == INLINE_BYTES + 1 and body.tell() == 0
