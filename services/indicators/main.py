@@ -94,7 +94,9 @@ def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
         if settings.follow_feeds:
             for c in consumers.values():
                 c.start()
-            lookup.follow(consumers["catalog"], settings.lookup_feed_wait)
+            lookup.follow(
+                consumers["catalog"], settings.lookup_feed_wait, settings.lookup_hedge_after
+            )
 
         def readiness() -> dict[str, Any]:
             return {f"{name}_feed": c.health() for name, c in consumers.items()}

@@ -16,9 +16,12 @@ class IndicatorsSettings(ServiceSettings):
     # Follow the catalog feed in the background (tests may turn it off and catch up by hand).
     follow_feeds: bool = True
     feed_idle_interval: float = 0.5
-    # Seconds a deal naming a patent or organisation the local copies lack waits for the
-    # catalog feed to bring it, while that feed is busy, before asking the catalog (0: ask
-    # at once). Just-uploaded patents then arrive by the feed instead of a catalog call.
+    # Seconds a deal naming a patent or organisation the local copies lack may wait for the
+    # catalog feed to bring it, while that feed is busy (0: ask the catalog at once).
+    # Just-uploaded patents then mostly arrive by the feed instead of a catalog call.
     lookup_feed_wait: float = 0.5
+    # After this long of that wait the catalog is asked too, and the first answer is used
+    # (a hedged request: the feed's slowest arrivals no longer set the deal's tail).
+    lookup_hedge_after: float = 0.05
     # Ledger exports larger than this many deals are refused as XLSX (Excel's row limit).
     xlsx_max_rows: int = 1_048_000

@@ -1,10 +1,11 @@
 """A deal naming a patent the catalog feed has not brought yet, on both engines.
 
 While the feed is busy (a page applied in the last second) the deal waits for the feed
-consumer to bring the patent instead of asking the catalog; on a quiet feed it asks the
-catalog at once. The consumer is stopped and restarted by hand so the patent is certainly
-missing when the deal arrives; `lookup_feed_wait` is half a minute, so a deal that waited
-on a quiet feed would outlast the test's patience (20 s)."""
+consumer to bring the patent instead of asking the catalog; after `lookup_hedge_after` it
+asks the catalog too and takes the first answer; on a quiet feed it asks the catalog at
+once. The consumer is stopped and restarted by hand so the patent is certainly missing
+when the deal arrives; `lookup_feed_wait` is half a minute, so a deal that waited the whole
+wait would outlast the test's patience (20 s)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ class Served:
 @pytest.fixture(scope="module")
 def served(catalog: CatalogHandle, engine: str, db_dir: Path) -> Iterator[Served]:
     with fresh_database(engine, db_dir, "indfeedwait") as url:
-        server, handle = start_indicators(catalog, url, lookup_feed_wait=30)
+        server, handle = start_indicators(catalog, url, lookup_feed_wait=30, lookup_hedge_after=30)
         try:
             loop = server.app.state.consumers["catalog"]._task.get_loop()
             yield Served(server, handle, loop)
@@ -111,4 +112,27 @@ def test_on_a_quiet_feed_an_unknown_patent_is_fetched_at_once(served: Served) ->
         assert r.status_code == 201, r.text
         assert lookup.fetches_total == fetches + 1
     finally:
+        served.start_consumer()
+
+
+def test_a_busy_feed_that_is_slow_is_overtaken_by_asking_the_catalog(served: Served) -> None:
+    """The feed is busy but never brings the patent (its consumer is stopped): after
+    `hedge_after` the deal asks the catalog and is answered, without waiting out
+    `lookup_feed_wait` (30 s, past the test's patience)."""
+    h, lookup = served.h, served.lookup
+    bureau, uni, uni_key, sme = parties(h, "对冲")
+    served.stop_consumer()
+    served.consumer.applied_at = time.monotonic() + 3600  # the feed counts as busy
+    lookup.hedge_after = 0.05
+    try:
+        appno = h.patent(uni_key, "天津对冲大学", listed=True)
+        fetches = lookup.fetches_total
+        with ThreadPoolExecutor(1) as pool, h.client(bureau) as c:
+            body = deal_body(patents=[appno], suppliers=[uni], recipient=sme)
+            r = pool.submit(c.post, "/v1/deals", json=body).result(timeout=GIVE_UP)
+        assert r.status_code == 201, r.text
+        assert lookup.fetches_total == fetches + 1
+    finally:
+        lookup.hedge_after = 30.0
+        served.consumer.applied_at = 0.0
         served.start_consumer()

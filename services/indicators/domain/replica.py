@@ -393,10 +393,15 @@ class CatalogLookup:
         # for it to bring what the request names before asking the catalog (`follow`).
         self.feed: FeedConsumer | None = None
         self.feed_wait = 0.0
+        # After this long waiting for the feed, a request also asks the catalog, and takes
+        # whichever answers first (a hedged request: the feed's slowest arrivals set the
+        # deal's tail, while the catalog answers one lookup in tens of milliseconds).
+        self.hedge_after = 0.0
         self._arrived = asyncio.Event()
 
-    def follow(self, feed: FeedConsumer, wait: float) -> None:
+    def follow(self, feed: FeedConsumer, wait: float, hedge_after: float | None = None) -> None:
         self.feed, self.feed_wait = feed, wait
+        self.hedge_after = wait if hedge_after is None else min(hedge_after, wait)
 
     def feed_busy(self) -> bool:
         """The consumer applied a page in the last `FEED_BUSY_WITHIN` seconds."""
@@ -411,16 +416,16 @@ class CatalogLookup:
         self._arrived.set()  # wake the requests waiting in `wait_for_feed`
         self._arrived = asyncio.Event()
 
-    async def wait_for_feed(self, orgs: set[int], patents: set[str]) -> bool:
+    async def wait_for_feed(self, orgs: set[int], patents: set[str], seconds: float) -> bool:
         """Whether the catalog feed consumer brought all of `orgs` and `patents` within
-        `feed_wait` seconds. Waits only while that consumer is busy: something committed
-        in the catalog moments ago (a patent uploaded just before a deal names it) is then
-        on its way, and arrives sooner than a request to the busy catalog would answer. On
+        `seconds`. Waits only while that consumer is busy: something committed in the
+        catalog moments ago (a patent uploaded just before a deal names it) is then on its
+        way, and usually arrives sooner than a request to the busy catalog would answer. On
         a quiet feed an unknown number is not coming; the request asks the catalog at once."""
-        if self.feed_wait <= 0 or not self.feed_busy():
+        if seconds <= 0 or not self.feed_busy():
             return False
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.feed_wait
+        deadline = loop.time() + seconds
         while (orgs - self.known_orgs) or (patents - self.known_patents):
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -497,14 +502,26 @@ class RequestLookup:
 
         missing_orgs = [o for o in org_ids if o not in known_orgs]
         missing_patents = [a for a in appnos if a not in known_patents]
-        if (missing_orgs or missing_patents) and await src.wait_for_feed(
-            set(missing_orgs), set(missing_patents)
-        ):
+        if not (missing_orgs or missing_patents):
+            return
+        wanted = set(missing_orgs), set(missing_patents)
+        if await src.wait_for_feed(*wanted, src.hedge_after):
             return  # committed to the local copies by the feed consumer
-        found = await asyncio.gather(
+        fetching = asyncio.ensure_future(asyncio.gather(
             *(get(f"/v1/organisations/{o}") for o in missing_orgs),
             *(get(f"/v1/patents/{a}") for a in missing_patents),
-        )
+        ))  # fmt: skip
+        if src.feed_busy() and src.feed_wait > src.hedge_after:
+            # Hedged: the catalog is asked now, and the feed may still come first.
+            feed = asyncio.ensure_future(
+                src.wait_for_feed(*wanted, src.feed_wait - src.hedge_after)
+            )
+            await asyncio.wait({fetching, feed}, return_when=asyncio.FIRST_COMPLETED)
+            if feed.done() and feed.result():
+                fetching.cancel()
+                return
+            feed.cancel()
+        found = await fetching
         for oid, body in zip(missing_orgs, found[: len(missing_orgs)], strict=True):
             if body is not None:
                 self.orgs[oid] = body
