@@ -22,6 +22,6 @@ class IndicatorsSettings(ServiceSettings):
     lookup_feed_wait: float = 0.5
     # After this long of that wait the catalog is asked too, and the first answer is used
     # (a hedged request: the feed's slowest arrivals no longer set the deal's tail).
-    lookup_hedge_after: float = 0.05
+    lookup_hedge_after: float = 0.15
     # Ledger exports larger than this many deals are refused as XLSX (Excel's row limit).
     xlsx_max_rows: int = 1_048_000

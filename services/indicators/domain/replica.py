@@ -534,9 +534,13 @@ class RequestLookup:
                 ]
             if "id" in body and "application_number" in body:
                 self.patents[appno] = body
-        if src.write_sessionmaker is not None and (self.orgs or self.patents):
+        # What the feed committed meanwhile (a hedged fetch) is not written again: the
+        # insert would wait on nothing new, or on the consumer's transaction.
+        orgs = [body for oid, body in self.orgs.items() if oid not in src.known_orgs]
+        patents = [body for no, body in self.patents.items() if no not in src.known_patents]
+        if src.write_sessionmaker is not None and (orgs or patents):
             async with src.write_sessionmaker() as s, s.begin():
-                await insert_missing(s, self.orgs.values(), self.patents.values())
+                await insert_missing(s, orgs, patents)
             src.remember(set(self.orgs), set(self.patents))
 
     async def org(self, session: AsyncSession, org_id: int) -> Org | None:
