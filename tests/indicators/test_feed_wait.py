@@ -98,19 +98,27 @@ def test_a_busy_feed_brings_the_patent_while_the_deal_waits(served: Served) -> N
     assert lookup.feed_arrivals_total >= 1
 
 
-def test_on_a_quiet_feed_an_unknown_patent_is_fetched_at_once(served: Served) -> None:
+def deal_on_new_patent(served: Served, who: tuple[str, int, str, int], tag: str) -> tuple[Any, int]:
+    """With the consumer stopped, upload a patent and record a deal naming it: the answer,
+    and how many calls to the catalog the deal made."""
     h, lookup = served.h, served.lookup
-    bureau, uni, uni_key, sme = parties(h, "安静")
+    bureau, uni, uni_key, sme = who
+    appno = h.patent(uni_key, f"天津{tag}大学", listed=True)
+    fetches = lookup.fetches_total
+    with ThreadPoolExecutor(1) as pool, h.client(bureau) as c:
+        body = deal_body(patents=[appno], suppliers=[uni], recipient=sme)
+        r = pool.submit(c.post, "/v1/deals", json=body).result(timeout=GIVE_UP)
+    return r, lookup.fetches_total - fetches
+
+
+def test_on_a_quiet_feed_an_unknown_patent_is_fetched_at_once(served: Served) -> None:
+    who = parties(served.h, "安静")
     served.stop_consumer()
     try:
-        appno = h.patent(uni_key, "天津安静大学", listed=True)
         served.consumer.applied_at = 0.0  # nothing applied for a long time
-        fetches = lookup.fetches_total
-        with ThreadPoolExecutor(1) as pool, h.client(bureau) as c:
-            body = deal_body(patents=[appno], suppliers=[uni], recipient=sme)
-            r = pool.submit(c.post, "/v1/deals", json=body).result(timeout=GIVE_UP)
+        r, fetched = deal_on_new_patent(served, who, "安静")
         assert r.status_code == 201, r.text
-        assert lookup.fetches_total == fetches + 1
+        assert fetched == 1
     finally:
         served.start_consumer()
 
@@ -119,20 +127,15 @@ def test_a_busy_feed_that_is_slow_is_overtaken_by_asking_the_catalog(served: Ser
     """The feed is busy but never brings the patent (its consumer is stopped): after
     `hedge_after` the deal asks the catalog and is answered, without waiting out
     `lookup_feed_wait` (30 s, past the test's patience)."""
-    h, lookup = served.h, served.lookup
-    bureau, uni, uni_key, sme = parties(h, "对冲")
+    who = parties(served.h, "对冲")
     served.stop_consumer()
     served.consumer.applied_at = time.monotonic() + 3600  # the feed counts as busy
-    lookup.hedge_after = 0.05
+    served.lookup.hedge_after = 0.05
     try:
-        appno = h.patent(uni_key, "天津对冲大学", listed=True)
-        fetches = lookup.fetches_total
-        with ThreadPoolExecutor(1) as pool, h.client(bureau) as c:
-            body = deal_body(patents=[appno], suppliers=[uni], recipient=sme)
-            r = pool.submit(c.post, "/v1/deals", json=body).result(timeout=GIVE_UP)
+        r, fetched = deal_on_new_patent(served, who, "对冲")
         assert r.status_code == 201, r.text
-        assert lookup.fetches_total == fetches + 1
+        assert fetched == 1
     finally:
-        lookup.hedge_after = 30.0
+        served.lookup.hedge_after = 30.0
         served.consumer.applied_at = 0.0
         served.start_consumer()
