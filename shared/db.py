@@ -205,12 +205,10 @@ class Database:
         # PostgreSQL: the same pool in autocommit, for requests that only read. Under READ
         # COMMITTED each statement takes its own snapshot inside a transaction too, so the
         # transaction bought nothing but two round trips (BEGIN, ROLLBACK) per request.
-        self.read_engine = (
-            create_engine(self.url, immediate=False, **engine_kwargs)
-            if is_sqlite(self.url)
-            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        )
-        if not is_sqlite(self.url):
+        if is_sqlite(self.url):
+            self.read_engine = create_engine(self.url, immediate=False, **engine_kwargs)
+        else:
+            self.read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
             _refuse_writes(self.read_engine)
         self.read_sessionmaker = async_sessionmaker(self.read_engine, expire_on_commit=False)
 

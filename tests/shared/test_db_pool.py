@@ -54,8 +54,10 @@ def test_read_sessions_autocommit_and_refuse_writes(pg_url: str) -> None:
             async with db.read_sessionmaker() as session:
                 with pytest.raises(RuntimeError, match="read-only"):
                     await session.execute(insert(table("kept", column("x"))).values(x=1))
-            async with db.sessionmaker() as session:
-                assert await session.scalar(text("SELECT count(*) FROM kept")) == 0
+            async with db.sessionmaker() as session:  # the write session still writes
+                await session.execute(insert(table("kept", column("x"))).values(x=2))
+                await session.commit()
+                assert await session.scalar(text("SELECT array_agg(x) FROM kept")) == [2]
         finally:
             await db.dispose()
 

@@ -44,6 +44,7 @@ from shared.openapi import file_responses
 from shared.params import MAX_ID
 
 router = APIRouter(prefix="/v1", tags=["bulk"])
+T = TypeVar("T")
 
 UPLOAD_DOC = """Upload many patents at once (up to 50,000 records, 100 MB).
 
@@ -120,8 +121,6 @@ async def read_upload(request: Request, limit: int) -> tuple[IO[bytes], str | No
         spooled.seek(0)
     return spooled, ctype, None
 
-
-T = TypeVar("T")
 
 # Text files up to this size are hashed and parsed on the loop: for a 20-record upload
 # that is well under a millisecond, while each hop to a worker thread and back waited

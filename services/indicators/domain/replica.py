@@ -399,9 +399,8 @@ class CatalogLookup:
         self.hedge_after = 0.0
         self._arrived = asyncio.Event()
 
-    def follow(self, feed: FeedConsumer, wait: float, hedge_after: float | None = None) -> None:
-        self.feed, self.feed_wait = feed, wait
-        self.hedge_after = wait if hedge_after is None else min(hedge_after, wait)
+    def follow(self, feed: FeedConsumer, wait: float, hedge_after: float) -> None:
+        self.feed, self.feed_wait, self.hedge_after = feed, wait, min(hedge_after, wait)
 
     def feed_busy(self) -> bool:
         """The consumer applied a page in the last `FEED_BUSY_WITHIN` seconds."""
@@ -504,24 +503,28 @@ class RequestLookup:
         missing_patents = [a for a in appnos if a not in known_patents]
         if not (missing_orgs or missing_patents):
             return
-        wanted = set(missing_orgs), set(missing_patents)
-        if await src.wait_for_feed(*wanted, src.hedge_after):
-            return  # committed to the local copies by the feed consumer
-        fetching = asyncio.ensure_future(asyncio.gather(
-            *(get(f"/v1/organisations/{o}") for o in missing_orgs),
-            *(get(f"/v1/patents/{a}") for a in missing_patents),
-        ))  # fmt: skip
-        if src.feed_busy() and src.feed_wait > src.hedge_after:
-            # Hedged: the catalog is asked now, and the feed may still come first.
-            feed = asyncio.ensure_future(
-                src.wait_for_feed(*wanted, src.feed_wait - src.hedge_after)
-            )
-            await asyncio.wait({fetching, feed}, return_when=asyncio.FIRST_COMPLETED)
+        # One wait for the feed; after `hedge_after` the catalog is asked as well (a hedged
+        # request), and whichever brings everything first is used.
+        feed = asyncio.ensure_future(
+            src.wait_for_feed(set(missing_orgs), set(missing_patents), src.feed_wait)
+        )
+        fetching: asyncio.Future[list[dict[str, Any] | None]] | None = None
+        try:
+            await asyncio.wait({feed}, timeout=src.hedge_after)
             if feed.done() and feed.result():
-                fetching.cancel()
+                return  # committed to the local copies by the feed consumer
+            fetching = asyncio.ensure_future(asyncio.gather(
+                *(get(f"/v1/organisations/{o}") for o in missing_orgs),
+                *(get(f"/v1/patents/{a}") for a in missing_patents),
+            ))  # fmt: skip
+            await asyncio.wait({feed, fetching}, return_when=asyncio.FIRST_COMPLETED)
+            if feed.done() and feed.result():
                 return
-            feed.cancel()
-        found = await fetching
+            found = await fetching
+        finally:  # also when the caller goes away: nothing is left running
+            for task in (feed, fetching):
+                if task is not None and not task.done():
+                    task.cancel()
         for oid, body in zip(missing_orgs, found[: len(missing_orgs)], strict=True):
             if body is not None:
                 self.orgs[oid] = body
