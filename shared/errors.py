@@ -295,6 +295,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:  # the pool has dropped the connection: a retry works
+            log.warning(
+                "database connection lost on %s %s: %s", request.method, request.url.path, exc.orig
+            )
+            return problem_response(
+                ServiceUnavailable(
+                    "the database connection was lost during the request; retry it",
+                    retry_after=1,
+                ),
+                request,
+            )
         if not is_unstorable_input(exc):
             return await _unexpected(request, exc)
         log.info("unstorable input on %s %s: %s", request.method, request.url.path, exc.orig)

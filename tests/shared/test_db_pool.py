@@ -6,15 +6,21 @@ a ping); and a service whose database connections were all cut keeps answering."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import struct
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import column, insert, table, text
 
 import shared.db
 from shared.db import Database
+from shared.errors import install_error_handlers
 from shared.testing import fresh_database
 from tests.conftest import CatalogHandle, require_engine, start_catalog
 from tests.factories import patent
@@ -109,15 +115,18 @@ def test_a_service_keeps_answering_after_its_connections_are_cut(tmp_path: Path)
 
                 async def cut() -> None:
                     conn = await asyncpg.connect(url.replace("+asyncpg", ""))
-                    try:
+                    try:  # with a timeout, pg_terminate_backend waits for the backend to end
                         await conn.execute(
-                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
                             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
                         )
                     finally:
                         await conn.close()
 
                 asyncio.run(cut())
+                # A restart takes longer than the service's loop needs to read the goodbyes;
+                # a request inside that window gets a 503 (next test), never a 500.
+                time.sleep(0.2)
                 r = c.get("/v1/patents", params={"q": "断线前"})
                 assert r.status_code == 200, r.text
                 assert [p["title"] for p in r.json()["items"]] == ["断线前的电池"] * 3
@@ -125,3 +134,49 @@ def test_a_service_keeps_answering_after_its_connections_are_cut(tmp_path: Path)
                 assert r.status_code == 201, r.text
         finally:
             server.stop()
+
+
+def fatal_goodbye() -> bytes:
+    """The ErrorResponse a backend sends before it ends the connection (57P01)."""
+    fields = b"SFATAL\0C57P01\0Mterminating connection due to administrator command\0\0"
+    return b"E" + struct.pack("!i", 4 + len(fields)) + fields
+
+
+@pytest.mark.parametrize("how", ["ends-mid-statement", "goodbye-read-before-its-eof"])
+def test_a_connection_that_ends_mid_request_is_dropped_and_answered_503(
+    pg_url: str, how: str
+) -> None:
+    """A backend that ends while serving a statement (it terminates itself, as a restart
+    does to a busy connection), or whose goodbye the loop has read but not yet the socket's
+    end (asyncpg then says "another operation is in progress"), fails that request with a
+    503 and a Retry-After, the problem a client retries, not a 500; the pool drops the
+    connection, and the next request is served on a new one."""
+    db = Database(pg_url, pool_size=1, max_overflow=0)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await db.dispose()
+
+    app = FastAPI(lifespan=lifespan)
+    install_error_handlers(app)
+
+    @app.get("/pid")
+    async def pid(end: bool = False) -> int:
+        async with db.read_sessionmaker() as session:
+            if end and how == "ends-mid-statement":
+                await session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+            elif end:
+                raw = await (await session.connection()).get_raw_connection()
+                raw.driver_connection._protocol.data_received(fatal_goodbye())
+            return int(await session.scalar(text("SELECT pg_backend_pid()")) or 0)
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        before = client.get("/pid").json()
+        r = client.get("/pid", params={"end": True})
+        assert r.status_code == 503, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.headers["retry-after"] == "1"
+        assert "connection was lost" in r.json()["detail"]
+        after = client.get("/pid")
+        assert after.status_code == 200 and after.json() != before
