@@ -173,6 +173,9 @@ def is_unique_violation(exc: IntegrityError) -> bool:
 # the input's fault, found late — a 422, never a 500.
 _INPUT_SQLSTATES = {"22003", "22021", "22P05", "22008", "22001"}
 
+# A deadlock broken by the server, or a serialization failure: retrying succeeds.
+_RETRY_SQLSTATES = {"40P01", "40001"}
+
 
 def is_unstorable_input(exc: Exception) -> bool:
     if isinstance(exc, OverflowError):
@@ -304,6 +307,15 @@ def install_error_handlers(app: FastAPI) -> None:
                     "the database connection was lost during the request; retry it",
                     retry_after=1,
                 ),
+                request,
+            )
+        if _sqlstate(exc) in _RETRY_SQLSTATES:
+            # Two transactions waited on each other's rows (PostgreSQL broke the deadlock by
+            # failing this one) or a serializable transaction lost: this one rolled back.
+            log.info("transaction conflict on %s %s: %s", request.method, request.url.path,
+                     exc.orig)  # fmt: skip
+            return problem_response(
+                Conflict("a concurrent request changed the same data; nothing was written — retry"),
                 request,
             )
         if not is_unstorable_input(exc):

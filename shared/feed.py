@@ -1,9 +1,9 @@
 """Transactional outbox ("change feed") and its consumer.
 
-Producers call `append()` inside the transaction that makes the change. On PostgreSQL
-the append takes a transaction-level advisory lock, so feed ids become visible in
-commit order and a consumer reading `after=<id>` can never skip a late-committing
-row. SQLite serialises writers anyway.
+Producers call `append()` inside the transaction that makes the change; the entries are
+written as it commits. On PostgreSQL that write takes a transaction-level advisory lock,
+so feed ids become visible in commit order and a consumer reading `after=<id>` can never
+skip a late-committing row. SQLite serialises writers anyway.
 
 Consumers poll `GET /v1/feed?after=<cursor>` and store the cursor in the same
 transaction as their own writes (`FeedCursor`), so every entry is applied once. A consumer
@@ -47,8 +47,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.util import await_
 
-from shared.db import copy_records, insert_rows
 from shared.errors import Forbidden, NotFound, Unprocessable
 from shared.params import PathId
 
@@ -100,7 +100,7 @@ class ParkedEntryMixin:
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-# Commits made by this process that appended to a feed (every append takes `lock`): an
+# Commits made by this process that appended to a feed (`append` marks the session): an
 # in-memory copy beside the database (the catalog's keyword index) may skip asking the
 # database for the feed's head while this has not moved since it last looked, for as long
 # as it tolerates not seeing other processes' writes. Compared for change only.
@@ -191,21 +191,21 @@ def close_long_polls(app: Any) -> None:
     feed_signal(app).close()
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget_feed_append(session: Session) -> None:
-    session.info.pop("feed_appended", None)
+# Appends are staged in the session and written just before COMMIT (`_write_staged`):
+# the commit-order lock is then held only for the feed rows' insert and the COMMIT itself,
+# never while the transaction does its other work, and its holder waits for no row lock (a
+# transaction takes every row lock it needs before it queues here: no deadlock).
+_STAGED = "feed_staged"  # [(table, records, payloads are JSON text)]; records are
+# (entity, entity_id, op, payload, created_at)
+_MARKS = "feed_marks"  # [(savepoint transaction, staged count when it began)]
 
 
-async def lock(session: AsyncSession) -> None:
-    """Take the feed's append lock for the rest of the transaction (PostgreSQL; SQLite
-    writers already hold the database lock). Entries get ids in commit order because
-    appenders queue here. A transaction that will append and also updates rows another
-    appender may update (a listing an upload re-evaluates) must call this *before* its
-    first such row lock: holding the row and then waiting here, while the other side
-    holds this lock and waits for the row, is a deadlock."""
-    session.info["feed_appended"] = True
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_KEY})
+def _stage(
+    session: AsyncSession, model: type[Any], records: list[tuple[Any, ...]], json_text: bool
+) -> None:
+    info = session.sync_session.info
+    info.setdefault(_STAGED, []).append((model.__table__, records, json_text))
+    info["feed_appended"] = True
 
 
 async def append(
@@ -213,16 +213,13 @@ async def append(
     model: type[Any],
     entries: Sequence[tuple[str, str, str, dict[str, Any]]],
 ) -> None:
-    """Write (entity, entity_id, op, payload) rows in the caller's transaction."""
+    """Add (entity, entity_id, op, payload) entries to the caller's transaction: they are
+    written when it commits, and dropped if it (or the savepoint they were added in) rolls
+    back. Async for its callers' sake; it does no I/O."""
     if not entries:
         return
-    await lock(session)
     now = utcnow()
-    rows = [
-        {"entity": e, "entity_id": str(i), "op": o, "payload": p, "created_at": now}
-        for e, i, o, p in entries
-    ]
-    await insert_rows(session, model.__table__, rows)
+    _stage(session, model, [(e, str(i), o, p, now) for e, i, o, p in entries], False)
 
 
 async def append_json(
@@ -234,15 +231,75 @@ async def append_json(
     them where it validates, off the writing's path); the stored entries are the same."""
     if not entries:
         return
-    if session.get_bind().dialect.name != "postgresql":
-        await append(session, model, [(e, i, o, orjson.loads(p)) for e, i, o, p in entries])
-        return
-    await lock(session)
     now = utcnow()
-    records = [(e, str(i), o, p, now) for e, i, o, p in entries]
-    await copy_records(
-        session, model.__table__, ("entity", "entity_id", "op", "payload", "created_at"), records
-    )
+    _stage(session, model, [(e, str(i), o, p, now) for e, i, o, p in entries], True)
+
+
+_COLUMNS = ("entity", "entity_id", "op", "payload", "created_at")
+
+
+@event.listens_for(Session, "before_commit")
+def _write_staged(session: Session) -> None:
+    """Write the transaction's staged entries, under the commit-order lock, just before
+    COMMIT. Runs inside the async session's greenlet, so the driver's coroutines are awaited
+    with `await_`. Savepoint releases fire this too: only the outermost commit writes."""
+    if session.in_nested_transaction() or not session.info.get(_STAGED):
+        return
+    session.flush()  # pending ORM changes take their row locks before the feed lock
+    staged = session.info.pop(_STAGED)
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":  # SQLite writers hold the database lock already
+        for table, records, json_text in staged:
+            load = orjson.loads if json_text else _same
+            conn.execute(
+                table.insert(),
+                [dict(zip(_COLUMNS, (*r[:3], load(r[3]), r[4]), strict=True)) for r in records],
+            )
+        return
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_KEY})
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    for table, records, json_text in staged:
+        if not json_text:  # COPY takes JSON columns as text
+            records = [(*r[:3], orjson.dumps(r[3]).decode(), r[4]) for r in records]
+        await_(driver.copy_records_to_table(table.name, records=records, columns=list(_COLUMNS)))
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: Any) -> None:
+    if transaction.nested:
+        session.info.setdefault(_MARKS, []).append(
+            (transaction, len(session.info.get(_STAGED, ())))
+        )
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous_transaction: Any) -> None:
+    """A savepoint rolled back: drop what was staged inside it. The whole transaction
+    rolled back: drop everything."""
+    marks = session.info.get(_MARKS, [])
+    for i, (transaction, staged) in enumerate(marks):
+        if transaction is previous_transaction:
+            del session.info.get(_STAGED, [])[staged:]
+            del marks[i:]
+            return
+    if not previous_transaction.nested:
+        _forget_staged(session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _end_of_transaction(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # closed without a commit: nothing staged survives
+        _forget_staged(session)
+
+
+def _forget_staged(session: Session) -> None:
+    for key in (_STAGED, _MARKS, "feed_appended"):
+        session.info.pop(key, None)
 
 
 async def changed_ids(

@@ -38,7 +38,7 @@ from services.catalog.domain.pooling import (
 )
 from services.catalog.domain.search import Filters, build_query
 from services.catalog.models import Listing, ListingEvent, Patent
-from shared import bizdate, feed
+from shared import bizdate
 from shared.auth import Principal, PrincipalDep
 from shared.errors import (
     Conflict,
@@ -210,7 +210,6 @@ async def update_listing(
     listing_id: PathId, body: schemas.ListingUpdate, session: SessionDep, principal: PrincipalDep
 ) -> schemas.Listing:
     """Change offer terms, or move listed <-> negotiating, or withdraw (owners only)."""
-    await feed.lock(session)  # before the listing's row lock: the order bulk upload uses
     listing = await load_listing(session, listing_id)
     patent = await session.get(Patent, listing.patent_id)
     assert patent is not None

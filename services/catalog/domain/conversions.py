@@ -72,7 +72,7 @@ async def apply_deal(session: AsyncSession, deal: dict[str, Any]) -> None:
                 session.add(ConvertedPatent(patent_id=p.id, deal_id=deal_id))
         await session.flush()
     touched = named | previously
-    for pid in touched:
+    for pid in sorted(touched):  # listing row locks in patent-id order, as every writer
         listing = await session.scalar(select(Listing).where(Listing.patent_id == pid))
         if listing is None:
             continue

@@ -474,7 +474,6 @@ async def set_listing_status(
 ) -> None:
     """Move a listing and record the event and the feed entry. `at`: when the move took
     effect, if not now (a migrated pool's real date; callers check who may back-date)."""
-    await feed.lock(session)  # before the listing's row lock (see shared.feed.lock)
     if listing.status == status:
         return
     now = utcnow()
@@ -528,7 +527,9 @@ async def reevaluate_listings(session: AsyncSession, patent_ids: list[int]) -> N
     """After a legal-status change: pooled listings lapse; lapsed ones come back if valid."""
     for chunk in _chunks(patent_ids, 5000):
         listings = (
-            await session.scalars(select(Listing).where(Listing.patent_id.in_(chunk)))
+            await session.scalars(
+                select(Listing).where(Listing.patent_id.in_(chunk)).order_by(Listing.patent_id)
+            )  # row locks in patent-id order, as every listing writer takes them
         ).all()
         for listing in listings:
             patent = await session.get(Patent, listing.patent_id)

@@ -121,7 +121,6 @@ async def pool_many(
 
     Suppliers pool their own organisation's patents; the city bureau and admins pool any
     (listed for the owning university, institute or SOE) and may back-date."""
-    await feed.lock(session)  # before any listing row lock (see shared.feed.lock)
     results: dict[int, PoolResult] = {}
     seen: dict[str, int] = {}
     todo: list[PoolRequest] = []
@@ -190,7 +189,9 @@ async def _pool_chunk(
     suppliers = {k.value for k in SUPPLIER_KINDS}
     out: list[PoolResult] = []
     fresh: list[tuple[PoolRequest, int, int]] = []  # request, patent id, listing org
-    for req in reqs:
+    # Listing row locks in patent-id order, as every listing writer takes them, so two
+    # requests pooling the same patents in different orders cannot deadlock.
+    for req in sorted(reqs, key=lambda r: getattr(patents.get(r.application_number), "id", 0)):
         num = req.application_number
         p = patents.get(num)
         if p is None:

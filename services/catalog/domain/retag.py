@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.catalog.domain.industry import industry_columns
 from services.catalog.domain.ingest import publish_patents
 from services.catalog.models import Patent
-from shared import feed
 from shared.feed import utcnow
 
 
@@ -29,7 +28,6 @@ class RetagResult:
 
 async def retag_patents(session: AsyncSession, batch: int = 2000) -> RetagResult:
     """Recompute every patent's industry tags in the caller's transaction."""
-    await feed.lock(session)  # this transaction appends; queue like every appender
     result = RetagResult()
     last_id = 0
     while True:
