@@ -32,6 +32,7 @@ import re
 import resource
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -105,6 +106,55 @@ def children(pid: int) -> list[int]:
         for kid in map(int, kids):
             out += [kid, *children(kid)]
     return out
+
+
+class LockWaits:
+    """Samples PostgreSQL every 50 ms during the load: how many sessions are waiting for
+    an advisory lock (the feeds' commit-order locks are the platform's only advisory
+    locks) and how many for a row or other lock. A queue on a lock shows here as waiters
+    even when the machine's CPU hides it in the latencies."""
+
+    def __init__(self, url: str, interval: float = 0.05) -> None:
+        self.url, self.interval = url.replace("+asyncpg", ""), interval
+        self.samples: list[tuple[int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    async def _run(self) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(self.url)
+        try:
+            while not self._stop.is_set():
+                row = await conn.fetchrow(
+                    "SELECT count(*) FILTER (WHERE wait_event = 'advisory'),"
+                    " count(*) FILTER (WHERE wait_event_type = 'Lock'"
+                    "                  AND wait_event <> 'advisory')"
+                    " FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+                )
+                self.samples.append((row[0], row[1]))
+                await asyncio.sleep(self.interval)
+        finally:
+            await conn.close()
+
+    def __enter__(self) -> LockWaits:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def report(self) -> str:
+        n = len(self.samples) or 1
+        adv = [a for a, _ in self.samples]
+        other = [o for _, o in self.samples]
+        return (
+            f"sessions waiting for a feed's commit-order lock: mean {sum(adv) / n:.2f}, "
+            f"max {max(adv, default=0)}, at least one in {sum(1 for a in adv if a) / n:.0%} "
+            f"of {len(self.samples):,} samples; waiting for a row or other lock: mean "
+            f"{sum(other) / n:.2f}, max {max(other, default=0)}"
+        )
 
 
 def run_locust(config: dict[str, Any], users: int, duration: int, log_dir: Path) -> dict[str, Any]:
@@ -336,7 +386,8 @@ def main() -> int:
         cpu_before = {s: cpu_seconds(pid) for s, pid in env["pids"].items()}
         pg_before = postgres_cpu_seconds()
         gen_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        result = run_locust(config, args.users, args.duration, log_dir)
+        with LockWaits(args.pg) as lock_waits:
+            result = run_locust(config, args.users, args.duration, log_dir)
         cpu = {s: cpu_seconds(pid) - cpu_before[s] for s, pid in env["pids"].items()}
         cpu["postgresql"] = postgres_cpu_seconds() - pg_before
         gen_after = resource.getrusage(resource.RUSAGE_CHILDREN)  # locust, once it has exited
@@ -377,6 +428,7 @@ def main() -> int:
             f"latency = clients / throughput = {args.users / (len(samples) / seconds) * 1000:.0f}"
             " ms: once the cores are busy, only less CPU per request lowers it."
         )
+        print(f"\n{lock_waits.report()}")
         ok = verify(base, result["accepted"], timeout=120)
         check_targets(rows, args.users)
         if args.json:
