@@ -68,16 +68,23 @@ def fresh_database(engine: str, tmp_dir: Path, name: str = "t") -> Iterator[str]
 
 
 class LiveServer:
-    """Runs an ASGI app under uvicorn in a background thread on a free loopback port."""
+    """Runs an ASGI app under uvicorn in a background thread on a loopback port.
 
-    def __init__(self, app: FastAPI, port: int = 0) -> None:
-        self.port = port or free_port()
+    The server is handed a socket already bound (`sock`, or one bound here), never a port
+    number to bind later: a port found free and released can be taken in between, even as
+    the source port of an outgoing connection (CI once lost a platform test that way)."""
+
+    def __init__(self, app: FastAPI, port: int = 0, sock: socket.socket | None = None) -> None:
+        self.sock = sock or bound_socket(port)
+        self.port = int(self.sock.getsockname()[1])
         config = uvicorn.Config(
             app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
         )
         self.app = app
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -98,6 +105,15 @@ class LiveServer:
         close_long_polls(self.app)  # uvicorn waits for in-flight requests before it stops
         self.server.should_exit = True
         self.thread.join(timeout=15)
+
+
+def bound_socket(port: int = 0) -> socket.socket:
+    """A loopback socket bound to `port` (0: any free one), to give a `LiveServer`; its
+    port is reserved from the moment it is bound."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
 
 
 def free_port() -> int:

@@ -3,6 +3,7 @@ indicators and the portal, each a real uvicorn server, on SQLite."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from services.matching.main import MIGRATIONS as MATCHING_MIGRATIONS
 from services.portal.main import create_app as create_portal_app
 from services.portal.settings import PortalSettings
 from shared.db import upgrade
-from shared.testing import LiveServer, free_port, fresh_database
+from shared.testing import LiveServer, bound_socket, free_port, fresh_database
 from tests.conftest import CatalogHandle, start_catalog
 from tests.matching.conftest import MatchingHandle
 
@@ -49,7 +50,8 @@ class Live:
 def platform(urls: dict[str, str], work: Path, admin_key: str | None = None) -> Iterator[Live]:
     """Start the four services on the given databases ({service: database url}); the
     catalog is migrated and given an admin key unless `admin_key` names an existing one."""
-    indicators_port = free_port()
+    indicators_sock = bound_socket()  # the catalog is told the port before indicators starts
+    indicators_port = int(indicators_sock.getsockname()[1])
     catalog_settings: dict[str, Any] = {
         "indicators_url": f"http://127.0.0.1:{indicators_port}",
         "sync_upload_limit": SYNC_UPLOAD_LIMIT,
@@ -63,14 +65,14 @@ def platform(urls: dict[str, str], work: Path, admin_key: str | None = None) -> 
     catalog = CatalogHandle(server.url, urls["catalog"], admin_key)
     stops = [server.stop]
     try:
-        yield from _rest(urls, work, catalog, indicators_port, stops)
+        yield from _rest(urls, work, catalog, indicators_sock, stops)
     finally:
         for stop in reversed(stops):
             stop()
 
 
 def _rest(
-    urls: dict[str, str], work: Path, catalog: CatalogHandle, indicators_port: int,
+    urls: dict[str, str], work: Path, catalog: CatalogHandle, indicators_sock: socket.socket,
     stops: list[Any],
 ) -> Iterator[Live]:  # fmt: skip
     upgrade(MATCHING_MIGRATIONS, urls["matching"])
@@ -88,7 +90,7 @@ def _rest(
                 feed_idle_interval=0.05,
             )
         ),
-        port=indicators_port,
+        sock=indicators_sock,
     ).start()
     stops.append(indicators.stop)
     portal = LiveServer(

@@ -11,7 +11,7 @@ import pytest
 
 from services.indicators.main import create_app
 from services.indicators.settings import IndicatorsSettings
-from shared.testing import LiveServer, free_port, fresh_database
+from shared.testing import LiveServer, bound_socket, fresh_database
 from tests.conftest import CatalogHandle, start_catalog
 from tests.indicators.conftest import IndicatorsHandle
 
@@ -19,7 +19,8 @@ from tests.indicators.conftest import IndicatorsHandle
 @pytest.fixture(scope="module")
 def pair(engine: str, db_dir: Path) -> Iterator[IndicatorsHandle]:
     """A catalog that follows the indicators feed, and the indicators service."""
-    port = free_port()
+    sock = bound_socket()  # the catalog is told the port before indicators starts
+    port = int(sock.getsockname()[1])
     with (
         fresh_database(engine, db_dir, "loopcat") as cat_url,
         fresh_database(engine, db_dir, "loopind") as ind_url,
@@ -31,7 +32,7 @@ def pair(engine: str, db_dir: Path) -> Iterator[IndicatorsHandle]:
                 database_url=ind_url, catalog_url=catalog.url, feed_idle_interval=0.05
             )
         )
-        server = LiveServer(app, port=port).start()
+        server = LiveServer(app, sock=sock).start()
         try:
             yield IndicatorsHandle(server.url, ind_url, catalog)
         finally:
