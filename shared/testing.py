@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 import threading
 import time
@@ -117,6 +118,28 @@ def bound_socket(port: int = 0) -> socket.socket:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
+    """A free loopback port for a server that binds it later (a subprocess). Picked below
+    the kernel's ephemeral range: a port bound to 0 comes from that range, where any
+    outgoing connection (to PostgreSQL, between services) may take it as its source port
+    before the server binds it."""
+    first_ephemeral = _ephemeral_ports()[0]
+    low = max(1024, first_ephemeral - 12_000)
+    for _ in range(200):
+        port = random.randrange(low, first_ephemeral)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:  # in use (a listener, or a connection in TIME_WAIT)
+                continue
+            return port
+    with socket.socket() as s:  # the range below is crowded: take the kernel's pick
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
