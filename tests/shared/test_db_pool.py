@@ -8,22 +8,20 @@ from __future__ import annotations
 import asyncio
 import struct
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import column, insert, table, text
 
 import shared.db
 from shared.db import Database
-from shared.errors import install_error_handlers
 from shared.testing import fresh_database
 from tests.conftest import CatalogHandle, require_engine, start_catalog
 from tests.factories import patent
+from tests.shared.apps import app_over
 
 XACT_START = text("SELECT xact_start FROM pg_stat_activity WHERE pid = pg_backend_pid()")
 
@@ -153,13 +151,7 @@ def test_a_connection_that_ends_mid_request_is_dropped_and_answered_503(
     connection, and the next request is served on a new one."""
     db = Database(pg_url, pool_size=1, max_overflow=0)
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await db.dispose()
-
-    app = FastAPI(lifespan=lifespan)
-    install_error_handlers(app)
+    app = app_over(db)
 
     @app.get("/pid")
     async def pid(end: bool = False) -> int:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from shared.db import Database
 from shared.errors import install_error_handlers
 from shared.testing import fresh_database
 from tests.conftest import require_engine
+from tests.shared.apps import app_over
 
 
 class Thing(BaseModel):
@@ -62,13 +61,7 @@ def test_a_transaction_the_server_broke_off_is_a_409_to_retry(
     with fresh_database("postgresql", tmp_path, "retry") as url:
         db = Database(url)
 
-        @asynccontextmanager
-        async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-            yield
-            await db.dispose()
-
-        a = FastAPI(lifespan=lifespan)
-        install_error_handlers(a)
+        a = app_over(db)
 
         @a.post("/conflict")
         async def conflict() -> None:

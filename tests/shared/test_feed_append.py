@@ -6,7 +6,8 @@ appender's open transaction (on PostgreSQL; SQLite serialises writers anyway).""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -41,14 +42,26 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield u
 
 
-async def setup(url: str) -> Database:
+@pytest.fixture
+def pg_url(tmp_path: Path) -> Iterator[str]:
+    require_engine("postgresql")
+    with fresh_database("postgresql", tmp_path, "order") as u:
+        yield u
+
+
+@asynccontextmanager
+async def opened(url: str) -> AsyncIterator[Database]:
+    """The tables made, one counter row, disposed of at the end."""
     db = Database(url)
-    async with db.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    async with db.sessionmaker() as session:
-        session.add(Counter(id=1, n=0))
-        await session.commit()
-    return db
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        async with db.sessionmaker() as session:
+            session.add(Counter(id=1, n=0))
+            await session.commit()
+        yield db
+    finally:
+        await db.dispose()
 
 
 async def entries(db: Database) -> list[tuple[str, dict[str, object]]]:
@@ -59,8 +72,7 @@ async def entries(db: Database) -> list[tuple[str, dict[str, object]]]:
 
 def test_entries_are_written_at_commit_and_dropped_with_what_rolls_back(url: str) -> None:
     async def run() -> None:
-        db = await setup(url)
-        try:
+        async with opened(url) as db:
             async with db.sessionmaker() as session:
                 await feed.append(session, Entry, [("x", "1", "upsert", {"n": 1})])
                 assert await session.scalar(select(Entry.id)) is None  # staged, not written
@@ -78,23 +90,17 @@ def test_entries_are_written_at_commit_and_dropped_with_what_rolls_back(url: str
             async with db.sessionmaker() as session:  # closed without a commit
                 await feed.append(session, Entry, [("x", "6", "upsert", {"n": 6})])
             assert await entries(db) == [("2", {"n": 2}), ("4", {"n": 4}), ("5", {"n": 5})]
-        finally:
-            await db.dispose()
 
     asyncio.run(run())
 
 
-def test_ids_follow_commit_order_and_appenders_do_not_wait_for_each_other(
-    tmp_path: Path,
-) -> None:
+def test_ids_follow_commit_order_and_appenders_do_not_wait_for_each_other(pg_url: str) -> None:
     """A appends first and keeps its transaction open (it holds a row lock too); B
     appends and commits meanwhile without waiting; A commits after. B's entry comes first,
     so a reader at `after=<B's id>` cannot later find A's entry behind it."""
-    require_engine("postgresql")
 
-    async def run(url: str) -> None:
-        db = await setup(url)
-        try:
+    async def run() -> None:
+        async with opened(pg_url) as db:
             async with db.sessionmaker() as a, db.sessionmaker() as b:
                 await a.execute(text("UPDATE counter SET n = n + 1 WHERE id = 1"))
                 await feed.append(a, Entry, [("x", "A", "upsert", {})])
@@ -103,23 +109,18 @@ def test_ids_follow_commit_order_and_appenders_do_not_wait_for_each_other(
                 assert [i for i, _ in await entries(db)] == ["B"]
                 await a.commit()
             assert [i for i, _ in await entries(db)] == ["B", "A"]
-        finally:
-            await db.dispose()
 
-    with fresh_database("postgresql", tmp_path, "order") as url:
-        asyncio.run(run(url))
+    asyncio.run(run())
 
 
 def test_a_transaction_waiting_for_a_row_does_not_block_the_holder_from_committing(
-    tmp_path: Path,
+    pg_url: str,
 ) -> None:
     """B appends and then waits for the row A holds; A appends and commits. Were the feed
     lock taken at B's append, A would wait for it while B waits for A's row: a deadlock."""
-    require_engine("postgresql")
 
-    async def run(url: str) -> None:
-        db = await setup(url)
-        try:
+    async def run() -> None:
+        async with opened(pg_url) as db:
             async with db.sessionmaker() as a, db.sessionmaker() as b:
                 await a.execute(text("UPDATE counter SET n = n + 1 WHERE id = 1"))
                 await feed.append(b, Entry, [("x", "B", "upsert", {})])
@@ -135,8 +136,5 @@ def test_a_transaction_waiting_for_a_row_does_not_block_the_holder_from_committi
             assert [i for i, _ in await entries(db)] == ["A", "B"]
             async with db.sessionmaker() as session:
                 assert await session.scalar(select(Counter.n)) == 11
-        finally:
-            await db.dispose()
 
-    with fresh_database("postgresql", tmp_path, "rows") as url:
-        asyncio.run(run(url))
+    asyncio.run(run())
