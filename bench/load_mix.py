@@ -38,6 +38,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,8 +122,6 @@ class LockWaits:
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
 
     async def _run(self) -> None:
-        import asyncpg
-
         conn = await asyncpg.connect(self.url)
         try:
             while not self._stop.is_set():

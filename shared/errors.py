@@ -183,6 +183,15 @@ def is_unstorable_input(exc: Exception) -> bool:
     return isinstance(exc, DBAPIError) and _sqlstate(exc) in _INPUT_SQLSTATES
 
 
+def _race_lost(request: Request) -> JSONResponse:
+    """A request that lost a race to a concurrent one (a unique key both created, or a
+    deadlock PostgreSQL broke): its transaction rolled back whole; a retry succeeds."""
+    return problem_response(
+        Conflict("a concurrent request changed the same data; nothing was written — retry"),
+        request,
+    )
+
+
 def request_id(request: Request | None) -> str | None:
     return getattr(request.state, "request_id", None) if request is not None else None
 
@@ -291,10 +300,7 @@ def install_error_handlers(app: FastAPI) -> None:
             request_id(request),
             exc.orig,
         )
-        return problem_response(
-            Conflict("a concurrent request changed the same data; nothing was written — retry"),
-            request,
-        )
+        return _race_lost(request)
 
     @app.exception_handler(DBAPIError)
     async def _dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
@@ -314,10 +320,7 @@ def install_error_handlers(app: FastAPI) -> None:
             # failing this one) or a serializable transaction lost: this one rolled back.
             log.info("transaction conflict on %s %s: %s", request.method, request.url.path,
                      exc.orig)  # fmt: skip
-            return problem_response(
-                Conflict("a concurrent request changed the same data; nothing was written — retry"),
-                request,
-            )
+            return _race_lost(request)
         if not is_unstorable_input(exc):
             return await _unexpected(request, exc)
         log.info("unstorable input on %s %s: %s", request.method, request.url.path, exc.orig)

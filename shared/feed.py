@@ -45,10 +45,11 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_session, async_sessionmaker
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.util import await_
 
+from shared.db import copy_records
 from shared.errors import Forbidden, NotFound, Unprocessable
 from shared.params import PathId
 
@@ -195,17 +196,20 @@ def close_long_polls(app: Any) -> None:
 # the commit-order lock is then held only for the feed rows' insert and the COMMIT itself,
 # never while the transaction does its other work, and its holder waits for no row lock (a
 # transaction takes every row lock it needs before it queues here: no deadlock).
-_STAGED = "feed_staged"  # [(table, records, payloads are JSON text)]; records are
-# (entity, entity_id, op, payload, created_at)
+_STAGED = "feed_staged"  # [(table, records)]: (entity, entity_id, op, payload, created_at),
+# the payload as the database takes it (JSON text for PostgreSQL's COPY, a dict for SQLite)
 _MARKS = "feed_marks"  # [(savepoint transaction, staged count when it began)]
+_COLUMNS = ("entity", "entity_id", "op", "payload", "created_at")
 
 
-def _stage(
-    session: AsyncSession, model: type[Any], records: list[tuple[Any, ...]], json_text: bool
-) -> None:
+def _stage(session: AsyncSession, model: type[Any], records: list[tuple[Any, ...]]) -> None:
     info = session.sync_session.info
-    info.setdefault(_STAGED, []).append((model.__table__, records, json_text))
+    info.setdefault(_STAGED, []).append((model.__table__, records))
     info["feed_appended"] = True
+
+
+def _copies(session: AsyncSession) -> bool:
+    return bool(session.get_bind().dialect.name == "postgresql")
 
 
 async def append(
@@ -219,7 +223,11 @@ async def append(
     if not entries:
         return
     now = utcnow()
-    _stage(session, model, [(e, str(i), o, p, now) for e, i, o, p in entries], False)
+    if _copies(session):
+        dumps = orjson.dumps
+        _stage(session, model, [(e, str(i), o, dumps(p).decode(), now) for e, i, o, p in entries])
+    else:
+        _stage(session, model, [(e, str(i), o, p, now) for e, i, o, p in entries])
 
 
 async def append_json(
@@ -232,41 +240,32 @@ async def append_json(
     if not entries:
         return
     now = utcnow()
-    _stage(session, model, [(e, str(i), o, p, now) for e, i, o, p in entries], True)
-
-
-_COLUMNS = ("entity", "entity_id", "op", "payload", "created_at")
+    if _copies(session):
+        _stage(session, model, [(e, str(i), o, p, now) for e, i, o, p in entries])
+    else:
+        loads = orjson.loads
+        _stage(session, model, [(e, str(i), o, loads(p), now) for e, i, o, p in entries])
 
 
 @event.listens_for(Session, "before_commit")
 def _write_staged(session: Session) -> None:
     """Write the transaction's staged entries, under the commit-order lock, just before
-    COMMIT. Runs inside the async session's greenlet, so the driver's coroutines are awaited
-    with `await_`. Savepoint releases fire this too: only the outermost commit writes."""
+    COMMIT. Runs inside the async session's greenlet, so coroutines are awaited with
+    `await_`. Savepoint releases fire this too: only the outermost commit writes."""
     if session.in_nested_transaction() or not session.info.get(_STAGED):
         return
     session.flush()  # pending ORM changes take their row locks before the feed lock
     staged = session.info.pop(_STAGED)
     conn = session.connection()
     if conn.dialect.name != "postgresql":  # SQLite writers hold the database lock already
-        for table, records, json_text in staged:
-            load = orjson.loads if json_text else _same
-            conn.execute(
-                table.insert(),
-                [dict(zip(_COLUMNS, (*r[:3], load(r[3]), r[4]), strict=True)) for r in records],
-            )
+        for table, records in staged:
+            conn.execute(table.insert(), [dict(zip(_COLUMNS, r, strict=True)) for r in records])
         return
     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_KEY})
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    for table, records, json_text in staged:
-        if not json_text:  # COPY takes JSON columns as text
-            records = [(*r[:3], orjson.dumps(r[3]).decode(), r[4]) for r in records]
-        await_(driver.copy_records_to_table(table.name, records=records, columns=list(_COLUMNS)))
-
-
-def _same(value: Any) -> Any:
-    return value
+    proxy = async_session(session)
+    assert proxy is not None  # every session of the platform is an AsyncSession's
+    for table, records in staged:
+        await_(copy_records(proxy, table, _COLUMNS, records))
 
 
 @event.listens_for(Session, "after_transaction_create")
@@ -278,28 +277,23 @@ def _mark_savepoint(session: Session, transaction: Any) -> None:
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _drop_rolled_back(session: Session, previous_transaction: Any) -> None:
-    """A savepoint rolled back: drop what was staged inside it. The whole transaction
-    rolled back: drop everything."""
+def _drop_rolled_back_savepoint(session: Session, previous_transaction: Any) -> None:
+    """A savepoint rolled back: drop what was staged inside it (the whole transaction's
+    end is `_end_of_transaction`)."""
     marks = session.info.get(_MARKS, [])
     for i, (transaction, staged) in enumerate(marks):
         if transaction is previous_transaction:
             del session.info.get(_STAGED, [])[staged:]
             del marks[i:]
             return
-    if not previous_transaction.nested:
-        _forget_staged(session)
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _end_of_transaction(session: Session, transaction: Any) -> None:
-    if transaction.parent is None:  # closed without a commit: nothing staged survives
-        _forget_staged(session)
-
-
-def _forget_staged(session: Session) -> None:
-    for key in (_STAGED, _MARKS, "feed_appended"):
-        session.info.pop(key, None)
+    """Committed, rolled back or closed: nothing staged survives the transaction."""
+    if transaction.parent is None:
+        for key in (_STAGED, _MARKS, "feed_appended"):
+            session.info.pop(key, None)
 
 
 async def changed_ids(

@@ -122,7 +122,7 @@ def free_port() -> int:
     the kernel's ephemeral range: a port bound to 0 comes from that range, where any
     outgoing connection (to PostgreSQL, between services) may take it as its source port
     before the server binds it."""
-    first_ephemeral = _ephemeral_ports()[0]
+    first_ephemeral = first_ephemeral_port()
     low = max(1024, first_ephemeral - 12_000)
     for _ in range(200):
         port = random.randrange(low, first_ephemeral)
@@ -137,9 +137,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _ephemeral_ports() -> tuple[int, int]:
+def first_ephemeral_port() -> int:
+    """Where the kernel starts picking source ports for outgoing connections."""
     try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999  # Linux's default
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import socket
 
-from shared.testing import _ephemeral_ports, bound_socket, free_port
+from shared.testing import bound_socket, first_ephemeral_port, free_port
 
 
 def test_a_port_for_a_later_server_lies_below_the_ephemeral_range_and_is_free() -> None:
-    first_ephemeral, _ = _ephemeral_ports()
+    first_ephemeral = first_ephemeral_port()
     for _ in range(20):
         port = free_port()
         assert 1024 <= port < first_ephemeral

@@ -189,9 +189,14 @@ async def _pool_chunk(
     suppliers = {k.value for k in SUPPLIER_KINDS}
     out: list[PoolResult] = []
     fresh: list[tuple[PoolRequest, int, int]] = []  # request, patent id, listing org
+
     # Listing row locks in patent-id order, as every listing writer takes them, so two
     # requests pooling the same patents in different orders cannot deadlock.
-    for req in sorted(reqs, key=lambda r: getattr(patents.get(r.application_number), "id", 0)):
+    def patent_id(req: PoolRequest) -> int:
+        p = patents.get(req.application_number)
+        return p.id if p is not None else 0
+
+    for req in sorted(reqs, key=patent_id):
         num = req.application_number
         p = patents.get(num)
         if p is None:
