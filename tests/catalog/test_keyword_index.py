@@ -159,10 +159,10 @@ async def pages(url: str, qs: list[str], sort: str) -> dict[str, list[int]]:
                 cursor = None
                 while True:
                     rows = await search_rows(session, Filters(q=q), sort, cursor, 4, index)
-                    got += [p.id for p, _ in rows[:3]]
+                    got += [row.id for row in rows[:3]]
                     if len(rows) < 4:
                         break
-                    last = rows[2][0]
+                    last = rows[2]
                     cursor = encode_cursor(sort, sort_value(last, sort), last.id)
                 out[q] = got
         return out

@@ -42,3 +42,31 @@ def test_the_search_page_is_the_json_fastapi_writes(catalog: CatalogHandle) -> N
     assert len(page.items) == 2 and page.next_cursor  # a second page exists
     assert any(p.listing and p.listing.price_cny for p in page.items)
     assert r.content == fastapi_bytes(page)
+
+
+def test_a_search_item_is_the_patent_as_fetched_without_its_claims(catalog: CatalogHandle) -> None:
+    """The page is read as plain columns, not ORM objects: every field must still be the
+    one a patent's own GET shows (listing, owners, dates, JSON lists), claims left out."""
+    _, key = catalog.org("天津列项大学")
+    _, co_key = catalog.org("天津列项研究院", kind="institute")
+    numbers = []
+    with catalog.client(key) as c, catalog.client(co_key) as co:
+        for i in range(4):
+            body = patent("天津列项大学", title=f"一种列项比对的传感器{i}", claims="1. 一种传感器。" * 50,
+                          patentees=["天津列项大学", "天津列项研究院"])  # fmt: skip
+            assert c.post("/v1/patents", json=body).status_code == 201
+            numbers.append(body["application_number"])
+        # the co-owner joins one; a listing (price, timestamps, modes) on two
+        assert co.post("/v1/patents", json=body).status_code == 200
+        for n in numbers[1:3]:
+            r = c.post("/v1/listings", json={"application_number": n, **offer(note="面议")})
+            assert r.status_code == 201, r.text
+        page = c.get("/v1/patents", params={"q": "列项比对", "limit": 10}).json()
+        singles = {n: c.get(f"/v1/patents/{n}").json() for n in numbers}
+    assert len(page["items"]) == 4
+    for item in page["items"]:
+        single = singles[item["application_number"]]
+        assert single["claims"] and item["claims"] is None
+        assert item == {**single, "claims": None}
+    assert sum(item["listing"] is not None for item in page["items"]) == 2
+    assert max(len(item["owner_org_ids"]) for item in page["items"]) == 2

@@ -10,7 +10,7 @@ from services.catalog.settings import CatalogSettings
 from shared.deps import SessionDep as SessionDep  # re-exported for the routers
 
 
-def get_settings(request: Request) -> CatalogSettings:
+async def get_settings(request: Request) -> CatalogSettings:
     return request.app.state.settings
 
 

@@ -21,6 +21,7 @@ from services.catalog.domain.ingest import (
 from services.catalog.domain.search import (
     Filters,
     encode_cursor,
+    page_item,
     search_rows,
     sort_value,
 )
@@ -159,7 +160,7 @@ async def change_legal_status(
     return await to_schema(session, patent)
 
 
-def filters(
+async def filters(
     q: Annotated[str | None, Query(max_length=200, description="keywords (all must occur)")] = None,
     ipc: Annotated[
         str | None, Query(max_length=20, description="IPC prefix, e.g. H01M or H01M10")
@@ -253,17 +254,11 @@ async def search_patents(
     rows = await search_rows(session, f, sort, cursor, limit + 1, request.app.state.keywords)
     more = len(rows) > limit
     rows = rows[:limit]
-    items = []
-    owners = await owners_of(session, [p.id for p, _ in rows]) if rows else {}
-    for patent, listing in rows:
-        item = schemas.Patent.model_validate(patent)
-        item.claims = None
-        item.owner_org_ids = sorted(owners.get(patent.id, ()))
-        item.listing = schemas.Listing.model_validate(listing) if listing else None
-        items.append(item)
+    owners = await owners_of(session, [row.id for row in rows]) if rows else {}
+    items = [schemas.Patent.model_validate(page_item(row, owners[row.id])) for row in rows]
     next_cursor = None
     if more:
-        last = rows[-1][0]
+        last = rows[-1]
         next_cursor = encode_cursor(sort, sort_value(last, sort), last.id)
     # Written by pydantic-core at once: the JSON FastAPI would write for the returned model,
     # without its dumping the page it was just built from, validating it again and encoding

@@ -37,6 +37,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import coercions, roles
 from sqlalchemy.sql.visitors import InternalTraversal
 
+from services.catalog import schemas
 from services.catalog.domain.keywords import ID_BITS, NULL_DATE, KeywordIndex
 from services.catalog.domain.textnorm import normalize_query
 from services.catalog.models import Listing, Organisation, Patent, PatentOwner, PatentSearch
@@ -304,6 +305,31 @@ def page_order(candidates: Candidates, sort: str, cursor: str | None) -> np.ndar
     return ids[::-1] if desc else ids
 
 
+# What a search page shows, read as plain rows, not ORM objects: building, tracking and
+# then validating a Patent and a Listing object per row was most of a search's CPU under
+# the mixed load. The claims (up to 200 kB a patent) are not on the page.
+PAGE_PATENT_COLUMNS = tuple(
+    c for c in Patent.__table__.c if c.key in schemas.Patent.model_fields and c.key != "claims"
+)
+PAGE_LISTING_COLUMNS = tuple(
+    c.label(f"listing_{c.key}")
+    for c in Listing.__table__.c
+    if c.key in schemas.Listing.model_fields
+)
+_LISTING_KEYS = tuple((f"listing_{c.key}", c.key) for c in Listing.__table__.c
+                      if c.key in schemas.Listing.model_fields)  # fmt: skip
+
+
+def page_item(row: Any, owners: set[int]) -> dict[str, Any]:
+    """A search row (`search_rows`) as the fields of `schemas.Patent`."""
+    values = row._mapping
+    item = {c.key: values[c.key] for c in PAGE_PATENT_COLUMNS}
+    item["owner_org_ids"] = sorted(owners)
+    has_listing = values["listing_id"] is not None
+    item["listing"] = {key: values[label] for label, key in _LISTING_KEYS} if has_listing else None
+    return item
+
+
 async def search_rows(
     session: AsyncSession,
     f: Filters,
@@ -312,13 +338,14 @@ async def search_rows(
     limit: int,
     index: KeywordIndex | None,
 ) -> list[Any]:
-    """Up to `limit` rows of the page (`limit + 1` tells there is more)."""
+    """Up to `limit` rows of the page (`limit + 1` tells there is more): the columns of
+    `PAGE_PATENT_COLUMNS` and `PAGE_LISTING_COLUMNS` (see `page_item`)."""
     check_sort(sort)
     col, _ = SORTS[sort]
     field = None if col is Patent.id else col.key
     candidates = await keyword_candidates(index, f.q, field, session)
     if candidates is None:
-        stmt = apply_sort(build_query(f, None), sort, cursor).limit(limit)
+        stmt = page_columns(apply_sort(build_query(f, None), sort, cursor)).limit(limit)
         return list((await session.execute(stmt)).all())
     # Walk the candidates in page order, a growing window at a time, so a common keyword
     # costs one small query and a rare one (or a selective filter) still only a few.
@@ -328,12 +355,19 @@ async def search_rows(
     while start < len(ids) and len(rows) < limit:
         window = Candidates(ids[start : start + size], candidates.exact)  # by id: keys = ids
         # The cursor is already applied: the window holds only candidates after it.
-        stmt = apply_sort(build_query(f, window), sort, None).limit(limit - len(rows))
+        stmt = page_columns(apply_sort(build_query(f, window), sort, None))
+        stmt = stmt.limit(limit - len(rows))
         rows += (await session.execute(stmt)).all()
         start, size = start + size, size * 4
     return rows
 
 
-def sort_value(patent: Patent, sort: str) -> Any:
+def page_columns(stmt: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
+    """`build_query`'s statement selecting a page's columns instead of the ORM objects."""
+    return stmt.with_only_columns(*PAGE_PATENT_COLUMNS, *PAGE_LISTING_COLUMNS)
+
+
+def sort_value(patent: Any, sort: str) -> Any:
+    """The sort column's value of a patent (an ORM object or a search row)."""
     col, _ = SORTS[sort]
     return getattr(patent, col.key) or (None if col is Patent.id else NULL_DATE)

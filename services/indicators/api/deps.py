@@ -12,15 +12,15 @@ from services.indicators.settings import IndicatorsSettings
 from shared.deps import SessionDep as SessionDep  # re-exported for the routers
 
 
-def get_settings(request: Request) -> IndicatorsSettings:
+async def get_settings(request: Request) -> IndicatorsSettings:
     return request.app.state.settings
 
 
-def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     return request.app.state.db.sessionmaker
 
 
-def get_lookup(request: Request) -> RequestLookup:
+async def get_lookup(request: Request) -> RequestLookup:
     lookup: RequestLookup = request.app.state.lookup.for_request()
     return lookup
 

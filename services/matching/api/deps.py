@@ -10,7 +10,7 @@ from services.matching.settings import MatchingSettings
 from shared.deps import SessionDep as SessionDep  # re-exported for the routers
 
 
-def get_settings(request: Request) -> MatchingSettings:
+async def get_settings(request: Request) -> MatchingSettings:
     return request.app.state.settings
 
 

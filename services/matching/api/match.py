@@ -223,7 +223,7 @@ async def match_text(body: schemas.MatchQuery, request: Request) -> Response:
     )
 
 
-def filters_query(
+async def filters_query(
     pooled_only: bool = True,
     industries: list[str] = Query([]),
     modes: list[str] = Query([]),

@@ -63,16 +63,22 @@ def current_user(request: Request) -> User | None:
     return User.from_session(session_of(request).get("user"))
 
 
-def backends(request: Request) -> Backends:
+# Dependencies are coroutines: FastAPI runs a plain `def` one in a worker thread, a hop
+# that costs more than the dependency (tests/shared/test_no_thread_hops.py).
+async def optional_user(request: Request) -> User | None:
+    return current_user(request)
+
+
+async def backends(request: Request) -> Backends:
     return request.app.state.backends
 
 
-def settings(request: Request) -> PortalSettings:
+async def settings(request: Request) -> PortalSettings:
     return request.app.state.settings
 
 
 def require(*roles: str) -> Any:
-    def dep(request: Request) -> User:
+    async def dep(request: Request) -> User:
         user = current_user(request)
         if user is None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -84,7 +90,7 @@ def require(*roles: str) -> Any:
     return Depends(dep)
 
 
-OptionalUser = Annotated[User | None, Depends(current_user)]
+OptionalUser = Annotated[User | None, Depends(optional_user)]
 BackendsDep = Annotated[Backends, Depends(backends)]
 SettingsDep = Annotated[PortalSettings, Depends(settings)]
 
