@@ -55,3 +55,27 @@ def test_deal_converts_and_cancellation_restores(catalog: CatalogHandle) -> None
         lid = c.get(f"/v1/patents/{nums[0]}").json()["listing"]["id"]
         history = [h["to"] for h in c.get(f"/v1/listings/{lid}/history").json()]
     assert history == ["listed", "converted", "listed"]
+
+
+def test_a_converted_listing_is_published_with_its_number_and_owners(
+    catalog: CatalogHandle,
+) -> None:
+    """The listing's feed entry names the patent's number and every owner (read in one
+    narrow statement since the deal no longer loads whole patents)."""
+    a_id, key_a = catalog.org("天津发布大学")
+    b_id, key_b = catalog.org("天津发布研究院", kind="institute")
+    body = patent("天津发布大学", patentees=["天津发布大学", "天津发布研究院"])
+    number = body["application_number"]
+    with catalog.client(key_a) as a, catalog.client(key_b) as b:
+        assert a.post("/v1/patents", json=body).status_code == 201
+        assert b.post("/v1/patents", json=body).status_code == 200  # the co-owner joins
+        r = a.post("/v1/listings", json={"application_number": number, **offer()})
+        assert r.status_code == 201, r.text
+        lid = r.json()["id"]
+    apply(catalog, {"id": "D-300", "status": "effective", "application_numbers": [number]})
+    with catalog.client() as c:
+        entries = c.get("/v1/feed", params={"after": 0, "limit": 1000}).json()["items"]
+    last = [e for e in entries if e["entity"] == "listing" and e["entity_id"] == str(lid)][-1]
+    assert last["payload"]["status"] == "converted"
+    assert last["payload"]["application_number"] == number
+    assert last["payload"]["owner_org_ids"] == sorted([a_id, b_id])

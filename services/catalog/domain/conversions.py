@@ -45,13 +45,13 @@ async def _deal_time(
 async def apply_deal(session: AsyncSession, deal: dict[str, Any]) -> None:
     deal_id = str(deal["id"])
     numbers = list(deal.get("application_numbers") or [])
-    patents = (
-        (await session.scalars(select(Patent).where(Patent.application_number.in_(numbers)))).all()
-        if numbers
-        else []
-    )
+    named: set[int] = set()
+    if numbers:
+        found = await session.scalars(
+            select(Patent.id).where(Patent.application_number.in_(numbers))
+        )
+        named = set(found)
     # A deal may have been edited to drop a patent: forget it for the patents it no longer names.
-    named = {p.id for p in patents}
     previously = set(
         (
             await session.scalars(
@@ -67,9 +67,8 @@ async def apply_deal(session: AsyncSession, deal: dict[str, Any]) -> None:
             )
         )
     if deal.get("status") in ACTIVE_DEAL:
-        for p in patents:
-            if p.id not in previously:
-                session.add(ConvertedPatent(patent_id=p.id, deal_id=deal_id))
+        for pid in sorted(named - previously):
+            session.add(ConvertedPatent(patent_id=pid, deal_id=deal_id))
         await session.flush()
     touched = named | previously
     for pid in sorted(touched):  # listing row locks in patent-id order, as every writer

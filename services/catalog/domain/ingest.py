@@ -506,20 +506,22 @@ async def last_event_at(session: AsyncSession, listing_id: int) -> datetime | No
 
 
 async def publish_listing(session: AsyncSession, listing: Listing) -> None:
-    patent = await session.get(Patent, listing.patent_id)
-    assert patent is not None
-    owners = await owners_of(session, [patent.id])
+    # One narrow statement: the patent's number and owners, not the whole patent (its
+    # claims included) as an ORM object plus its owners (applying a deal from the
+    # indicators feed publishes one listing per patent).
+    rows = (
+        await session.execute(
+            select(Patent.application_number, PatentOwner.org_id)
+            .outerjoin(PatentOwner, PatentOwner.patent_id == Patent.id)
+            .where(Patent.id == listing.patent_id)
+        )
+    ).all()
+    assert rows, f"listing {listing.id} names no stored patent"
+    owners = sorted(org for _, org in rows if org is not None)
     await feed.append(
         session,
         FeedEntry,
-        [
-            (
-                "listing",
-                str(listing.id),
-                "upsert",
-                listing_payload(listing, patent.application_number, sorted(owners[patent.id])),
-            )
-        ],
+        [("listing", str(listing.id), "upsert", listing_payload(listing, rows[0][0], owners))],
     )
 
 
