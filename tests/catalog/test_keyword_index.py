@@ -537,9 +537,16 @@ def test_a_search_asks_for_the_feed_head_after_a_local_commit_or_a_pause(
             assert await index.current() and statements == []
             await asyncio.sleep(0.6)
             assert await index.current()  # the pause has passed: it looks
-            assert statements
+            # the head and what changed in one statement, then the changed texts
+            selects = [sql for sql in statements if sql.lstrip().startswith("SELECT")]
+            assert len(selects) == 2, statements
             assert set(index.hits(["鑫别处"]).tolist()) == {pid}
             assert set(index.hits(["鑫此处"]).tolist()) == set()
+            statements.clear()
+            await asyncio.sleep(0.6)
+            assert await index.current()
+            selects = [sql for sql in statements if sql.lstrip().startswith("SELECT")]
+            assert len(selects) == 1, statements  # nothing new: one look
         finally:
             await db.dispose()
 

@@ -72,12 +72,19 @@ async def apply_deal(session: AsyncSession, deal: dict[str, Any]) -> None:
         await session.flush()
     touched = named | previously
     for pid in sorted(touched):  # listing row locks in patent-id order, as every writer
-        listing = await session.scalar(select(Listing).where(Listing.patent_id == pid))
-        if listing is None:
-            continue
-        active = await session.scalar(
-            select(ConvertedPatent.deal_id).where(ConvertedPatent.patent_id == pid).limit(1)
+        # The listing and whether a live deal still names its patent, in one statement.
+        active_deal = (
+            select(ConvertedPatent.deal_id)
+            .where(ConvertedPatent.patent_id == pid)
+            .limit(1)
+            .scalar_subquery()
         )
+        row = (
+            await session.execute(select(Listing, active_deal).where(Listing.patent_id == pid))
+        ).first()
+        if row is None:
+            continue
+        listing, active = row
         if active and listing.status in POOLED:
             await set_listing_status(session, listing, "converted", f"deal {active}",
                                      at=await _deal_time(session, listing, deal))  # fmt: skip
