@@ -19,7 +19,7 @@ import orjson
 from sqlalchemy import JSON, MetaData, event, insert, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError, IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -350,6 +350,13 @@ async def copy_records(
         # unique-key race (409, retry) is told apart from other integrity errors (a bug, 500)
         # like any other insert; the request's transaction rolls back.
         raise IntegrityError(f"COPY {table.name}", None, exc) from exc
+    except Exception as exc:
+        if not driver.is_closed():
+            raise
+        # The backend ended under the COPY (SQLAlchemy's own test for asyncpg): drop the
+        # connection and say so as SQLAlchemy would, so the API answers 503 "retry".
+        await conn.invalidate(exc)
+        raise DBAPIError(f"COPY {table.name}", None, exc, connection_invalidated=True) from exc
 
 
 def _copy_records(

@@ -17,11 +17,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import column, insert, table, text
 
 import shared.db
+from shared import feed
 from shared.db import Database
 from shared.testing import fresh_database
 from tests.conftest import CatalogHandle, require_engine, start_catalog
 from tests.factories import patent
 from tests.shared.apps import app_over
+from tests.shared.test_feed_append import Base as FeedBase
+from tests.shared.test_feed_append import Entry
 
 XACT_START = text("SELECT xact_start FROM pg_stat_activity WHERE pid = pg_backend_pid()")
 
@@ -172,3 +175,54 @@ def test_a_connection_that_ends_mid_request_is_dropped_and_answered_503(
         assert r.json()["type"].endswith("/unavailable") and "连接中断" in r.json()["detail"]
         after = client.get("/pid")
         assert after.status_code == 200 and after.json() != before
+
+
+@pytest.mark.parametrize("how", ["copy_records", "feed-entries-at-commit"])
+def test_a_connection_lost_during_a_copy_is_answered_503(pg_url: str, how: str) -> None:
+    """COPY (bulk uploads; every feed entry, just before COMMIT) goes round SQLAlchemy, so
+    a backend that ends under it must still be told apart from a bug: 503 and Retry-After,
+    nothing written, and the next request served on a new connection."""
+    db = Database(pg_url, pool_size=1, max_overflow=0)
+    app = app_over(db)
+    kept = table("kept", column("x"))
+
+    @app.post("/copy")
+    async def copy(cut: bool = False) -> int:
+        async with db.sessionmaker() as session:
+            pid = int(await session.scalar(text("SELECT pg_backend_pid()")) or 0)
+            if how == "feed-entries-at-commit":
+                await feed.append(session, Entry, [("x", 1, "upsert", {}), ("x", 2, "upsert", {})])
+            if cut:
+                conn = await asyncpg.connect(pg_url.replace("+asyncpg", ""))
+                try:  # with a timeout, pg_terminate_backend waits for the backend to end
+                    await conn.execute("SELECT pg_terminate_backend($1, 5000)", pid)
+                finally:
+                    await conn.close()
+                await asyncio.sleep(0.1)  # the goodbye reaches this loop
+            if how == "copy_records":
+                await shared.db.copy_records(session, kept, ["x"], [(1,), (2,)])
+            await session.commit()
+            return pid
+
+    @app.get("/count")
+    async def count() -> int:
+        written = "SELECT count(*) FROM " + ("kept" if how == "copy_records" else "feed_entry")
+        async with db.read_sessionmaker() as session:
+            return int(await session.scalar(text(written)) or 0)
+
+    async def prepare() -> None:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(FeedBase.metadata.create_all)
+            await conn.execute(text("CREATE TABLE kept (x int)"))
+        await db.dispose()  # its connections belong to this loop, not the app's
+
+    asyncio.run(prepare())
+    with TestClient(app, raise_server_exceptions=False) as client:
+        before = client.post("/copy")
+        assert before.status_code == 200, before.text
+        r = client.post("/copy", params={"cut": True})
+        assert r.status_code == 503, r.text
+        assert r.headers["retry-after"] == "1" and "连接中断" in r.json()["detail"]
+        after = client.post("/copy")
+        assert after.status_code == 200 and after.json() != before.json()
+        assert client.get("/count").json() == 4  # two requests wrote, the cut one nothing

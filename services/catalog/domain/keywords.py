@@ -473,24 +473,21 @@ class KeywordIndex:
         head, changed = await self._head_and_changed(session, limit)
         if changed is None:
             return False
-        if head > self.position:
-            if changed:
-                found = await session.execute(
-                    _select_rows().where(PatentSearch.patent_id.in_(changed))
-                )
-                fresh = []
-                for r in found:
-                    pid, text, dates = _row(r)
-                    if pid >= 1 << ID_BITS:  # cannot be ordered by date: scan from now
-                        log.error("patent id %s exceeds the keyword index's ids", pid)
-                        self.segments = []
-                        return False
-                    self.delta[pid] = (text, dates)
-                    fresh.append(pid)
-                pids = np.asarray(fresh, dtype=np.int64)
-                for segment in self.segments:
-                    segment.mark_stale(pids)
-            self.position = head
+        if changed:  # entries past the position: the head is past it too
+            found = await session.execute(_select_rows().where(PatentSearch.patent_id.in_(changed)))
+            fresh = []
+            for r in found:
+                pid, text, dates = _row(r)
+                if pid >= 1 << ID_BITS:  # cannot be ordered by date: scan from now
+                    log.error("patent id %s exceeds the keyword index's ids", pid)
+                    self.segments = []
+                    return False
+                self.delta[pid] = (text, dates)
+                fresh.append(pid)
+            pids = np.asarray(fresh, dtype=np.int64)
+            for segment in self.segments:
+                segment.mark_stale(pids)
+        self.position = max(self.position, head)
         if len(self.delta) > self.seal_after:
             self.start_seal()
         return True

@@ -316,8 +316,6 @@ PAGE_LISTING_COLUMNS = tuple(
     for c in Listing.__table__.c
     if c.key in schemas.Listing.model_fields
 )
-_LISTING_KEYS = tuple((f"listing_{c.key}", c.key) for c in Listing.__table__.c
-                      if c.key in schemas.Listing.model_fields)  # fmt: skip
 
 
 def page_item(row: Any, owners: set[int]) -> dict[str, Any]:
@@ -326,7 +324,9 @@ def page_item(row: Any, owners: set[int]) -> dict[str, Any]:
     item = {c.key: values[c.key] for c in PAGE_PATENT_COLUMNS}
     item["owner_org_ids"] = sorted(owners)
     has_listing = values["listing_id"] is not None
-    item["listing"] = {key: values[label] for label, key in _LISTING_KEYS} if has_listing else None
+    item["listing"] = (
+        {c.element.key: values[c.name] for c in PAGE_LISTING_COLUMNS} if has_listing else None
+    )
     return item
 
 
