@@ -158,7 +158,7 @@ async def pages(url: str, qs: list[str], sort: str) -> dict[str, list[int]]:
                 got: list[int] = []
                 cursor = None
                 while True:
-                    rows = await search_rows(session, Filters(q=q), sort, cursor, 4, index)
+                    rows = (await search_rows(session, Filters(q=q), sort, cursor, 4, index)).rows
                     got += [row.id for row in rows[:3]]
                     if len(rows) < 4:
                         break

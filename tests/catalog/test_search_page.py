@@ -5,12 +5,24 @@ response model): the same fields, order, number and date formats, and Chinese un
 from __future__ import annotations
 
 import asyncio
+import json
+from typing import Any
 
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, serialize_response
+from sqlalchemy import event
 
 from services.catalog import schemas
 from services.catalog.api import patents as patents_api
+from services.catalog.domain.keywords import KeywordIndex
+from services.catalog.domain.search import (
+    Filters,
+    apply_sort,
+    build_query,
+    page_columns,
+    search_rows,
+)
+from shared.db import Database
 from tests.conftest import CatalogHandle
 from tests.factories import offer, patent
 
@@ -70,3 +82,59 @@ def test_a_search_item_is_the_patent_as_fetched_without_its_claims(catalog: Cata
         assert item == {**single, "claims": None}
     assert sum(item["listing"] is not None for item in page["items"]) == 2
     assert max(len(item["owner_org_ids"]) for item in page["items"]) == 2
+
+
+def subplan_loops(plan: dict[str, Any]) -> list[int]:
+    """How often each subquery of an EXPLAIN ANALYZE plan (JSON) ran."""
+    own = [plan["Actual Loops"]] if plan.get("Subplan Name", "").startswith("SubPlan") else []
+    return own + [n for child in plan.get("Plans", []) for n in subplan_loops(child)]
+
+
+def test_a_search_page_reads_its_owners_in_its_own_statement_on_postgresql(
+    catalog: CatalogHandle,
+) -> None:
+    """On PostgreSQL a page's owners come with its rows, one statement, and their subquery
+    runs only for the rows the page returns, not for every row sorted before the LIMIT.
+    SQLite would run it for every sorted row, so there they are a second statement."""
+    org_id, key = catalog.org("天津同读大学")
+    with catalog.client(key) as c:
+        for i in range(12):
+            body = patent("天津同读大学", title=f"一种同读测试的阀门{i}")
+            assert c.post("/v1/patents", json=body).status_code == 201
+    postgres = catalog.database_url.startswith("postgresql")
+
+    async def run() -> None:
+        db = Database(catalog.database_url)
+        statements: list[str] = []
+        event.listen(db.read_engine.sync_engine, "before_cursor_execute",
+                     lambda _c, _cur, sql, *_: statements.append(sql))  # fmt: skip
+        try:
+            index = KeywordIndex(db.read_sessionmaker, recheck_after=60.0)
+            await index.build()
+            async with db.read_sessionmaker() as session:
+                assert await index.current(session)
+                statements.clear()
+                found = await search_rows(session, Filters(q="同读测试"), "-id", None, 4, index)
+                assert len(found.rows) == 4
+                assert all(found.owners[row.id] == {org_id} for row in found.rows)
+                selects = [sql for sql in statements if sql.lstrip().startswith("SELECT")]
+                assert len(selects) == (1 if postgres else 2), statements
+                if not postgres:
+                    return
+                # No keyword: every patent is sorted by date, then three are kept.
+                stmt = page_columns(apply_sort(build_query(Filters(), None),
+                                               "application_date", None), True).limit(3)  # fmt: skip
+                conn = await session.connection()
+                compiled = stmt.compile(dialect=conn.dialect)
+                params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+                raw = await conn.exec_driver_sql(
+                    f"EXPLAIN (ANALYZE, FORMAT JSON) {compiled}", params
+                )
+                plan = raw.scalar_one()
+                plan = (plan if isinstance(plan, list) else json.loads(plan))[0]
+                assert plan["Plan"]["Actual Rows"] == 3
+                assert subplan_loops(plan["Plan"]) and max(subplan_loops(plan["Plan"])) <= 3
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())

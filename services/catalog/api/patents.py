@@ -251,11 +251,10 @@ async def search_patents(
     limit: int = Query(20, ge=1, le=200),
 ) -> Response:
     """Browse and keyword-search the catalog (public). Cursor pagination."""
-    rows = await search_rows(session, f, sort, cursor, limit + 1, request.app.state.keywords)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    owners = await owners_of(session, [row.id for row in rows]) if rows else {}
-    items = [schemas.Patent.model_validate(page_item(row, owners[row.id])) for row in rows]
+    found = await search_rows(session, f, sort, cursor, limit + 1, request.app.state.keywords)
+    more = len(found.rows) > limit
+    rows = found.rows[:limit]
+    items = [schemas.Patent.model_validate(page_item(row, found.owners[row.id])) for row in rows]
     next_cursor = None
     if more:
         last = rows[-1]

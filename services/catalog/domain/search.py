@@ -38,6 +38,7 @@ from sqlalchemy.sql import coercions, roles
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from services.catalog import schemas
+from services.catalog.domain.ingest import owners_of
 from services.catalog.domain.keywords import ID_BITS, NULL_DATE, KeywordIndex
 from services.catalog.domain.textnorm import normalize_query
 from services.catalog.models import Listing, Organisation, Patent, PatentOwner, PatentSearch
@@ -318,6 +319,24 @@ PAGE_LISTING_COLUMNS = tuple(
 )
 
 
+# On PostgreSQL a page's owners come with its rows (one statement instead of two): the
+# planner evaluates a target-list subquery only for the rows left after ORDER BY ... LIMIT
+# (tests/catalog/test_search_page.py reads the plan). SQLite would run it for every row
+# it sorts, so there they are read after the page (`owners_of`).
+PAGE_OWNERS = func.array(
+    select(PatentOwner.org_id).where(PatentOwner.patent_id == Patent.id).scalar_subquery(),
+    type_=ARRAY(BigInteger),
+).label("owner_ids")
+
+
+@dataclass
+class SearchPage:
+    """`search_rows`' answer: the rows (see `page_item`) and each row's owners."""
+
+    rows: list[Any]
+    owners: dict[int, set[int]]
+
+
 def page_item(row: Any, owners: set[int]) -> dict[str, Any]:
     """A search row (`search_rows`) as the fields of `schemas.Patent`."""
     values = row._mapping
@@ -337,16 +356,32 @@ async def search_rows(
     cursor: str | None,
     limit: int,
     index: KeywordIndex | None,
+) -> SearchPage:
+    """Up to `limit` rows of the page (`limit + 1` tells there is more) and their owners:
+    the columns of `PAGE_PATENT_COLUMNS` and `PAGE_LISTING_COLUMNS` (see `page_item`)."""
+    with_owners = session.get_bind().dialect.name == "postgresql"
+    rows = await _page_rows(session, f, sort, cursor, limit, index, with_owners)
+    if with_owners:
+        return SearchPage(rows, {row.id: set(row.owner_ids) for row in rows})
+    return SearchPage(rows, await owners_of(session, [row.id for row in rows]) if rows else {})
+
+
+async def _page_rows(
+    session: AsyncSession,
+    f: Filters,
+    sort: str,
+    cursor: str | None,
+    limit: int,
+    index: KeywordIndex | None,
+    with_owners: bool,
 ) -> list[Any]:
-    """Up to `limit` rows of the page (`limit + 1` tells there is more): the columns of
-    `PAGE_PATENT_COLUMNS` and `PAGE_LISTING_COLUMNS` (see `page_item`)."""
     check_sort(sort)
     col, _ = SORTS[sort]
     field = None if col is Patent.id else col.key
     candidates = await keyword_candidates(index, f.q, field, session)
     if candidates is None:
-        stmt = page_columns(apply_sort(build_query(f, None), sort, cursor)).limit(limit)
-        return list((await session.execute(stmt)).all())
+        stmt = page_columns(apply_sort(build_query(f, None), sort, cursor), with_owners)
+        return list((await session.execute(stmt.limit(limit))).all())
     # Walk the candidates in page order, a growing window at a time, so a common keyword
     # costs one small query and a rare one (or a selective filter) still only a few.
     ids = page_order(candidates, sort, cursor)
@@ -355,16 +390,20 @@ async def search_rows(
     while start < len(ids) and len(rows) < limit:
         window = Candidates(ids[start : start + size], candidates.exact)  # by id: keys = ids
         # The cursor is already applied: the window holds only candidates after it.
-        stmt = page_columns(apply_sort(build_query(f, window), sort, None))
+        stmt = page_columns(apply_sort(build_query(f, window), sort, None), with_owners)
         stmt = stmt.limit(limit - len(rows))
         rows += (await session.execute(stmt)).all()
         start, size = start + size, size * 4
     return rows
 
 
-def page_columns(stmt: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
-    """`build_query`'s statement selecting a page's columns instead of the ORM objects."""
-    return stmt.with_only_columns(*PAGE_PATENT_COLUMNS, *PAGE_LISTING_COLUMNS)
+def page_columns(
+    stmt: Select[*tuple[Any, ...]], with_owners: bool = False
+) -> Select[*tuple[Any, ...]]:
+    """`build_query`'s statement selecting a page's columns instead of the ORM objects
+    (`with_owners`: and `PAGE_OWNERS`)."""
+    owners = (PAGE_OWNERS,) if with_owners else ()
+    return stmt.with_only_columns(*PAGE_PATENT_COLUMNS, *PAGE_LISTING_COLUMNS, *owners)
 
 
 def sort_value(patent: Any, sort: str) -> Any:
