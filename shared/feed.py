@@ -576,25 +576,17 @@ class FeedConsumer:
                         await self._park(item, error, attempt)
         return applied
 
-    async def fetch_page(self, after: int, wait: float = 0.0) -> dict[str, Any]:
-        """The upstream page after `after`. With `wait`, an upstream with nothing new holds
-        the answer up to that long."""
-        params: dict[str, Any] = {"after": after, "limit": self.page_size}
+    async def poll_once(self, wait: float = 0.0) -> int:
+        """Fetch and apply one page; return how many entries were applied (or parked).
+        With `wait`, an upstream with nothing new holds the answer up to that long."""
+        params: dict[str, Any] = {"after": self.position, "limit": self.page_size}
         timeout: Any = httpx.USE_CLIENT_DEFAULT
         if wait > 0:
             params["wait"] = wait
             timeout = httpx.Timeout(wait + 10.0, connect=3.0)
         resp = await self.client.get("/v1/feed", params=params, timeout=timeout)
         resp.raise_for_status()
-        return dict(resp.json())
-
-    async def poll_once(self, wait: float = 0.0) -> int:
-        """Fetch and apply one page; return how many entries were applied (or parked)."""
-        return await self.take(await self.fetch_page(self.position, wait))
-
-    async def take(self, page: dict[str, Any]) -> int:
-        """Apply a fetched page (the one after `position`); return how many entries were
-        applied (or parked)."""
+        page = resp.json()
         items = page["items"]
         self.at_head = not page["has_more"]
         if not items:
@@ -657,44 +649,23 @@ class FeedConsumer:
                 return total
 
     async def run(self) -> None:
-        """Follow the feed. The next page is asked for while this one is applied: under
-        load the upstream's answer and applying a page took tens of milliseconds each, and
-        every entry waited for both in turn. Pages are still applied one after the other,
-        in order; a page asked for after an entry that did not apply is dropped."""
         await self.load_position()
-        ahead: tuple[int, asyncio.Task[dict[str, Any]]] | None = None
-        try:
-            while True:
-                try:
-                    started = time.monotonic()
-                    if ahead is not None and ahead[0] == self.position:
-                        page = await ahead[1]
-                    else:
-                        _cancel_ahead(ahead)
-                        wait = self.long_poll if self.at_head else 0.0
-                        page = await self.fetch_page(self.position, wait)
-                    ahead = None
-                    if page["items"]:
-                        after = page["items"][-1]["id"]
-                        wait = 0.0 if page["has_more"] else self.long_poll
-                        ahead = (after, asyncio.create_task(self.fetch_page(after, wait)))
-                    n = await self.take(page)
-                    self.last_error = None
-                    self.failures = 0
-                    if n == 0:  # a long poll that waited has already spent the interval
-                        await asyncio.sleep(self.idle_interval - (time.monotonic() - started))
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # keep following; upstream may be restarting
-                    _cancel_ahead(ahead)
-                    ahead = None
-                    self.last_error = f"{type(exc).__name__}: {exc}"
-                    self.failures += 1
-                    self.failures_total += 1
-                    log.warning("feed %s: %s", self.source, self.last_error)
-                    await asyncio.sleep(min(5.0, self.idle_interval * 4))
-        finally:
-            _cancel_ahead(ahead)
+        while True:
+            try:
+                started = time.monotonic()
+                n = await self.poll_once(self.long_poll if self.at_head else 0.0)
+                self.last_error = None
+                self.failures = 0
+                if n == 0:  # a long poll that waited has already spent the interval
+                    await asyncio.sleep(self.idle_interval - (time.monotonic() - started))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep following; upstream may be restarting
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.failures += 1
+                self.failures_total += 1
+                log.warning("feed %s: %s", self.source, self.last_error)
+                await asyncio.sleep(min(5.0, self.idle_interval * 4))
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"feed-consumer-{self.source}")
@@ -707,13 +678,6 @@ class FeedConsumer:
             except (asyncio.CancelledError, Exception):
                 pass
             self._task = None
-
-
-def _cancel_ahead(ahead: tuple[int, asyncio.Task[Any]] | None) -> None:
-    """Cancel a page asked for ahead (its answer, or its failure, is not wanted)."""
-    if ahead is not None:
-        ahead[1].cancel()
-        ahead[1].add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 class ParkedItem(BaseModel):

@@ -13,7 +13,6 @@ when the test gives up on it (20 s).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -21,16 +20,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from sqlalchemy.orm import DeclarativeBase
 
 from services.catalog.main import create_app as create_catalog_app
 from services.catalog.settings import CatalogSettings
 from services.indicators.main import create_app as create_indicators_app
 from services.indicators.settings import IndicatorsSettings
 from shared import feed
-from shared.db import Database
 from shared.testing import LiveServer, fresh_database
 from tests.conftest import CatalogHandle, start_catalog
 from tests.factories import patent
@@ -200,84 +196,3 @@ def test_a_wait_that_is_not_a_finite_number_of_seconds_is_refused(
             r = c.get("/v1/feed", params={"after": 0, "wait": wait})
             assert r.status_code == 422, (wait, r.text)
             assert r.json()["errors"][0]["field"] == "wait" and reason in r.text, r.text
-
-
-class _Base(DeclarativeBase):
-    pass
-
-
-class _Cursor(feed.FeedCursorMixin, _Base):
-    __tablename__ = "pipeline_cursor"
-
-
-@pytest.mark.parametrize("fail_once", [False, True], ids=["applies", "fails-once"])
-def test_a_following_consumer_asks_for_the_next_page_while_it_applies_one(
-    served: tuple[LiveServer, CatalogHandle], engine: str, db_dir: Path, fail_once: bool
-) -> None:
-    """Following the feed, the consumer asks for the page after the one it is applying
-    before that one is done (a long poll after its last entry), then applies it: every
-    entry once, in order. A page that fails to apply drops what was asked for after it;
-    the page is asked for again and nothing is skipped."""
-    _, catalog = served
-    _, key = catalog.org("天津预取大学")
-    start = head(catalog)
-
-    def upload() -> None:
-        with catalog.client(key) as c:
-            single(c, "天津预取大学")
-
-    async def run(url: str) -> None:
-        db = Database(url)
-        async with db.engine.begin() as conn:
-            await conn.run_sync(_Base.metadata.create_all)
-        async with db.sessionmaker() as s, s.begin():
-            s.add(_Cursor(source="catalog", position=start))
-        asked: list[int] = []  # the `after` of each page asked for
-        applied: list[int] = []
-        applying, release = asyncio.Event(), asyncio.Event()
-        failed: list[int] = []
-
-        async def handler(_session: Any, items: list[dict[str, Any]]) -> None:
-            applying.set()
-            await release.wait()
-            if fail_once and not failed and applied:  # the second page, once
-                failed.append(items[0]["id"])
-                raise RuntimeError("this page fails once")
-            applied.extend(i["id"] for i in items)
-
-        async def note(request: httpx.Request) -> None:
-            asked.append(int(request.url.params["after"]))
-
-        client = httpx.AsyncClient(base_url=catalog.url, event_hooks={"request": [note]})
-        consumer = feed.FeedConsumer(
-            source="catalog", client=client, sessionmaker=db.sessionmaker, cursor_model=_Cursor,
-            handler=handler, idle_interval=0.05, long_poll=30,
-        )  # fmt: skip
-        try:
-            await asyncio.to_thread(upload)
-            first_head = await asyncio.to_thread(head, catalog)
-            consumer.start()
-            await asyncio.wait_for(applying.wait(), GIVE_UP)
-            # The first page is being applied; the next is already asked for, after it.
-            async with asyncio.timeout(GIVE_UP):
-                while asked[-1:] != [first_head]:
-                    await asyncio.sleep(0.01)
-            await asyncio.to_thread(upload)
-            await asyncio.to_thread(upload)
-            release.set()
-            target = await asyncio.to_thread(head, catalog)
-            async with asyncio.timeout(GIVE_UP):
-                while consumer.position != target:
-                    await asyncio.sleep(0.01)
-        finally:
-            await consumer.stop()
-            await client.aclose()
-            await db.dispose()
-        assert applied == sorted(set(applied)) and applied[0] > start and applied[-1] == target
-        assert len(applied) == target - start  # every entry (one writer: ids are dense)
-        assert asked[:2] == [start, first_head]
-        if fail_once:  # asked again after the first page, and the failed page came again
-            assert failed and failed[0] in applied and asked.count(first_head) == 2
-
-    with fresh_database(engine, db_dir, "pipeline") as url:
-        asyncio.run(run(url))

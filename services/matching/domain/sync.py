@@ -407,8 +407,8 @@ class CatalogConsumer(FeedConsumer):
         super().__init__(**kwargs)
         self.indexer = indexer
 
-    async def take(self, page: dict[str, Any]) -> int:
-        n = await super().take(page)
+    async def poll_once(self, wait: float = 0.0) -> int:
+        n = await super().poll_once(wait)
         if self.indexer.index.position < self.position:
             await self.indexer.sync(self.position)
         return n
