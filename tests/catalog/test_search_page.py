@@ -138,3 +138,35 @@ def test_a_search_page_reads_its_owners_in_its_own_statement_on_postgresql(
             await db.dispose()
 
     asyncio.run(run())
+
+
+def test_a_patents_own_get_is_what_a_write_of_it_answers(catalog: CatalogHandle) -> None:
+    """`GET /v1/patents/{number}` reads the patent as a search row (one statement on
+    PostgreSQL); a write answers from the ORM objects. Both must show the same patent:
+    claims, co-owners and listing included, and the same for a patent without a listing."""
+    _, key = catalog.org("天津单读大学")
+    _, co_key = catalog.org("天津单读研究院", kind="institute")
+    with catalog.client(key) as c, catalog.client(co_key) as co:
+        listed = patent("天津单读大学", title="一种单读比对的阀门", claims="1. 一种阀门。" * 20,
+                        patentees=["天津单读大学", "天津单读研究院"])  # fmt: skip
+        plain = patent("天津单读大学", title="一种单读比对的泵")
+        for body in (listed, plain):
+            assert c.post("/v1/patents", json=body).status_code == 201
+        assert co.post("/v1/patents", json=listed).status_code == 200  # the co-owner joins
+        number = listed["application_number"]
+        r = c.post("/v1/listings", json={"application_number": number, **offer(note="面议")})
+        assert r.status_code == 201, r.text
+        for body in (listed, plain):
+            n = body["application_number"]
+            got = c.get(f"/v1/patents/{n}").json()
+            # an unchanged status: the write answers the patent as it stands
+            same = {"legal_status": got["legal_status"], "grant_date": got["grant_date"]}
+            written = c.patch(f"/v1/patents/{n}/legal-status", json=same)
+            assert written.status_code == 200, written.text
+            assert got == written.json()
+            assert got["claims"] == body.get("claims", got["claims"])
+        assert len(c.get(f"/v1/patents/{number}").json()["owner_org_ids"]) == 2
+        assert c.get(f"/v1/patents/{number}").json()["listing"]["status"] == "listed"
+        absent = patent("天津单读大学")["application_number"]  # valid, never uploaded
+        missing = c.get(f"/v1/patents/{absent}")
+    assert missing.status_code == 404 and missing.json()["status"] == 404, missing.text

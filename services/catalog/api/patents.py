@@ -22,6 +22,7 @@ from services.catalog.domain.search import (
     Filters,
     encode_cursor,
     page_item,
+    patent_item,
     search_rows,
     sort_value,
 )
@@ -113,7 +114,11 @@ async def upsert_patent(
 @router.get("/patents/{number}", response_model=schemas.Patent)
 async def get_patent(number: str, session: SessionDep) -> schemas.Patent:
     """A patent by application number (`CN202110123456.7`, `202110123456.7` or `2021101234567`)."""
-    return await to_schema(session, await load_patent(session, number))
+    norm = normalize_number(number)
+    item = await patent_item(session, norm)
+    if item is None:
+        raise NotFound(f"patent {norm} is not in the catalog")
+    return schemas.Patent.model_validate(item)
 
 
 @router.get("/patents/{number}/eligibility", response_model=schemas.Eligibility)

@@ -397,6 +397,20 @@ async def _page_rows(
     return rows
 
 
+async def patent_item(session: AsyncSession, number: str) -> dict[str, Any] | None:
+    """The patent with this (normalised) application number as the fields of
+    `schemas.Patent`, claims included; None when it is not in the catalog. Read as a
+    search row is: one statement on PostgreSQL instead of three (patent, owners, listing)."""
+    with_owners = session.get_bind().dialect.name == "postgresql"
+    stmt = select(Patent).outerjoin(Listing, Listing.patent_id == Patent.id)
+    stmt = page_columns(stmt, with_owners).add_columns(Patent.claims)
+    row = (await session.execute(stmt.where(Patent.application_number == number))).first()
+    if row is None:
+        return None
+    owners = set(row.owner_ids) if with_owners else (await owners_of(session, [row.id]))[row.id]
+    return {**page_item(row, owners), "claims": row.claims}
+
+
 def page_columns(
     stmt: Select[*tuple[Any, ...]], with_owners: bool = False
 ) -> Select[*tuple[Any, ...]]:
