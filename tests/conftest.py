@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from services.catalog.cli import create_org_with_key
 from services.catalog.domain.uscc import make_uscc
@@ -23,7 +24,7 @@ from services.catalog.main import MIGRATIONS as CATALOG_MIGRATIONS
 from services.catalog.main import create_app as create_catalog_app
 from services.catalog.settings import CatalogSettings
 from shared.auth import Role
-from shared.db import upgrade
+from shared.db import Database, upgrade
 from shared.testing import LiveServer, fresh_database, postgres_reachable, postgres_url
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -123,3 +124,11 @@ def catalog(engine: str, db_dir: Path) -> Iterator[CatalogHandle]:
             yield CatalogHandle(server.url, url, admin_key)
         finally:
             server.stop()
+
+
+def read_statements(db: Database) -> list[str]:
+    """The SQL the database's read engine sends from now on (a list that grows)."""
+    statements: list[str] = []
+    event.listen(db.read_engine.sync_engine, "before_cursor_execute",
+                 lambda _c, _cur, sql, *_: statements.append(sql))  # fmt: skip
+    return statements

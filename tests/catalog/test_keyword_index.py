@@ -26,7 +26,7 @@ from services.catalog.domain.search import (
 from services.catalog.domain.textnorm import normalize_query, search_text
 from services.catalog.models import PatentSearch
 from shared.db import Database
-from tests.conftest import CatalogHandle
+from tests.conftest import CatalogHandle, read_statements
 from tests.factories import patent
 from tests.hostile import run_sql
 
@@ -513,9 +513,7 @@ def test_a_search_asks_for_the_feed_head_after_a_local_commit_or_a_pause(
 
     async def run() -> None:
         db = Database(catalog.database_url)
-        statements: list[str] = []
-        event.listen(db.read_engine.sync_engine, "before_cursor_execute",
-                     lambda _c, _cur, sql, *_: statements.append(sql))  # fmt: skip
+        statements = read_statements(db)
         try:
             index = KeywordIndex(db.read_sessionmaker, recheck_after=0.5)
             await index.build()

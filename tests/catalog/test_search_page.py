@@ -10,7 +10,6 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, serialize_response
-from sqlalchemy import event
 
 from services.catalog import schemas
 from services.catalog.api import patents as patents_api
@@ -23,7 +22,7 @@ from services.catalog.domain.search import (
     search_rows,
 )
 from shared.db import Database
-from tests.conftest import CatalogHandle
+from tests.conftest import CatalogHandle, read_statements
 from tests.factories import offer, patent
 
 
@@ -105,9 +104,7 @@ def test_a_search_page_reads_its_owners_in_its_own_statement_on_postgresql(
 
     async def run() -> None:
         db = Database(catalog.database_url)
-        statements: list[str] = []
-        event.listen(db.read_engine.sync_engine, "before_cursor_execute",
-                     lambda _c, _cur, sql, *_: statements.append(sql))  # fmt: skip
+        statements = read_statements(db)
         try:
             index = KeywordIndex(db.read_sessionmaker, recheck_after=60.0)
             await index.build()

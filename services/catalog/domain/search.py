@@ -359,42 +359,30 @@ async def search_rows(
 ) -> SearchPage:
     """Up to `limit` rows of the page (`limit + 1` tells there is more) and their owners:
     the columns of `PAGE_PATENT_COLUMNS` and `PAGE_LISTING_COLUMNS` (see `page_item`)."""
+    check_sort(sort)
+    col, _ = SORTS[sort]
     with_owners = session.get_bind().dialect.name == "postgresql"
-    rows = await _page_rows(session, f, sort, cursor, limit, index, with_owners)
+    candidates = await keyword_candidates(
+        index, f.q, None if col is Patent.id else col.key, session
+    )
+    rows: list[Any] = []
+    if candidates is None:
+        stmt = page_columns(apply_sort(build_query(f, None), sort, cursor), with_owners)
+        rows = list((await session.execute(stmt.limit(limit))).all())
+    else:
+        # Walk the candidates in page order, a growing window at a time, so a common
+        # keyword costs one small query and a rare one (or a selective filter) a few.
+        ids = page_order(candidates, sort, cursor)
+        start, size = 0, max(4 * limit, FIRST_WINDOW)
+        while start < len(ids) and len(rows) < limit:
+            window = Candidates(ids[start : start + size], candidates.exact)  # keys = ids
+            # The cursor is already applied: the window holds only candidates after it.
+            stmt = page_columns(apply_sort(build_query(f, window), sort, None), with_owners)
+            rows += (await session.execute(stmt.limit(limit - len(rows)))).all()
+            start, size = start + size, size * 4
     if with_owners:
         return SearchPage(rows, {row.id: set(row.owner_ids) for row in rows})
     return SearchPage(rows, await owners_of(session, [row.id for row in rows]) if rows else {})
-
-
-async def _page_rows(
-    session: AsyncSession,
-    f: Filters,
-    sort: str,
-    cursor: str | None,
-    limit: int,
-    index: KeywordIndex | None,
-    with_owners: bool,
-) -> list[Any]:
-    check_sort(sort)
-    col, _ = SORTS[sort]
-    field = None if col is Patent.id else col.key
-    candidates = await keyword_candidates(index, f.q, field, session)
-    if candidates is None:
-        stmt = page_columns(apply_sort(build_query(f, None), sort, cursor), with_owners)
-        return list((await session.execute(stmt.limit(limit))).all())
-    # Walk the candidates in page order, a growing window at a time, so a common keyword
-    # costs one small query and a rare one (or a selective filter) still only a few.
-    ids = page_order(candidates, sort, cursor)
-    rows: list[Any] = []
-    start, size = 0, max(4 * limit, FIRST_WINDOW)
-    while start < len(ids) and len(rows) < limit:
-        window = Candidates(ids[start : start + size], candidates.exact)  # by id: keys = ids
-        # The cursor is already applied: the window holds only candidates after it.
-        stmt = page_columns(apply_sort(build_query(f, window), sort, None), with_owners)
-        stmt = stmt.limit(limit - len(rows))
-        rows += (await session.execute(stmt)).all()
-        start, size = start + size, size * 4
-    return rows
 
 
 async def patent_item(session: AsyncSession, number: str) -> dict[str, Any] | None:
