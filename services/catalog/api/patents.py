@@ -48,8 +48,13 @@ async def load_patent(session: SessionDep, number: str) -> Patent:
     norm = normalize_number(number)
     patent = await session.scalar(select(Patent).where(Patent.application_number == norm))
     if patent is None:
-        raise NotFound(f"patent {norm} is not in the catalog")
+        raise not_in_catalog(norm)
     return patent
+
+
+def not_in_catalog(norm: str) -> NotFound:
+    # `norm`: the name the message's translation is keyed by (shared/locale)
+    return NotFound(f"patent {norm} is not in the catalog")
 
 
 async def require_owner(session: SessionDep, patent: Patent, principal: Principal) -> None:
@@ -117,7 +122,7 @@ async def get_patent(number: str, session: SessionDep) -> schemas.Patent:
     norm = normalize_number(number)
     item = await patent_item(session, norm)
     if item is None:
-        raise NotFound(f"patent {norm} is not in the catalog")
+        raise not_in_catalog(norm)
     return schemas.Patent.model_validate(item)
 
 

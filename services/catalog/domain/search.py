@@ -361,7 +361,7 @@ async def search_rows(
     the columns of `PAGE_PATENT_COLUMNS` and `PAGE_LISTING_COLUMNS` (see `page_item`)."""
     check_sort(sort)
     col, _ = SORTS[sort]
-    with_owners = session.get_bind().dialect.name == "postgresql"
+    with_owners = owners_inline(session)
     candidates = await keyword_candidates(
         index, f.q, None if col is Patent.id else col.key, session
     )
@@ -380,28 +380,38 @@ async def search_rows(
             stmt = page_columns(apply_sort(build_query(f, window), sort, None), with_owners)
             rows += (await session.execute(stmt.limit(limit - len(rows)))).all()
             start, size = start + size, size * 4
-    if with_owners:
-        return SearchPage(rows, {row.id: set(row.owner_ids) for row in rows})
-    return SearchPage(rows, await owners_of(session, [row.id for row in rows]) if rows else {})
+    return SearchPage(rows, await row_owners(session, rows, with_owners))
 
 
 async def patent_item(session: AsyncSession, number: str) -> dict[str, Any] | None:
     """The patent with this (normalised) application number as the fields of
     `schemas.Patent`, claims included; None when it is not in the catalog. Read as a
     search row is: one statement on PostgreSQL instead of three (patent, owners, listing)."""
-    with_owners = session.get_bind().dialect.name == "postgresql"
+    with_owners = owners_inline(session)
     stmt = select(Patent).outerjoin(Listing, Listing.patent_id == Patent.id)
     stmt = page_columns(stmt, with_owners).add_columns(Patent.claims)
     row = (await session.execute(stmt.where(Patent.application_number == number))).first()
     if row is None:
         return None
-    owners = set(row.owner_ids) if with_owners else (await owners_of(session, [row.id]))[row.id]
+    owners = (await row_owners(session, [row], with_owners))[row.id]
     return {**page_item(row, owners), "claims": row.claims}
 
 
-def page_columns(
-    stmt: Select[*tuple[Any, ...]], with_owners: bool = False
-) -> Select[*tuple[Any, ...]]:
+def owners_inline(session: AsyncSession) -> bool:
+    """Whether a page's owners come in its own statement (`PAGE_OWNERS`): on PostgreSQL."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def row_owners(
+    session: AsyncSession, rows: Sequence[Any], inline: bool
+) -> dict[int, set[int]]:
+    """Each row's owners: read off the rows (`PAGE_OWNERS`, `inline`), else one statement."""
+    if inline:
+        return {row.id: set(row.owner_ids) for row in rows}
+    return await owners_of(session, [row.id for row in rows]) if rows else {}
+
+
+def page_columns(stmt: Select[*tuple[Any, ...]], with_owners: bool) -> Select[*tuple[Any, ...]]:
     """`build_query`'s statement selecting a page's columns instead of the ORM objects
     (`with_owners`: and `PAGE_OWNERS`)."""
     owners = (PAGE_OWNERS,) if with_owners else ()
