@@ -9,17 +9,20 @@ began. Checked on both engines, with pages of every size from one entry to all o
 
 from __future__ import annotations
 
+import asyncio
 import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.indicators.domain.replica import apply_catalog_entries
+from services.indicators.domain.replica import apply_catalog_entries, insert_missing
 from services.indicators.main import MIGRATIONS
 from services.indicators.models import Listing, Org, OrgVersion, Patent, PoolEvent
+from shared.db import create_engine, upgrade
+from shared.testing import fresh_database
 from tests.conftest import require_engine
 from tests.replica_pages import copy_after, random_pages
 
@@ -44,7 +47,9 @@ def random_feed(rng: random.Random, n: int) -> list[dict[str, Any]]:
         day += rng.randint(0, 2)  # equal days happen: ties are ordered by arrival
         if r < 0.3:
             pid = rng.randint(1, 20)
-            add("patent", _patent(pid, rng.sample(range(1, 5), rng.randint(1, 2)), day))
+            owners = rng.sample(range(1, 5), rng.randint(1, 2))
+            # now and then re-created upstream under a new id, keeping its number
+            add("patent", _patent(pid, owners, day, rng.choice([pid] * 4 + [pid + 100])))
         elif r < 0.93:
             pid = rng.randint(1, 20)
             add("listing", _listing(pid, rng.choice(STATUSES), day, rng))
@@ -62,9 +67,9 @@ def _org(oid: int, district: str | None, day: int) -> dict[str, Any]:
             "province": "天津市", "is_sme": False, "updated_at": _ts(day)}  # fmt: skip
 
 
-def _patent(pid: int, owners: list[int], day: int) -> dict[str, Any]:
+def _patent(pid: int, owners: list[int], day: int, row_id: int) -> dict[str, Any]:
     return {
-        "id": pid, "application_number": f"2019{pid:08d}", "patent_type": "invention",
+        "id": row_id, "application_number": f"2019{pid:08d}", "patent_type": "invention",
         "title": f"专利{pid}/{day}", "industries": ["1.1"], "owner_org_ids": owners,
         "legal_status": "granted", "application_date": "2019-01-01", "grant_date": "2021-01-01",
     }  # fmt: skip
@@ -90,7 +95,8 @@ async def read_copy(session: AsyncSession) -> dict[str, Any]:
             for v in await session.scalars(select(OrgVersion))
         ),
         "patents": sorted(
-            (p.id, p.title, tuple(p.owner_org_ids)) for p in await session.scalars(select(Patent))
+            (p.id, p.application_number, p.title, tuple(p.owner_org_ids))
+            for p in await session.scalars(select(Patent))
         ),
         "listings": sorted(
             (li.id, li.status, li.owner_district or "", li.updated_at.isoformat())
@@ -125,5 +131,47 @@ def test_pages_of_any_size_leave_the_copy_as_one_entry_at_a_time_would(
     one_by_one = results[0]
     chained = [e for e in one_by_one["events"] if e[3] is not None]
     assert len(chained) > 20, "the feed should change listings' states many times"
+    patents = one_by_one["patents"]
+    assert any(p[0] > 100 for p in patents), "some patents should be re-created under new ids"
+    assert len({p[1] for p in patents}) == len(patents), "one row per application number"
     assert results[1] == one_by_one
     assert results[2] == one_by_one
+
+
+def test_a_page_naming_a_patent_a_deal_is_inserting_waits_and_updates_it(tmp_path: Path) -> None:
+    """A deal stores a patent the feed has not brought yet (`insert_missing`) while the
+    consumer applies the page that brings it: the page waits for the deal's transaction,
+    then updates the row, instead of failing on the unique key and being tried again."""
+    require_engine("postgresql")
+
+    async def run(url: str) -> tuple[str, str]:
+        db = create_engine(url)
+        sessions = async_sessionmaker(db, expire_on_commit=False)
+        fetched = {**_patent(7, [1], 1, 7), "title": "从目录取得"}
+        fed = {**_patent(7, [1, 2], 2, 7), "title": "由数据流带来"}
+        try:
+            async with sessions() as deal, deal.begin():
+                await insert_missing(deal, [], [fetched])
+                page = asyncio.ensure_future(
+                    copy_page(
+                        sessions, [{"id": 1, "entity": "patent", "op": "upsert", "payload": fed}]
+                    )  # fmt: skip
+                )
+                await asyncio.sleep(0.3)
+                assert not page.done(), "the page should wait for the deal's row"
+            await page
+            async with sessions() as session:
+                row = await session.get(Patent, 7)
+                assert row is not None
+                return row.title, row.application_number
+        finally:
+            await db.dispose()
+
+    with fresh_database("postgresql", tmp_path, "race") as url:
+        upgrade(MIGRATIONS, url)
+        assert asyncio.run(run(url)) == ("由数据流带来", "201900000007")
+
+
+async def copy_page(sessions: async_sessionmaker[AsyncSession], page: list[dict[str, Any]]) -> None:
+    async with sessions() as session, session.begin():
+        await apply_catalog_entries(session, page)

@@ -18,7 +18,7 @@ from itertools import groupby
 from typing import Any
 
 import httpx
-from sqlalchemy import event, or_, select
+from sqlalchemy import delete, event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -144,27 +144,46 @@ def patent_attrs(p: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-NEW_PATENTS = "replica_new_patents"
+def _patent_rows(payloads: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows a page's patents leave, as applying them one at a time would: the last entry
+    for an id wins, and so does the last for an application number (a patent re-created
+    upstream under a new id keeps one row per number)."""
+    by_id: dict[int, dict[str, Any]] = {}
+    for attrs in (patent_attrs(p) for p in payloads):
+        if attrs is not None:
+            by_id.pop(attrs["id"], None)  # moved to the end: its place is its last entry's
+            by_id[attrs["id"]] = attrs
+    by_number: dict[str, dict[str, Any]] = {}
+    for attrs in by_id.values():
+        by_number.pop(attrs["application_number"], None)
+        by_number[attrs["application_number"]] = attrs
+    return list(by_number.values())
 
 
-async def _load_patents(session: AsyncSession, payloads: list[dict[str, Any]]) -> None:
-    """One query for a page's patents (a bulk upload's page is mostly patents): the known
-    ones land in the session, the others are noted as new, so apply_patent needs no lookup
-    by id or number for either."""
-    wanted = [a for a in (patent_attrs(p) for p in payloads) if a is not None]
-    if not wanted:
-        return
-    ids = {a["id"] for a in wanted}
-    numbers = {a["application_number"] for a in wanted}
-    found = (await session.scalars(select(Patent).where(
-        or_(Patent.id.in_(ids), Patent.application_number.in_(numbers))
-    ))).all()  # fmt: skip
-    taken = {f.id for f in found}, {f.application_number for f in found}
-    session.info[NEW_PATENTS] = {
-        a["id"]
-        for a in wanted
-        if a["id"] not in taken[0] and a["application_number"] not in taken[1]
-    }
+async def apply_patents(session: AsyncSession, payloads: Iterable[dict[str, Any]]) -> list[int]:
+    """Upsert a page's patents in two statements, whatever the mix of new and changed ones
+    (the ORM wrote a changed patent with an UPDATE of its own); returns their ids.
+
+    An insert that a deal's `insert_missing` made meanwhile is simply updated, where the
+    ORM's insert failed the page on the unique key and the page was tried again."""
+    rows = _patent_rows(payloads)
+    if not rows:
+        return []
+    # A number now held by another id: that patent was re-created upstream.
+    await session.execute(
+        delete(Patent)
+        .where(Patent.application_number.in_([r["application_number"] for r in rows]))
+        .where(Patent.id.not_in([r["id"] for r in rows]))
+        .execution_options(synchronize_session=False)
+    )
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(Patent)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Patent.id], set_={c: stmt.excluded[c] for c in rows[0] if c != "id"}
+    )
+    # Core's executemany: one cached statement, whatever the page's size.
+    await (await session.connection()).execute(stmt, rows)
+    return [r["id"] for r in rows]
 
 
 NEW_LISTINGS = "replica_new_listings"
@@ -173,7 +192,8 @@ PAGE_LISTINGS = "replica_page_listings"
 
 
 async def _load_listings(session: AsyncSession, payloads: list[dict[str, Any]]) -> None:
-    """One query for a page's listings, as `_load_patents` does for its patents."""
+    """One query for a page's listings: the known ones are held for `apply_listing`, the
+    others noted as new, so it needs no lookup by id for either."""
     ids = {int(p["id"]) for p in payloads}
     if not ids:
         return
@@ -184,29 +204,9 @@ async def _load_listings(session: AsyncSession, payloads: list[dict[str, Any]]) 
 
 
 async def apply_patent(session: AsyncSession, p: dict[str, Any]) -> Patent | None:
-    attrs = patent_attrs(p)
-    if attrs is None:
-        return None
-    appno = attrs["application_number"]
-    new: set[int] = session.info.get(NEW_PATENTS, set())
-    patent: Patent | None
-    if attrs["id"] in new:  # neither its id nor its number is here (_load_patents)
-        new.discard(attrs["id"])
-        patent = Patent(id=attrs["id"], application_number=appno)
-        session.add(patent)
-    else:
-        patent = await session.get(Patent, attrs["id"])
-    if patent is None:
-        clash = await session.scalar(select(Patent).where(Patent.application_number == appno))
-        if clash is not None:  # re-created upstream under a new id: keep one row per number
-            await session.delete(clash)
-            await session.flush()
-        patent = Patent(id=attrs["id"], application_number=appno)
-        session.add(patent)
-    for k, v in attrs.items():
-        setattr(patent, k, v)
-    # Not flushed here: a page's new patents go out together at the next query or commit.
-    return patent
+    """`apply_patents` for one patent, read back as the session's object."""
+    ids = await apply_patents(session, [p])
+    return await session.get(Patent, ids[0], populate_existing=True) if ids else None
 
 
 async def _owner_district(session: AsyncSession, owner_ids: list[int]) -> str | None:
@@ -296,17 +296,15 @@ def _chain(events: Sequence[PoolEvent]) -> None:
 
 
 async def apply_catalog_entries(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
-    await _load_patents(session, [e["payload"] for e in entries if e["entity"] == "patent"])
     await _load_listings(session, [e["payload"] for e in entries if e["entity"] == "listing"])
     rechain: set[int] = set()
-    for e in entries:
+    upserts = [e for e in entries if e.get("op") in (None, "upsert")]
+    # A patent's row depends on nothing else in the copy: a page's patents go in one upsert.
+    await apply_patents(session, [e["payload"] for e in upserts if e["entity"] == "patent"])
+    for e in upserts:
         entity, payload = e["entity"], e["payload"]
-        if e.get("op") not in (None, "upsert"):
-            continue
         if entity == "organisation":
             await apply_org(session, payload, e.get("id"))
-        elif entity == "patent":
-            await apply_patent(session, payload)
         elif entity == "listing":
             await apply_listing(session, payload, rechain)
     await _chain_events(session, rechain)
