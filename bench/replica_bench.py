@@ -4,8 +4,8 @@ Every patent uploaded to the catalog, and every pooling or status change, arrive
 matching and at indicators as a feed entry, which each writes into its own copy in its
 consumer's transaction, a page at a time. This measures that write: the handler each
 service's feed consumer runs, in process, against a fresh database, on a feed shaped like
-a bulk upload followed by pooling and deals (organisations, then N patents, N listings,
-N/3 status changes).
+a bulk upload followed by pooling, deals and a legal-status sync (organisations, then N
+patents, N listings, N/3 status changes, N/3 changed patents).
 
     .venv/bin/python bench/replica_bench.py               # 5,000 patents, PostgreSQL
     .venv/bin/python bench/replica_bench.py --n 20000 --engine sqlite
@@ -64,14 +64,18 @@ def feed(n: int) -> list[dict[str, Any]]:
         add("organisation", {"id": o, "kind": "university", "name": f"天津某大学{o}",
                              "district": "南开区", "province": "天津市", "is_sme": False,
                              "updated_at": STAMP})  # fmt: skip
-    for pid in range(1, n + 1):
-        add("patent", {
+    def patent(pid: int, legal_status: str, version: int) -> dict[str, Any]:
+        return {
             "id": pid, "application_number": f"2019{pid:08d}", "patent_type": "invention",
             "title": f"一种锂电池正极材料的制备方法{pid}", "abstract": "本发明公开了一种正极材料。" * 8,
             "claims": None, "ipc_codes": ["H01M 4/00"], "industries": ["1.1"],
-            "patentees": ["天津某大学"], "owner_org_ids": [pid % 5 + 1], "legal_status": "granted",
-            "version": 1, "application_date": "2019-01-01", "grant_date": "2021-01-01",
-        })  # fmt: skip
+            "patentees": ["天津某大学"], "owner_org_ids": [pid % 5 + 1],
+            "legal_status": legal_status, "version": version, "application_date": "2019-01-01",
+            "grant_date": "2021-01-01",
+        }  # fmt: skip
+
+    for pid in range(1, n + 1):
+        add("patent", patent(pid, "granted", 1))
 
     def listing(pid: int, status: str, at: str) -> dict[str, Any]:
         return {
@@ -86,6 +90,8 @@ def feed(n: int) -> list[dict[str, Any]]:
         add("listing", listing(pid, "listed", STAMP))
     for pid in range(1, n + 1, 3):
         add("listing", listing(pid, "transferred", "2026-05-01T00:00:00+00:00"))
+    for pid in range(2, n + 1, 3):  # a legal-status sync: changed patents, not new ones
+        add("patent", patent(pid, "lapsed", 2))
     return entries
 
 
@@ -113,7 +119,7 @@ async def timed(url: str, handler: Handler, entries: list[dict[str, Any]], page:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=5000, help="patents (entries ≈ 2.3 × n)")
+    ap.add_argument("--n", type=int, default=5000, help="patents (entries ≈ 2.7 × n)")
     ap.add_argument("--engine", choices=["postgresql", "sqlite"], default="postgresql")
     ap.add_argument("--smoke", action="store_true", help="300 patents")
     args = ap.parse_args()
