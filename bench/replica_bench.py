@@ -64,6 +64,7 @@ def feed(n: int) -> list[dict[str, Any]]:
         add("organisation", {"id": o, "kind": "university", "name": f"天津某大学{o}",
                              "district": "南开区", "province": "天津市", "is_sme": False,
                              "updated_at": STAMP})  # fmt: skip
+
     def patent(pid: int, legal_status: str, version: int) -> dict[str, Any]:
         return {
             "id": pid, "application_number": f"2019{pid:08d}", "patent_type": "invention",
