@@ -299,6 +299,59 @@ def catalog_lookups(client: httpx.Client, base: dict[str, str]) -> dict[str, flo
     return {k: float(found.get(k, "nan")) for k in ("checks", "feed_arrivals", "fetches")}
 
 
+SERVICES = ("catalog", "matching", "indicators")
+_SERIES = re.compile(
+    r'^tjp_http_(requests_total|request_duration_seconds_sum)\{method="(\w+)",route="([^"]*)"'
+    r'(?:,status="\d+")?\} ([0-9.e+]+)$',
+    re.M,
+)
+
+
+def served(client: httpx.Client, base: dict[str, str]) -> dict[tuple[str, str], list[float]]:
+    """Per (service, "METHOD route"): requests answered so far and the seconds they took,
+    from each service's /metrics: the load's own requests and the services' calls to each
+    other (feed polls, lookups, key checks) alike."""
+    out: dict[tuple[str, str], list[float]] = {}
+    for service in SERVICES:
+        text = client.get(f"{base[service]}/metrics").text
+        for series, method, route, value in _SERIES.findall(text):
+            if route == "/metrics":
+                continue
+            acc = out.setdefault((service, f"{method} {route}"), [0.0, 0.0])
+            acc[0 if series == "requests_total" else 1] += float(value)
+    return out
+
+
+def print_served(
+    before: dict[tuple[str, str], list[float]],
+    after: dict[tuple[str, str], list[float]],
+    seconds: float,
+    cpu: dict[str, float],
+    top: int = 6,
+) -> None:
+    """Each service's busiest routes during the load: what its CPU was spent answering."""
+    print("\nrequests each service answered during the load (clients and other services alike;")
+    print("server time from arrival to the end of the response, waiting included):\n")
+    print("| service | route | requests | per s | mean server ms |")
+    print("|---|---|---:|---:|---:|")
+    for service in SERVICES:
+        rows = []
+        for (svc, route), (n, spent) in after.items():
+            if svc != service:
+                continue
+            n0, spent0 = before.get((svc, route), [0.0, 0.0])
+            if n - n0 > 0:
+                rows.append((n - n0, spent - spent0, route))
+        rows.sort(reverse=True)
+        total = sum(r[0] for r in rows)
+        for n, spent, route in rows[:top]:
+            print(f"| {service} | `{route}` | {n:,.0f} | {n / seconds:.1f} | "
+                  f"{spent / n * 1000:.1f} |")  # fmt: skip
+        if total and service in cpu:
+            print(f"| {service} | all {len(rows)} routes | {total:,.0f} | {total / seconds:.1f} "
+                  f"| CPU {cpu[service] / total * 1000:.2f} ms per request answered |")  # fmt: skip
+
+
 def check_targets(rows: list[dict[str, Any]], users: int) -> None:
     print(f"\ntargets (issue 11, {users} clients; the issue states them for 8):")
     by = {r["endpoint"]: r for r in rows}
@@ -380,6 +433,7 @@ def main() -> int:
                     break
                 time.sleep(0.5)
             lookups_before = catalog_lookups(c, base)
+            served_before = served(c, base)
         print(f"feeds before the load (position, upstream head): {positions}")
         print(f"machine before the load: {machine_state()}", flush=True)
         cpu_before = {s: cpu_seconds(pid) for s, pid in env["pids"].items()}
@@ -404,6 +458,7 @@ def main() -> int:
             print(f"  error {status} {name}: {body}")
         with httpx.Client(timeout=60) as c:
             after = catalog_lookups(c, base)
+            served_after = served(c, base)
         got = {k: after[k] - lookups_before[k] for k in after}
         deals = sum(r["requests"] for r in rows if r["endpoint"] == "POST /v1/deals")
         print(f"\ndeals that named what the catalog feed had not yet brought to indicators: "
@@ -427,6 +482,7 @@ def main() -> int:
             f"latency = clients / throughput = {args.users / (len(samples) / seconds) * 1000:.0f}"
             " ms: once the cores are busy, only less CPU per request lowers it."
         )
+        print_served(served_before, served_after, seconds, cpu)
         print(f"\n{lock_waits.report()}")
         ok = verify(base, result["accepted"], timeout=120)
         check_targets(rows, args.users)
