@@ -88,7 +88,12 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     (
         "load-mix",
         [PY, "bench/load_mix.py", "--smoke"],
-        ["| POST /v1/deals |", "| GET /v1/plans/city-001/progress |", "verification passed"],
+        [
+            "| POST /v1/deals |",
+            "| GET /v1/plans/city-001/progress |",
+            "| catalog | `GET /v1/feed` |",  # the services' calls to each other, from /metrics
+            "verification passed",
+        ],
     ),
 ]
 
