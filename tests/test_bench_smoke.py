@@ -140,6 +140,11 @@ MATCHING_BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
         ['"http_p99_ms"', '"upload_to_matchable_median_s"'],
     ),  # fmt: skip
     (
+        "matching-segments",
+        [PY, "-m", "bench.matching.segments", "--smoke"],
+        ["| whole tail past 12 (before) |", "(shipped) |"],
+    ),
+    (
         "matching-http-profile",
         [PY, "-m", "bench.matching.profile_http", "--smoke"],
         ['"server_cpu_ms_per_request"', "| · · index search (search_report) |"],

@@ -282,3 +282,46 @@ def test_scores_are_the_per_term_float32_sums_across_segments() -> None:
             (k for k, s in idx.loc.items() if ref[s] > 0), key=lambda k: -ref[idx.loc[k]]
         )
         assert [h.key for h in hits] == expected[:10]
+
+
+def test_merging_the_newest_segments_keeps_every_score_and_bounds_the_segments() -> None:
+    """Uploads append a segment each; past `MAX_SEGMENTS` the newest are merged (sizes
+    growing toward the oldest). Scores and explanations must come out bit for bit as on
+    the same documents left unmerged; the head (the fitted segment) is never merged."""
+    import random
+
+    from services.matching.domain import index as index_module
+
+    rng = random.Random(5)
+    words = ["LED", "恒流", "驱动", "电路", "正极", "材料", "锂电池", "地膜", "降解", "开关电源",
+             "控制芯片", "围巾", "针织", "升压", "散热", "磷酸铁锂"]  # fmt: skip
+
+    def doc(i: int) -> dict[str, float]:
+        return analyse_patent(f"一种{rng.choice(words)}{i}", "".join(rng.sample(words, 5)))
+
+    batches = [[(k, doc(k), Attrs(pooled=True)) for k in range(b * 7, b * 7 + rng.randint(1, 7))]
+               for b in range(1, 40)]  # fmt: skip
+    queries = [analyse_query(" ".join(rng.sample(words, 3))) for _ in range(12)]
+
+    def run(max_segments: int) -> tuple[MatchIndex, list[list[tuple[int, float, tuple]]]]:
+        old, index_module.MAX_SEGMENTS = index_module.MAX_SEGMENTS, max_segments
+        try:
+            idx = MatchIndex(refit_min=10_000)
+            idx.build((i, bag(i), Attrs(pooled=True)) for i in DOCS)
+            for batch in batches:
+                idx.upsert_many(batch)
+                assert len(idx._state.segments) <= max_segments
+            idx.remove([8, 15])
+        finally:
+            index_module.MAX_SEGMENTS = old
+        found = [[(h.key, h.score, tuple(h.terms)) for h in idx.search(q, 20, explain=5)]
+                 for q in queries]  # fmt: skip
+        return idx, found
+
+    merged, found = run(4)
+    unmerged, expected = run(1_000)
+    assert len(unmerged._state.segments) == 40
+    assert found == expected
+    assert any(found), "the queries should find documents"
+    assert len(merged._state.segments) <= 4
+    assert merged._state.segments[0].n == len(DOCS)  # the fitted head is never merged
