@@ -18,6 +18,8 @@ import asyncpg
 import orjson
 from sqlalchemy import JSON, MetaData, event, insert, text
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import (
@@ -314,6 +316,24 @@ async def insert_with_ids(
         )
         ids.update({k: new_id for new_id, k in inserted.all()})
     return ids
+
+
+def dialect_insert(session: AsyncSession) -> Any:
+    """The `insert` with `on_conflict_do_*` for the session's engine (PostgreSQL or SQLite)."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+async def upsert_rows(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert rows, or update every column they name on the row with the same `id`
+    (`ON CONFLICT (id) DO UPDATE`), in the session's transaction: one statement, run as an
+    executemany, whatever the number of rows. Rows must name the same columns."""
+    if not rows:
+        return
+    stmt = dialect_insert(session)(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.id], set_={c: stmt.excluded[c] for c in rows[0] if c != "id"}
+    )
+    await session.execute(stmt, rows)
 
 
 async def insert_rows(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:

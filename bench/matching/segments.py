@@ -26,12 +26,10 @@ import argparse
 import os
 import time
 
-import scipy.sparse as sp
-
 from bench.matching.corpus import dev_need_ids, load_needs
 from bench.matching.perf import synthetic
 from services.matching.domain import index as index_module
-from services.matching.domain.index import Attrs, MatchIndex, Segment, _pad, _State
+from services.matching.domain.index import Attrs, MatchIndex
 from services.matching.domain.text import analyse_patent, analyse_query
 
 
@@ -39,13 +37,7 @@ class WholeTailIndex(MatchIndex):
     """The merge before stop 23: everything behind the fitted head, into one segment."""
 
     def _merge_newest(self) -> None:
-        st = self._state
-        head, tail = st.segments[0], st.segments[1:]
-        parts = [_pad(s.X, len(self.terms)).tocsr() for s in tail]
-        X = sp.vstack(parts, format="csr").tocsc()
-        X.sort_indices()
-        merged = Segment(X, tail[0].offset)
-        self._state = _State((head, merged), st.arrays, st.n_slots, st.idf, st.pivot)
+        self._merge_from(1)
 
 
 def run(

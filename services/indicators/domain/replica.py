@@ -19,14 +19,13 @@ from typing import Any
 
 import httpx
 from sqlalchemy import delete, event, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.indicators.domain.common import aware, normalise_appno, parse_date, parse_dt
 from services.indicators.domain.ledger import refreeze_deals_of
 from services.indicators.models import Lead, Listing, Need, Org, OrgVersion, Patent, PoolEvent
 from shared.bizdate import business_date, day_start_utc
+from shared.db import dialect_insert, upsert_rows
 from shared.feed import FeedConsumer, utcnow
 
 log = logging.getLogger("tjp.indicators.replica")
@@ -176,13 +175,7 @@ async def apply_patents(session: AsyncSession, payloads: Iterable[dict[str, Any]
         .where(Patent.id.not_in([r["id"] for r in rows]))
         .execution_options(synchronize_session=False)
     )
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(Patent)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[Patent.id], set_={c: stmt.excluded[c] for c in rows[0] if c != "id"}
-    )
-    # Core's executemany: one cached statement, whatever the page's size.
-    await (await session.connection()).execute(stmt, rows)
+    await upsert_rows(session, Patent.__table__, rows)
     return [r["id"] for r in rows]
 
 
@@ -346,7 +339,7 @@ async def insert_missing(
     (or is being written by the feed consumer) alone: the feed stays the one that updates
     them. Two requests naming the same new patent both succeed instead of one failing on
     the unique key; each waits at most for the other's short transaction."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     now = utcnow()
     for p in orgs:
         attrs = org_attrs(p)

@@ -575,12 +575,17 @@ class MatchIndex:
         so a row is merged again only when its segment has about doubled (a few merges per
         row), while every query pays each segment's fixed cost on few segments. The fitted
         head is left alone: only a refit rewrites it."""
-        st = self._state
-        segs = st.segments
+        segs = self._state.segments
         start, rows = len(segs) - 2, segs[-1].n + segs[-2].n
         while start > 1 and segs[start - 1].n <= rows:
             start -= 1
             rows += segs[start].n
+        self._merge_from(start)
+
+    def _merge_from(self, start: int) -> None:
+        """Segments `start` onwards, merged into one."""
+        st = self._state
+        segs = st.segments
         ncols = len(self.terms)
         parts = [_pad(s.X, ncols).tocsr() for s in segs[start:]]
         X = sp.vstack(parts, format="csr").tocsc()

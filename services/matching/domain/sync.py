@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.matching.domain.cards import ABSTRACT_HEAD, CardStore, card_of, owner_of
@@ -31,6 +29,7 @@ from services.matching.domain.codes import (
 from services.matching.domain.index import Attrs, MatchIndex
 from services.matching.domain.text import analyse_patent
 from services.matching.models import FeedCursor, Listing, Organisation, Patent, PatentOwner
+from shared.db import upsert_rows
 from shared.feed import FeedConsumer
 from shared.regions import TIANJIN_DISTRICTS
 
@@ -117,15 +116,6 @@ def _listing_row(p: dict[str, Any], pos: int) -> dict[str, Any]:
     }
 
 
-async def _upsert(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
-    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert_(table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.id], set_={c: stmt.excluded[c] for c in rows[0] if c != "id"}
-    )
-    await session.execute(stmt, rows)
-
-
 async def _apply_run(session: AsyncSession, run: list[dict[str, Any]]) -> None:
     """Patent and listing entries in feed order. Each patent ends stamped with the feed id
     of the last entry that touched it, as if the entries had been applied one by one."""
@@ -144,13 +134,13 @@ async def _apply_run(session: AsyncSession, run: list[dict[str, Any]]) -> None:
             stamp[int(p["patent_id"])] = pos
     if patents:
         rows = [_patent_row(p, stamp[pid]) for pid, p in patents.items()]
-        await _upsert(session, PATENT, rows)
+        await upsert_rows(session, PATENT, rows)
         await session.execute(delete(OWNER).where(OWNER.c.patent_id.in_(list(patents))))
         owners = [{"patent_id": r["id"], "org_id": o} for r in rows for o in r["owner_org_ids"]]
         if owners:
             await session.execute(insert(OWNER), owners)
     if listings:
-        await _upsert(session, LISTING, [_listing_row(p, pos) for p, pos in listings.values()])
+        await upsert_rows(session, LISTING, [_listing_row(p, pos) for p, pos in listings.values()])
         stamps = [{"pid": k, "pos": v} for k, v in stamp.items() if k not in patents]
         if stamps:
             await session.execute(
